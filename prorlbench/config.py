@@ -1,0 +1,103 @@
+"""Typed configuration: dataclasses with documented fields, filled from TOML tables.
+
+Every plugin's config is a dataclass whose fields are declared with :func:`opt` (a default plus a
+one-line help text). :func:`build_config` fills one from a TOML table, rejecting unknown keys with
+a "did you mean" suggestion and values of the wrong type, naming the file and key.
+A config class may define ``PROFILES: ClassVar[dict[str, dict]]`` (e.g. ``quick`` and ``paper``):
+the profile's values are applied first, then the user's table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import field
+from typing import Any
+
+from .errors import ConfigError, did_you_mean
+
+
+def opt(default: Any, help: str, **kw: Any) -> Any:
+    """A config field with a default and a help text (shown by ``prorlbench list --details`` and docs)."""
+    if isinstance(default, (list, dict, set)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+def field_help(cls: type) -> dict[str, str]:
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        inner = args[0] if args else Any
+        out = [_coerce(v, inner, where) for v in value]
+        return tuple(out) if origin is tuple else out
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def build_config(cls: type, values: dict[str, Any] | None = None, *, where: str = "config",
+                 profile: str | None = None) -> Any:
+    """Instantiate config dataclass ``cls`` from ``values`` (a TOML table).
+
+    ``where`` names the source for errors, e.g. ``"run.toml [methods.prorl]"``.
+    """
+    values = dict(values or {})
+    merged: dict[str, Any] = {}
+    profiles = getattr(cls, "PROFILES", None) or {}
+    if profile is not None and profile in profiles:
+        merged.update(profiles[profile])
+    merged.update(values)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, val in merged.items():
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(key, list(fields))}; "
+                              f"valid keys: {', '.join(sorted(fields))}")
+        kwargs[key] = _coerce(val, hints.get(key, Any), f"{where} key '{key}'")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A config dataclass as a plain dict (for config.toml and cache keys)."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.init}

@@ -1,0 +1,208 @@
+"""Scoring paths with a simulator: one causal forward pass per path (SPEC section 2).
+
+For a batch of N cases with histories H and paths L, the sequence ``H + L`` is encoded once;
+the state after the history (S_0) and after every path prefix (S_1 .. S_m) are rows of that one
+encoding. Everything per step (log p(T | S_k), rank(T | S_k), accept(S_{k-1}, i_k)) is read off
+those states. Full-catalog work (logits, log-sum-exp, rank counting) is done in chunks so memory
+stays bounded at paper batch sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from .api import Case, SequenceModel
+
+
+@dataclass
+class PathScores:
+    """Per-step simulator quantities of N paths, each up to L items.
+
+    Positions past a path's length repeat the value at its length (``log_p``, ``rank``) or are 0
+    (``accept``), so ``log_p[:, -1]`` is always ``log p(T | S_m)``.
+    """
+
+    log_p: torch.Tensor
+    """``[N, L + 1]``: ``log p(T | S_k)`` for k = 0..L."""
+    rank: torch.Tensor
+    """``[N, L + 1]``: ``rank(T | S_k)`` (1 = top), float."""
+    accept: torch.Tensor
+    """``[N, L]``: ``accept(S_{k-1}, i_k) = sigmoid(u(S_{k-1}) . e_{i_k})``; 0 past the length."""
+    lengths: torch.Tensor
+    """``[N]`` path lengths m (after unknown ids were dropped)."""
+    valid: torch.Tensor
+    """``[N, L]`` bool: the step's item is new (not in H, not repeated); False past the length."""
+    n_unknown: torch.Tensor
+    """``[N]`` number of unknown (out-of-catalog) ids that were dropped from each path."""
+    paths: torch.Tensor
+    """``[N, L]`` the scored item ids, right-padded with ``n_items``."""
+    targets: torch.Tensor
+    """``[N]``."""
+    item_attributes: Sequence[frozenset[int]] | None = None
+    """Passed through for attribute-based metrics (Coherence)."""
+
+    @property
+    def max_len(self) -> int:
+        return self.accept.shape[1]
+
+    @property
+    def step_mask(self) -> torch.Tensor:
+        """``[N, L]`` bool: position k < length."""
+        ar = torch.arange(self.max_len, device=self.lengths.device)
+        return ar[None, :] < self.lengths[:, None]
+
+    def final(self, x: torch.Tensor) -> torch.Tensor:
+        """Value at S_m of a ``[N, L + 1]`` tensor."""
+        return x.gather(1, self.lengths[:, None]).squeeze(1)
+
+
+def pad_paths(
+    paths: Sequence[Sequence[int]], n_items: int, max_len: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Paths as a right-padded tensor; unknown ids (outside the catalog) are dropped and counted.
+
+    Returns ``(paths [N, L], lengths [N], n_unknown [N])``.
+    """
+    clean: list[list[int]] = []
+    unknown: list[int] = []
+    for p in paths:
+        kept = [int(i) for i in p if 0 <= int(i) < n_items]
+        clean.append(kept)
+        unknown.append(len(p) - len(kept))
+    width = max([len(p) for p in clean] + [max_len or 0, 1])
+    out = torch.full((len(clean), width), n_items, dtype=torch.long)
+    for r, p in enumerate(clean):
+        if p:
+            out[r, : len(p)] = torch.tensor(p, dtype=torch.long)
+    lengths = torch.tensor([len(p) for p in clean], dtype=torch.long)
+    return out, lengths, torch.tensor(unknown, dtype=torch.long)
+
+
+def histories_tensor(cases: Sequence[Case], n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Histories right-padded with ``n_items``: ``(hist [N, H], hist_len [N])``."""
+    width = max(1, max((len(c.history) for c in cases), default=1))
+    out = torch.full((len(cases), width), n_items, dtype=torch.long)
+    for r, c in enumerate(cases):
+        if c.history:
+            out[r, : len(c.history)] = torch.tensor(c.history, dtype=torch.long)
+    lens = torch.tensor([len(c.history) for c in cases], dtype=torch.long)
+    return out, lens
+
+
+def _validity(hist: torch.Tensor, hist_len: torch.Tensor, paths: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``[N, L]``: item is not in the history and not an earlier path item, and k < length."""
+    N, L = paths.shape
+    H = hist.shape[1]
+    hmask = torch.arange(H, device=hist.device)[None, :] < hist_len[:, None]
+    in_hist = ((paths[:, :, None] == hist[:, None, :]) & hmask[:, None, :]).any(-1)
+    earlier = torch.ones(L, L, dtype=torch.bool, device=paths.device).tril(-1)
+    repeated = ((paths[:, :, None] == paths[:, None, :]) & earlier[None]).any(-1)
+    in_path = torch.arange(L, device=paths.device)[None, :] < lengths[:, None]
+    return in_path & ~in_hist & ~repeated
+
+
+def build_sequences(
+    hist: torch.Tensor, hist_len: torch.Tensor, paths: torch.Tensor, lengths: torch.Tensor,
+    pad_id: int, max_seq_len: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``H + L`` per row, right-padded, oldest history items dropped to fit ``max_seq_len``.
+
+    Returns ``(seqs [N, T], seq_len [N], hist_len_kept [N])``.
+    """
+    N, L = paths.shape
+    keep = (max_seq_len - L)
+    if keep < 1:
+        raise ValueError(f"max path length {L} leaves no room for history in max_seq_len {max_seq_len}")
+    # Drop the oldest history items of rows whose history is longer than `keep`.
+    drop = (hist_len - keep).clamp(min=0)
+    if bool((drop > 0).any()):
+        idx = torch.arange(hist.shape[1], device=hist.device)[None, :] + drop[:, None]
+        hist = hist.gather(1, idx.clamp(max=hist.shape[1] - 1))
+        hist_len = hist_len - drop
+        hist = torch.where(torch.arange(hist.shape[1], device=hist.device)[None, :] < hist_len[:, None], hist, pad_id)
+    H = hist.shape[1]
+    T = min(H + L, max_seq_len)
+    both = torch.cat([hist, paths], 1)  # [N, H + L]
+    pos = torch.arange(T, device=hist.device)[None, :].expand(N, T)
+    src = torch.where(pos < hist_len[:, None], pos, H + (pos - hist_len[:, None]))
+    src = src.clamp(max=H + L - 1)
+    seqs = both.gather(1, src)
+    seq_len = hist_len + lengths
+    seqs = torch.where(pos < seq_len[:, None], seqs, pad_id)
+    return seqs, seq_len, hist_len
+
+
+@torch.no_grad()
+def target_stats(
+    model: SequenceModel, states: torch.Tensor, targets: torch.Tensor, chunk: int = 4096
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``log p(T | S)`` and ``rank(T | S)`` for states ``[N, K, d]`` and targets ``[N]``.
+
+    Works on chunks of rows so the ``[rows, n_items]`` logits never exceed ``chunk`` rows.
+    """
+    N, K, d = states.shape
+    flat = states.reshape(N * K, d)
+    tflat = targets[:, None].expand(N, K).reshape(-1)
+    logp = torch.empty(N * K, device=states.device)
+    rank = torch.empty(N * K, device=states.device)
+    for s in range(0, N * K, chunk):
+        lg = model.logits(flat[s : s + chunk]).float()
+        t = lg.gather(1, tflat[s : s + chunk, None])
+        logp[s : s + chunk] = (t - torch.logsumexp(lg, 1, keepdim=True)).squeeze(1)
+        rank[s : s + chunk] = 1.0 + (lg > t).sum(1).float()
+    return logp.view(N, K), rank.view(N, K)
+
+
+@torch.no_grad()
+def score_paths(
+    model: SequenceModel,
+    cases: Sequence[Case] | None = None,
+    paths: Sequence[Sequence[int]] | None = None,
+    *,
+    hist: torch.Tensor | None = None,
+    hist_len: torch.Tensor | None = None,
+    targets: torch.Tensor | None = None,
+    path_tensor: torch.Tensor | None = None,
+    path_len: torch.Tensor | None = None,
+    item_attributes: Sequence[frozenset[int]] | None = None,
+    chunk: int = 4096,
+) -> PathScores:
+    """Score N paths in one forward pass each.
+
+    Either give ``cases`` and ``paths`` (Python lists; unknown ids are dropped and counted), or
+    the tensors ``hist, hist_len, targets, path_tensor, path_len`` directly (the RL hot path).
+    """
+    device = next(iter(model.parameters()), torch.zeros(0)).device if isinstance(model, torch.nn.Module) else torch.device("cpu")
+    n_items = model.n_items
+    if cases is not None:
+        assert paths is not None and len(paths) == len(cases)
+        hist, hist_len = histories_tensor(cases, n_items)
+        targets = torch.tensor([c.target for c in cases], dtype=torch.long)
+        path_tensor, path_len, n_unknown = pad_paths(paths, n_items)
+    else:
+        assert hist is not None and hist_len is not None and targets is not None
+        assert path_tensor is not None and path_len is not None
+        n_unknown = torch.zeros(path_tensor.shape[0], dtype=torch.long)
+    hist, hist_len, targets = hist.to(device), hist_len.to(device), targets.to(device)
+    path_tensor, path_len, n_unknown = path_tensor.to(device), path_len.to(device), n_unknown.to(device)
+
+    N, L = path_tensor.shape
+    seqs, seq_len, hl = build_sequences(hist, hist_len, path_tensor, path_len, n_items, model.max_seq_len)
+    enc = model.encode(seqs, seq_len)  # [N, T, d]: the one forward pass
+    # State after S_k sits at index hl - 1 + k; clamp to the last real position past the length.
+    k = torch.arange(L + 1, device=device)[None, :]
+    idx = hl[:, None] - 1 + torch.minimum(k, path_len[:, None])
+    states = enc.gather(1, idx[:, :, None].expand(N, L + 1, enc.shape[-1]))
+    log_p, rank = target_stats(model, states, targets, chunk=chunk)
+    items = path_tensor.clamp(max=n_items - 1)
+    acc = torch.sigmoid(model.accept_logit(states[:, :L], items).float())
+    mask = k[:, :L] < path_len[:, None]
+    acc = torch.where(mask, acc, torch.zeros((), device=device))
+    valid = _validity(hist, hist_len, path_tensor, path_len)
+    return PathScores(
+        log_p=log_p, rank=rank, accept=acc, lengths=path_len, valid=valid, n_unknown=n_unknown,
+        paths=path_tensor, targets=targets, item_attributes=item_attributes,
+    )
