@@ -127,6 +127,11 @@ class SequenceModel(Protocol):
         ``states [..., d]``, ``items [...]`` -> ``[...]``."""
         ...
 
+    def item_embeddings(self) -> torch.Tensor:
+        """The output item embedding matrix ``[n_items, d]`` (``logits(s) == s @ E.T`` up to a
+        per-item bias); baselines use it for item-to-item similarity."""
+        ...
+
 
 @dataclass(frozen=True)
 class SimulatorInfo:
