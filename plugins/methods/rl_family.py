@@ -1,0 +1,90 @@
+"""The RL family of SPEC section 5: ProRL, its two ablations, naive-pg, grpo, rloo, and sft.
+
+Each RL method is ONE small function: the per-position weight ``A_t`` it forms from the step
+rewards of ``G`` sampled paths per case. Policy, rollout, rewards, loss, SFT stage and selection
+are shared (:mod:`prorlbench.rl`); every estimator registered here (or by a third-party plugin)
+becomes a method of the same name. Read this file as the table of SPEC section 5:
+
+==============================  ==============  =============================================
+method                          rewards         weight of every step t of a path
+==============================  ==============  =============================================
+prorl                           centred (SRC)   G_t - b_t (PSAE)
+prorl-no-centering              scaled only     G_t - b_t
+prorl-no-positional-baseline    centred         R - mean_group(R)
+naive-pg (REINFORCE)            scaled only     R
+grpo                            scaled only     (R - mean_group(R)) / (std_group(R) + 1e-6)
+rloo                            scaled only     R - mean of R over the other G - 1 samples
+==============================  ==============  =============================================
+
+Source: Hou et al., "ProRL" (the paper's SRC and PSAE); GRPO (Shao et al., 2024), RLOO (Ahmadian
+et al., 2024) as peers. Deviation: the paper's policy is a T5 over semantic ids; ours is a small
+transformer over item ids (see :mod:`prorlbench.rl.policy`). Hyper-parameters: ``RLConfig``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from prorlbench import hookimpl
+from prorlbench.api import EstimatorSpec
+from prorlbench.rl.config import RLConfig  # noqa: F401  (the config of every method below)
+from prorlbench.rl.estimators import (
+    AdvantageBatch,
+    group_mean,
+    group_std,
+    leave_one_out_mean,
+    on_every_step,
+    positional_baseline,
+)
+from prorlbench.rl.method import sft_method_spec
+
+
+def psae(b: AdvantageBatch) -> torch.Tensor:
+    """Position-specific advantage: ``G_t`` minus the mean ``G_t`` of the group's samples active at t."""
+    g = b.returns_to_go
+    return b.masked(g - positional_baseline(b, g))
+
+
+def path_baseline(b: AdvantageBatch) -> torch.Tensor:
+    """One path-level baseline: ``R - mean_group(R)`` on every step."""
+    r = b.path_return
+    return on_every_step(b, r - group_mean(r))
+
+
+def reinforce(b: AdvantageBatch) -> torch.Tensor:
+    """No baseline: the path return ``R`` on every step."""
+    return on_every_step(b, b.path_return)
+
+
+def grpo(b: AdvantageBatch) -> torch.Tensor:
+    """Group-normalised return: ``(R - mean) / (unbiased std + 1e-6)`` on every step."""
+    r = b.path_return
+    return on_every_step(b, (r - group_mean(r)) / (group_std(r) + 1e-6))
+
+
+def rloo(b: AdvantageBatch) -> torch.Tensor:
+    """Leave-one-out baseline: ``R`` minus the mean ``R`` of the other G - 1 samples."""
+    r = b.path_return
+    return on_every_step(b, r - leave_one_out_mean(r))
+
+
+ESTIMATORS = (
+    EstimatorSpec("prorl", "ProRL: centred step rewards (SRC) + position-specific baseline (PSAE)", psae, centered=True),
+    EstimatorSpec("prorl-no-centering", "ProRL ablation: PSAE on scaled, un-centred rewards", psae, centered=False),
+    EstimatorSpec("prorl-no-positional-baseline", "ProRL ablation: SRC with one path-level baseline",
+                  path_baseline, centered=True),
+    EstimatorSpec("naive-pg", "REINFORCE: path return on every step, no baseline", reinforce, centered=False),
+    EstimatorSpec("grpo", "GRPO: group-normalised path return", grpo, centered=False),
+    EstimatorSpec("rloo", "RLOO: leave-one-out baseline on the path return", rloo, centered=False),
+)
+
+
+@hookimpl
+def register_estimators(register):
+    for spec in ESTIMATORS:
+        register(spec)
+
+
+@hookimpl
+def register_methods(register):
+    register(sft_method_spec())

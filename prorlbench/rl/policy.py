@@ -1,0 +1,235 @@
+"""The one policy of the RL family: ``pi(a | H, T, L[:t])`` over catalog items plus STOP.
+
+A small pre-LN causal transformer over the token row
+
+    [h_1 .. h_n (left-padded), <T>, a_1 .. a_t]
+
+where ``<T>`` is the target's item embedding plus a learned "target" marker. Left padding puts
+``<T>`` at a fixed index, so learned absolute positions mean "distance from the end of H". The
+output at ``<T>`` predicts action 0, the output at ``a_t`` predicts action ``t``. The output head
+is tied to the item embeddings (one logit per item) plus a separate STOP logit (index
+``n_items``).
+
+Validity mask (``mask_invalid``): items in H, items already in the path and (``mask_target``) the
+target itself get probability 0, so sampled paths are valid by construction. STOP is always
+allowed. A path that reaches ``max_path_len`` items ends without a STOP action.
+
+Sampling is batched over all ``N = B * G`` rows at once: each step re-runs the (tiny) transformer
+on the prefix (no Python loop over paths).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..api import Case
+
+
+# --------------------------------------------------------------------------------------------
+# Cases as tensors
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CaseTensors:
+    """A list of cases as device tensors (built once per fit / generate call)."""
+
+    hist: torch.Tensor
+    """``[N, H]`` right-padded histories (the layout :mod:`prorlbench.scoring` uses)."""
+    hist_len: torch.Tensor
+    """``[N]``."""
+    hist_left: torch.Tensor
+    """``[N, H]`` the same histories left-padded (the layout the policy uses)."""
+    target: torch.Tensor
+    """``[N]``."""
+
+    def __len__(self) -> int:
+        return self.target.shape[0]
+
+    def index(self, idx: torch.Tensor) -> "CaseTensors":
+        return CaseTensors(self.hist[idx], self.hist_len[idx], self.hist_left[idx], self.target[idx])
+
+    def repeat(self, g: int) -> "CaseTensors":
+        """Each case ``g`` times in a row (``[N] -> [N * g]``), for G samples per case."""
+        return CaseTensors(*(x.repeat_interleave(g, 0) for x in
+                             (self.hist, self.hist_len, self.hist_left, self.target)))
+
+    @classmethod
+    def from_cases(cls, cases: Sequence[Case], n_items: int, max_history: int,
+                   device: torch.device | str = "cpu") -> "CaseTensors":
+        hists = [tuple(c.history)[-max_history:] if max_history > 0 else () for c in cases]
+        width = max([len(h) for h in hists] + [1])
+        right = torch.full((len(cases), width), n_items, dtype=torch.long)
+        left = torch.full((len(cases), width), n_items, dtype=torch.long)
+        for r, h in enumerate(hists):
+            if h:
+                t = torch.tensor(h, dtype=torch.long)
+                right[r, : len(h)] = t
+                left[r, width - len(h):] = t
+        lens = torch.tensor([len(h) for h in hists], dtype=torch.long)
+        tgt = torch.tensor([c.target for c in cases], dtype=torch.long)
+        return cls(right.to(device), lens.to(device), left.to(device), tgt.to(device))
+
+
+# --------------------------------------------------------------------------------------------
+# Network
+# --------------------------------------------------------------------------------------------
+
+
+class _Block(nn.Module):
+    def __init__(self, d: int, heads: int, dropout: float):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.ff = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.heads = heads
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, allow: torch.Tensor) -> torch.Tensor:
+        n, s, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(n, s, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        p = self.drop.p if self.training else 0.0
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=allow, dropout_p=p)
+        x = x + self.drop(self.proj(att.transpose(1, 2).reshape(n, s, d)))
+        return x + self.drop(self.ff(self.ln2(x)))
+
+
+class PathPolicy(nn.Module):
+    """Autoregressive path policy; action ids are items ``0..n_items-1`` and STOP ``= n_items``."""
+
+    def __init__(self, n_items: int, max_path_len: int, max_history: int, d_model: int = 64,
+                 n_layers: int = 2, n_heads: int = 2, dropout: float = 0.1,
+                 mask_invalid: bool = True, mask_target: bool = True):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model {d_model} is not divisible by n_heads {n_heads}")
+        self.n_items, self.max_path_len, self.max_history = n_items, max_path_len, max_history
+        self.stop_id = n_items
+        self.mask_invalid, self.mask_target = mask_invalid, mask_target
+        self.item_emb = nn.Embedding(n_items + 1, d_model, padding_idx=n_items)  # + pad
+        self.target_marker = nn.Parameter(torch.zeros(d_model))
+        self.pos_emb = nn.Embedding(max_history + 1 + max_path_len, d_model)
+        self.blocks = nn.ModuleList(_Block(d_model, n_heads, dropout) for _ in range(n_layers))
+        self.ln = nn.LayerNorm(d_model)
+        self.stop_head = nn.Linear(d_model, 1)
+        self.item_bias = nn.Parameter(torch.zeros(n_items))
+        self.drop = nn.Dropout(dropout)
+        nn.init.normal_(self.item_emb.weight, std=1.0 / math.sqrt(d_model))
+        with torch.no_grad():
+            self.item_emb.weight[n_items].zero_()
+
+    # -- the forward pass ---------------------------------------------------------------------
+
+    def forward(self, hist_left: torch.Tensor, target: torch.Tensor, gen: torch.Tensor) -> torch.Tensor:
+        """Raw logits ``[N, t + 1, n_items + 1]`` for actions ``0..t`` given ``gen [N, t]``."""
+        n, h = hist_left.shape
+        t = gen.shape[1]
+        tok = torch.cat([hist_left, target[:, None], gen], 1)  # [N, h + 1 + t]
+        x = self.item_emb(tok)
+        x[:, h] = x[:, h] + self.target_marker
+        s = h + 1 + t
+        offset = self.max_history - h  # left-aligned to the policy's full history window
+        pos = torch.arange(s, device=tok.device) + offset
+        x = self.drop(x + self.pos_emb(pos)[None])
+        real = tok != self.n_items
+        real[:, h] = True
+        eye = torch.eye(s, dtype=torch.bool, device=tok.device)
+        causal = torch.ones(s, s, dtype=torch.bool, device=tok.device).tril()
+        allow = (causal[None] & real[:, None, :]) | eye[None]  # [N, s, s]
+        allow = allow[:, None]  # broadcast over heads
+        for blk in self.blocks:
+            x = blk(x, allow)
+        out = self.ln(x[:, h:])  # [N, t + 1, d]
+        items = out @ self.item_emb.weight[: self.n_items].T + self.item_bias
+        return torch.cat([items, self.stop_head(out)], -1)
+
+    # -- masks ----------------------------------------------------------------------------------
+
+    def _base_banned(self, hist_left: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``[N, n_items + 2]`` bool: actions banned at every step (column ``n_items + 1`` is a
+        scratch column for pads; column ``n_items`` is STOP, never banned)."""
+        n = hist_left.shape[0]
+        banned = torch.zeros(n, self.n_items + 2, dtype=torch.bool, device=hist_left.device)
+        if self.mask_invalid:
+            idx = torch.where(hist_left == self.n_items, self.n_items + 1, hist_left)
+            banned.scatter_(1, idx, True)
+        if self.mask_target:
+            banned.scatter_(1, target[:, None], True)
+        banned[:, self.n_items] = False
+        return banned
+
+    def _pads_to_scratch(self, items: torch.Tensor) -> torch.Tensor:
+        return torch.where(items >= self.n_items, self.n_items + 1, items)
+
+    def masked_log_probs(self, ct_hist_left: torch.Tensor, target: torch.Tensor, paths: torch.Tensor,
+                         n_actions: int) -> torch.Tensor:
+        """Teacher-forced ``log pi(. | prefix)`` ``[N, n_actions, n_items + 1]`` for the first
+        ``n_actions`` decisions of ``paths [N, >= n_actions - 1]`` (padded with ``n_items``)."""
+        gen = paths[:, : n_actions - 1]
+        logits = self(ct_hist_left, target, gen)
+        if self.mask_invalid or self.mask_target:
+            n = paths.shape[0]
+            base = self._base_banned(ct_hist_left, target)  # [N, V + 2]
+            banned = base[:, None, :].expand(n, n_actions, base.shape[1]).clone()
+            if self.mask_invalid and n_actions > 1:
+                onehot = torch.zeros(n, n_actions, base.shape[1], dtype=torch.bool, device=paths.device)
+                onehot[:, 1:].scatter_(2, self._pads_to_scratch(gen)[..., None], True)
+                banned |= onehot.cumsum(1) > 0
+            logits = logits.masked_fill(banned[..., : self.n_items + 1], float("-inf"))
+        return torch.log_softmax(logits.float(), -1)
+
+    def action_log_probs(self, hist_left: torch.Tensor, target: torch.Tensor, paths: torch.Tensor,
+                         lengths: torch.Tensor, stopped: torch.Tensor) -> torch.Tensor:
+        """``log pi(a_t)`` ``[N, P]`` of the actions taken (items, then STOP when ``stopped``);
+        0 at inactive positions. ``P = paths.shape[1]``."""
+        n, p = paths.shape
+        logp = self.masked_log_probs(hist_left, target, paths, p)  # [N, P, V + 1]
+        t = torch.arange(p, device=paths.device)[None]
+        actions = torch.where(t < lengths[:, None], paths, self.stop_id)
+        active = (t < lengths[:, None]) | ((t == lengths[:, None]) & stopped[:, None])
+        taken = logp.gather(2, actions[..., None]).squeeze(2)
+        return torch.where(active, taken, torch.zeros((), device=paths.device))
+
+    # -- sampling -------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample(self, hist_left: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None,
+               greedy: bool | torch.Tensor = False, temperature: float = 1.0,
+               max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample (or greedily decode) one path per row, all rows at once.
+
+        ``greedy`` may be a bool or a ``[N]`` bool tensor (greedy rows). Returns
+        ``(paths [N, P] padded with n_items, lengths [N], stopped [N])``.
+        """
+        n = hist_left.shape[0]
+        p = max_len or self.max_path_len
+        dev = hist_left.device
+        paths = torch.full((n, p), self.n_items, dtype=torch.long, device=dev)
+        banned = self._base_banned(hist_left, target)
+        done = torch.zeros(n, dtype=torch.bool, device=dev)
+        lengths = torch.zeros(n, dtype=torch.long, device=dev)
+        greedy_rows = torch.as_tensor(greedy, device=dev).expand(n)
+        for t in range(p):
+            logits = self(hist_left, target, paths[:, :t])[:, -1].float()
+            logits = logits.masked_fill(banned[:, : self.n_items + 1], float("-inf"))
+            probs = torch.softmax(logits / max(temperature, 1e-6), -1)
+            drawn = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            action = torch.where(greedy_rows, logits.argmax(-1), drawn)
+            is_item = (action != self.stop_id) & ~done
+            paths[:, t] = torch.where(is_item, action, self.n_items)
+            lengths += is_item.long()
+            if self.mask_invalid:
+                banned.scatter_(1, self._pads_to_scratch(paths[:, t : t + 1]), True)
+                banned[:, self.n_items] = False
+            done |= ~is_item
+            if bool(done.all()):
+                break
+        stopped = lengths < p
+        return paths, lengths, stopped

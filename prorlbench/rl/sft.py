@@ -1,0 +1,154 @@
+"""Stage 1 of the RL family: supervised pre-training (SFT) on reference paths (SPEC section 5).
+
+Each training case with a reference P* = (p_1 .. p_m, T) teaches the policy the actions
+``p_1 .. p_m`` then STOP (items beyond ``max_path_len`` are cut, and then no STOP is taught).
+Teacher-forced cross-entropy under the same validity mask as sampling; a label the mask forbids
+(a reference item that is in H or repeated) contributes no loss. After every epoch the greedy
+paths of the first ``n_valid_cases`` validation cases are scored with the training simulator and
+the epoch with the best mean IoI@1 is kept.
+
+The checkpoint is cached under ``ctx.cache_dir / "rl_sft"`` keyed by everything that changes it
+(dataset fingerprint, the SFT-relevant config fields, seed, simulator name), so the RL methods of
+one run (and ``sft`` itself) share one SFT stage. Saved with ``torch.save(state_dict)``, loaded
+with ``weights_only=True``; an unreadable file is rebuilt.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ..api import Case, FitContext
+from .config import SFT_FIELDS, RLConfig
+from .policy import CaseTensors, PathPolicy
+from .trainer import validation_ioi
+
+log = logging.getLogger("prorlbench")
+
+CACHE_VERSION = 1
+
+
+def build_policy(cfg: RLConfig, n_items: int, max_path_len: int) -> PathPolicy:
+    return PathPolicy(n_items, max_path_len, cfg.max_history, d_model=cfg.d_model, n_layers=cfg.n_layers,
+                      n_heads=cfg.n_heads, dropout=cfg.dropout, mask_invalid=cfg.mask_invalid,
+                      mask_target=cfg.mask_target)
+
+
+def cases_fingerprint(n_items: int, *splits: Sequence[Case]) -> str:
+    """A stable hash of the cases (histories, targets, references) and catalog size."""
+    h = hashlib.sha256(f"n_items={n_items}".encode())
+    for split in splits:
+        h.update(b"|split|")
+        for c in split:
+            h.update(repr((c.history, c.target, c.reference)).encode())
+    return h.hexdigest()[:20]
+
+
+def sft_cache_path(ctx: FitContext, cfg: RLConfig, max_path_len: int) -> Path:
+    fields = {f: getattr(cfg, f) for f in SFT_FIELDS}
+    fields["max_path_len"] = max_path_len
+    key = json.dumps({
+        "v": CACHE_VERSION, "data": cases_fingerprint(ctx.data.n_items, ctx.cases.train, ctx.cases.valid),
+        "dataset": ctx.data.name, "cfg": fields, "seed": ctx.seed, "simulator": ctx.simulator_name,
+    }, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    return Path(ctx.cache_dir) / "rl_sft" / f"sft-{ctx.data.name}-s{ctx.seed}-{digest}.pt"
+
+
+def reference_targets(cases: Sequence[Case], max_path_len: int, stop_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher-forcing rows: ``(actions [N, P + 1] padded with -1, paths [N, P] padded with stop_id)``.
+
+    Cases without a reference are skipped by the caller."""
+    n = len(cases)
+    actions = torch.full((n, max_path_len), -1, dtype=torch.long)
+    paths = torch.full((n, max_path_len), stop_id, dtype=torch.long)
+    for r, c in enumerate(cases):
+        items = list(c.reference[:-1])[:max_path_len]
+        if items:
+            actions[r, : len(items)] = torch.tensor(items)
+            paths[r, : len(items)] = torch.tensor(items)
+        if len(items) < max_path_len:
+            actions[r, len(items)] = stop_id
+    return actions, paths
+
+
+def train_sft(ctx: FitContext, cfg: RLConfig, max_path_len: int) -> tuple[PathPolicy, dict[str, float]]:
+    """Train (or load from the cache) the SFT policy; returns it in eval mode."""
+    n_items = ctx.data.n_items
+    path = sft_cache_path(ctx, cfg, max_path_len)
+    policy = build_policy(cfg, n_items, max_path_len).to(ctx.device)
+    if path.exists():
+        try:
+            state = torch.load(path, map_location=ctx.device, weights_only=True)
+            policy.load_state_dict(state["policy"])
+            info = {k: float(v) for k, v in state["info"].items()}
+            log.info("SFT policy loaded from %s", path)
+            return policy.eval(), {**info, "cached": 1.0}
+        except Exception as exc:  # corrupt or stale: rebuild
+            log.warning("SFT cache %s unreadable (%s); retraining", path, exc)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ctx.seed)
+        policy = build_policy(cfg, n_items, max_path_len).to(ctx.device)
+        info = _fit(policy, ctx, cfg, max_path_len)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save({"policy": policy.state_dict(), "info": info}, tmp)
+    os.replace(tmp, path)
+    return policy.eval(), {**info, "cached": 0.0}
+
+
+def _fit(policy: PathPolicy, ctx: FitContext, cfg: RLConfig, max_path_len: int) -> dict[str, float]:
+    dev = ctx.device
+    train_cases = [c for c in ctx.cases.train if c.reference]
+    valid = CaseTensors.from_cases(ctx.cases.valid[: cfg.n_valid_cases], policy.n_items, policy.max_history, dev)
+    if not train_cases:
+        log.warning("SFT: no training case has a reference path; the policy stays at its initialisation")
+        v_ioi, _ = validation_ioi(policy, ctx.simulator, valid)
+        return {"sft_epoch": 0.0, "sft_valid_ioi": v_ioi}
+    ct = CaseTensors.from_cases(train_cases, policy.n_items, policy.max_history, dev)
+    actions, paths = reference_targets(train_cases, max_path_len, policy.stop_id)
+    actions, paths = actions.to(dev), paths.to(dev)
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.sft_lr, weight_decay=cfg.sft_weight_decay)
+    order_gen = torch.Generator().manual_seed(ctx.seed * 31 + 5)
+    v_ioi, v_len = validation_ioi(policy, ctx.simulator, valid)
+    best = (v_ioi, 0, copy.deepcopy(policy.state_dict()))
+    ctx.logger.log(0, sft_valid_ioi=v_ioi, sft_valid_len=v_len)
+    n = len(train_cases)
+    step = 0
+    for epoch in tqdm(range(cfg.sft_epochs), desc="sft", disable=not ctx.progress, leave=False):
+        policy.train()
+        perm = torch.randperm(n, generator=order_gen).to(dev)
+        total, count = 0.0, 0
+        for s in range(0, n, cfg.sft_batch):
+            idx = perm[s : s + cfg.sft_batch]
+            rows = ct.index(idx)
+            logp = policy.masked_log_probs(rows.hist_left, rows.target, paths[idx], max_path_len)
+            act = actions[idx]
+            has = act >= 0
+            taken = logp.gather(2, act.clamp(min=0)[..., None]).squeeze(2)
+            ok = has & torch.isfinite(taken)  # labels the validity mask forbids give no loss
+            nll = -torch.where(ok, taken, torch.zeros((), device=dev)).sum() / ok.sum().clamp(min=1)
+            opt.zero_grad(set_to_none=True)
+            nll.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+            opt.step()
+            total += float(nll) * int(ok.sum())
+            count += int(ok.sum())
+            step += 1
+        v_ioi, v_len = validation_ioi(policy, ctx.simulator, valid)
+        ctx.logger.log(epoch + 1, sft_loss=total / max(count, 1), sft_valid_ioi=v_ioi, sft_valid_len=v_len)
+        if not (v_ioi <= best[0]) or math.isnan(best[0]):
+            best = (v_ioi, epoch + 1, copy.deepcopy(policy.state_dict()))
+    policy.load_state_dict(best[2])
+    ctx.logger.log(cfg.sft_epochs, sft_selected_epoch=float(best[1]), sft_selected_valid_ioi=float(best[0]))
+    log.info("SFT: selected epoch %d (valid IoI@1 %.4f)", best[1], best[0])
+    return {"sft_epoch": float(best[1]), "sft_valid_ioi": float(best[0])}

@@ -1,0 +1,224 @@
+"""Stage 2 of the RL family: one trainer for every estimator (SPEC section 5).
+
+Per step, for a batch of ``B`` training cases:
+
+1. sample ``G`` paths per case from ``pi`` (all ``B * G`` rows at once);
+2. raw step rewards from the *training* simulator, one forward pass per path
+   (:func:`prorlbench.rl.rewards.path_rewards`);
+3. normalise them (:class:`~prorlbench.rl.estimators.RewardNormalizer`: Welford statistics
+   over valid steps of the first epoch, frozen afterwards), centred or scaled-only as the
+   estimator's spec says, and sum into the step reward ``r_k``;
+4. **the estimator** turns ``r`` into a weight ``A_t`` per position (the only difference
+   between methods);
+5. loss ``-sum_t log pi(a_t) A_t + beta * sum_t (log pi(a_t) - log pi_ref(a_t))`` over active
+   positions, divided by the number of sampled paths; AdamW, gradient clip.
+
+Diagnostics logged each step (``ctx.logger.log``): ``path_len`` (mean items of the sampled
+paths), ``stop_rate`` (share of paths that chose STOP before ``max_path_len``), ``reward_ctr``
+(mean raw accept over sampled items), ``reward_ioi`` / ``reward_ior`` (mean raw path IoI / IoR,
+i.e. summed over the path's valid steps), ``return`` (mean normalised path return R), ``loss``,
+``pg_loss``, ``kl`` (mean over paths of ``sum_t log pi - log pi_ref``), ``adv_abs``.
+
+Gradient variance (``grad_var``, every ``grad_var_every`` steps, identical for every
+estimator): at the step's parameters and with the step's advantages, split the ``B`` cases into
+``M = grad_var_splits`` disjoint minibatches, compute the flattened gradient of the policy-
+gradient loss of each (normalised per path like the training loss), and report the mean over
+coordinates of the unbiased variance across the ``M`` gradients. ``grad_var_rel`` divides it by
+the mean squared coordinate of the full-batch gradient (a scale-free signal-to-noise view, since
+estimators put differently scaled weights on the log-probabilities).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ..api import Case, EstimatorSpec, FitContext, SequenceModel
+from ..scoring import score_paths
+from .config import RLConfig
+from .estimators import COMPONENTS, AdvantageBatch, RewardNormalizer, step_rewards
+from .policy import CaseTensors, PathPolicy
+from .rewards import path_rewards
+
+log = logging.getLogger("prorlbench")
+
+
+# --------------------------------------------------------------------------------------------
+# Validation (checkpoint selection, shared with SFT)
+# --------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def validation_ioi(policy: PathPolicy, simulator: SequenceModel, ct: CaseTensors,
+                   batch: int = 512) -> tuple[float, float]:
+    """Mean IoI@1 and mean length of the greedy paths of ``ct`` under ``simulator``."""
+    if len(ct) == 0:
+        return float("nan"), float("nan")
+    was = policy.training
+    policy.eval()
+    iois, lens = [], []
+    for s in range(0, len(ct), batch):
+        part = ct.index(torch.arange(s, min(s + batch, len(ct)), device=ct.target.device))
+        paths, lengths, _ = policy.sample(part.hist_left, part.target, None, greedy=True)
+        sc = score_paths(simulator, hist=part.hist, hist_len=part.hist_len, targets=part.target,
+                         path_tensor=paths, path_len=lengths)
+        iois.append((sc.final(sc.log_p) - sc.log_p[:, 0]).float().cpu())
+        lens.append(lengths.float().cpu())
+    policy.train(was)
+    return float(torch.cat(iois).mean()), float(torch.cat(lens).mean())
+
+
+# --------------------------------------------------------------------------------------------
+# One rollout: sample, reward, normalise, estimate
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Rollout:
+    """``B * G`` sampled paths with everything the loss needs."""
+
+    rows: CaseTensors
+    paths: torch.Tensor
+    lengths: torch.Tensor
+    stopped: torch.Tensor
+    batch: AdvantageBatch
+    advantages: torch.Tensor
+    """``[B * G, P]`` estimator weights (detached)."""
+    raw: dict[str, torch.Tensor]
+    valid: torch.Tensor
+
+
+def rollout(policy: PathPolicy, simulator: SequenceModel, cases: CaseTensors, cfg: RLConfig,
+            estimator: EstimatorSpec, normalizer: RewardNormalizer, max_path_len: int,
+            generator: torch.Generator) -> Rollout:
+    g = cfg.samples_per_case
+    rows = cases.repeat(g)
+    policy.eval()
+    paths, lengths, stopped = policy.sample(rows.hist_left, rows.target, generator, max_len=max_path_len)
+    raw, valid, _ = path_rewards(simulator, rows.hist, rows.hist_len, rows.target, paths, lengths)
+    normalizer.update(raw, valid)
+    item_mask = torch.arange(max_path_len, device=paths.device)[None] < lengths[:, None]
+    normed = normalizer.normalize(raw, centered=estimator.centered)
+    weights = {"ctr": cfg.w_ctr, "ioi": cfg.w_ioi, "ior": cfg.w_ior}
+    r, comps = step_rewards(normed, item_mask, valid, weights, max_path_len)
+    b = len(cases)
+    shape = (b, g, max_path_len)
+    batch = AdvantageBatch(
+        rewards=r.view(shape).float(), n_items=lengths.view(b, g), stopped=stopped.view(b, g),
+        gamma=cfg.gamma, components={c: v.view(shape).float() for c, v in comps.items()},
+    )
+    adv = estimator.estimate(batch)
+    if tuple(adv.shape) != shape:
+        raise ValueError(f"estimator '{estimator.name}' returned shape {tuple(adv.shape)}, expected {shape}")
+    adv = batch.masked(adv.float()).reshape(b * g, max_path_len).detach()
+    return Rollout(rows, paths, lengths, stopped, batch, adv, raw, valid)
+
+
+def pg_loss(policy: PathPolicy, ro: Rollout, idx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sum_t -log pi(a_t) A_t / n_paths, log pi [n, P])`` on rows ``idx`` (all when None)."""
+    rows, paths, lengths, stopped, adv = ro.rows, ro.paths, ro.lengths, ro.stopped, ro.advantages
+    if idx is not None:
+        rows, paths, lengths, stopped, adv = rows.index(idx), paths[idx], lengths[idx], stopped[idx], adv[idx]
+    logp = policy.action_log_probs(rows.hist_left, rows.target, paths, lengths, stopped)
+    return -(logp * adv).sum() / paths.shape[0], logp
+
+
+def _flat_grad(policy: PathPolicy, loss: torch.Tensor) -> torch.Tensor:
+    params = [p for p in policy.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
+
+
+def gradient_variance(policy: PathPolicy, ro: Rollout, n_cases: int, g: int, splits: int) -> tuple[float, float]:
+    """``(mean per-coordinate variance across M minibatch PG gradients, relative variance)``."""
+    m = max(2, min(splits, n_cases))
+    case_groups = torch.arange(n_cases, device=ro.paths.device).chunk(m)
+    grads = []
+    for cg in case_groups:
+        idx = (cg[:, None] * g + torch.arange(g, device=cg.device)[None]).reshape(-1)
+        loss, _ = pg_loss(policy, ro, idx)
+        grads.append(_flat_grad(policy, loss))
+    stack = torch.stack(grads)
+    var = float(stack.var(0, unbiased=True).mean())
+    mean_sq = float(stack.mean(0).pow(2).mean())
+    return var, var / mean_sq if mean_sq > 0 else float("nan")
+
+
+# --------------------------------------------------------------------------------------------
+# The training loop
+# --------------------------------------------------------------------------------------------
+
+
+def train_rl(policy: PathPolicy, ref: PathPolicy, ctx: FitContext, cfg: RLConfig,
+             estimator: EstimatorSpec, train_cases: Sequence[Case], valid_cases: Sequence[Case],
+             max_path_len: int, step_offset: int = 0) -> dict[str, float]:
+    """Fine-tune ``policy`` in place from ``ref`` (frozen) with ``estimator``; returns a summary."""
+    dev = ctx.device
+    train = CaseTensors.from_cases(train_cases, policy.n_items, policy.max_history, dev)
+    valid = CaseTensors.from_cases(valid_cases, policy.n_items, policy.max_history, dev)
+    ref.eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(ctx.seed * 1_000_003 + 17)
+    order_gen = torch.Generator().manual_seed(ctx.seed * 7919 + 3)
+    norm = RewardNormalizer(COMPONENTS)
+    n_epoch_cases = len(train) if cfg.max_train_cases is None else min(cfg.max_train_cases, len(train))
+    steps_per_epoch = math.ceil(n_epoch_cases / cfg.batch_cases) if n_epoch_cases else 0
+    best = (-math.inf, -1, None)
+    step = step_offset
+    bar = tqdm(total=cfg.epochs * steps_per_epoch, desc=f"rl {estimator.name}", disable=not ctx.progress, leave=False)
+    for epoch in range(cfg.epochs):
+        perm = torch.randperm(len(train), generator=order_gen)[:n_epoch_cases].to(dev)
+        for s in range(0, n_epoch_cases, cfg.batch_cases):
+            cases = train.index(perm[s : s + cfg.batch_cases])
+            ro = rollout(policy, ctx.simulator, cases, cfg, estimator, norm, max_path_len, gen)
+            values: dict[str, float] = {}
+            if cfg.grad_var_every and (step - step_offset) % cfg.grad_var_every == 0:
+                values["grad_var"], values["grad_var_rel"] = gradient_variance(
+                    policy, ro, len(cases), cfg.samples_per_case, cfg.grad_var_splits)
+            pg, logp = pg_loss(policy, ro)
+            with torch.no_grad():
+                ref_logp = ref.action_log_probs(ro.rows.hist_left, ro.rows.target, ro.paths, ro.lengths, ro.stopped)
+            kl = (logp - ref_logp).sum() / ro.paths.shape[0]
+            loss = pg + cfg.beta * kl
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+            opt.step()
+            n_item = ro.lengths.sum().clamp(min=1)
+            values.update(
+                path_len=float(ro.lengths.float().mean()),
+                stop_rate=float(ro.stopped.float().mean()),
+                reward_ctr=float(ro.raw["ctr"].sum() / n_item),
+                reward_ioi=float(ro.raw["ioi"].sum(1).mean()),
+                reward_ior=float(ro.raw["ior"].sum(1).mean()),
+                reward_return=float(ro.batch.path_return.mean()),
+                loss=float(loss), pg_loss=float(pg), kl=float(kl),
+                adv_abs=float(ro.advantages.abs().sum() / ro.batch.active.sum().clamp(min=1)),
+            )
+            ctx.logger.log(step, **values)
+            step += 1
+            bar.update(1)
+            bar.set_postfix(len=f"{values['path_len']:.2f}", kl=f"{values['kl']:.3f}")
+        if epoch == 0:
+            norm.freeze()
+            ctx.logger.log(step, **{f"norm_{k}": v for k, v in norm.state().items()})
+        v_ioi, v_len = validation_ioi(policy, ctx.simulator, valid)
+        ctx.logger.log(step, valid_ioi=v_ioi, valid_len=v_len, epoch=float(epoch + 1))
+        if cfg.select == "last" or not (v_ioi <= best[0]):  # NaN-safe: keep the newest on NaN
+            best = (v_ioi, epoch + 1, copy.deepcopy(policy.state_dict()))
+    bar.close()
+    if best[2] is not None:
+        policy.load_state_dict(best[2])
+    ctx.logger.log(step, selected_epoch=float(best[1]), selected_valid_ioi=float(best[0]))
+    log.info("%s: selected RL epoch %d (valid IoI@1 %.4f)", estimator.name, best[1], best[0])
+    return {"selected_epoch": float(best[1]), "valid_ioi": float(best[0]), "steps": float(step - step_offset)}
