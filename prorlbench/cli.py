@@ -1,0 +1,291 @@
+"""The ``prorlbench`` command: ``run``, ``report`` and ``list``.
+
+Exit codes: 0 success; 1 some cells failed (or the report could not be built); 2 bad input
+(one line ``prorlbench: error: ...`` on stderr, no traceback); 130 interrupted (finished cells
+are kept; re-running the same command resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from tqdm.auto import tqdm
+
+from .errors import UserError
+from .plugins import KINDS, SINGULAR, load_registry
+from .runconfig import RunConfig, apply_overrides, out_dir, read_config_file, split_list
+
+PROG = "prorlbench"
+
+RUN_EPILOG = """\
+examples:
+  prorlbench run --methods random,pop
+  prorlbench run --methods prorl,naive-pg --seeds 0,1,2
+  prorlbench run --methods prorl,sft,rec2inf --eval-simulator sasrec,oracle
+  prorlbench run --config experiments/paper.toml --profile paper --device cuda
+  prorlbench run --methods my-method --plugins-dir ./my_plugins
+
+Flags override the [run] table of --config. Re-running the same command (same --out) resumes:
+cells already done are skipped; --force recomputes them.
+"""
+
+REPORT_EPILOG = """\
+examples:
+  prorlbench report results/random+pop_synthetic
+  prorlbench report results/paper --style paper --metrics ioi,ctr --ks 1,10
+"""
+
+LIST_EPILOG = """\
+examples:
+  prorlbench list                  everything, then plugins that failed to load
+  prorlbench list methods --details
+  prorlbench list --plugins-dir ./my_plugins
+"""
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in split_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+    names = split_list(text)
+    if not names:
+        raise argparse.ArgumentTypeError("expected comma-separated names")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Benchmark proactive recommenders: every method, dataset and "
+                "seed of a grid, scored against user simulators.",
+                epilog="Run `prorlbench COMMAND --help` for a command's options. Plugins: docs/plugins.md.",
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run (or resume) a grid of methods x datasets x seeds",
+                       description="Run every (method, dataset, seed) cell, store per-case results "
+                       "in the output folder, and print the summary table.",
+                       epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("--methods", type=_names, metavar="A,B", help="methods to run (`prorlbench list methods`)")
+    r.add_argument("--datasets", type=_names, metavar="A,B", help="datasets (default: synthetic)")
+    r.add_argument("--seeds", type=_ints, metavar="0,1,2", help="method seeds (default: 0)")
+    r.add_argument("--config", metavar="FILE.toml", help="TOML file with [run], [datasets.NAME], "
+                   "[simulators.NAME], [methods.NAME] and [cases] tables")
+    r.add_argument("--out", metavar="DIR", help="output folder (default: results/<name>)")
+    r.add_argument("--name", help="run name (default: <methods>_<datasets>)")
+    r.add_argument("--device", metavar="auto|cpu|cuda", help="torch device (default: auto)")
+    r.add_argument("--simulator", metavar="NAME", help="training simulator (default: sasrec)")
+    r.add_argument("--eval-simulator", dest="eval_simulators", type=_names, metavar="NAME[,NAME]",
+                   help="simulators that score the paths (default: the training simulator); "
+                        "e.g. sasrec,oracle")
+    r.add_argument("--data-dir", metavar="DIR", help="folder with raw data files (movielens, csv, prorl-json)")
+    r.add_argument("--profile", choices=["quick", "paper"], help="plugin config profile (default: quick)")
+    r.add_argument("--ks", type=_ints, metavar="1,5,10", help="K values of the @K metrics")
+    r.add_argument("--metrics", type=_names, metavar="A,B", help="metrics (default: all registered)")
+    r.add_argument("--cache-dir", metavar="DIR", help="trained-model cache (default: "
+                   "$PRORLBENCH_CACHE_DIR or ~/.cache/prorlbench)")
+    r.add_argument("--executor", metavar="NAME", help="how cells are executed (default: local)")
+    r.add_argument("--style", choices=["default", "paper"], help="report style (default: default)")
+    r.add_argument("--force", action="store_true", default=None, help="recompute cells already done")
+    r.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                   help="no progress bars or info messages on the console")
+    _plugins_arg(r)
+
+    rp = sub.add_parser("report", help="rebuild tables and plots of a finished run folder",
+                        description="Rebuild summary.csv, summary.md, summary.tex and plots from "
+                        "the stored per-case results of DIR; print the Markdown table.",
+                        epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rp.add_argument("dir", metavar="DIR", help="a run folder (holds cases.csv.gz)")
+    rp.add_argument("--style", choices=["default", "paper"], default="default", help="table style")
+    rp.add_argument("--metrics", type=_names, metavar="A,B", help="metric columns (default: all)")
+    rp.add_argument("--ks", type=_ints, metavar="1,5,10", help="K values shown (default: all stored)")
+
+    ls = sub.add_parser("list", help="list registered plugins (and plugins that failed to load)",
+                        description="Show every registered dataset, simulator, method, metric and "
+                        "estimator with a one-line summary and the plugin providing it.",
+                        epilog=LIST_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ls.add_argument("kind", nargs="?", metavar="KIND",
+                    help="methods, datasets, simulators, metrics or estimators (default: all)")
+    ls.add_argument("--details", action="store_true", help="also show each plugin's config keys")
+    _plugins_arg(ls)
+    return p
+
+
+def _plugins_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugins-dir", dest="plugins_dirs", action="append", metavar="DIR",
+                   help="load every *.py file in DIR as a plugin (repeatable)")
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _console_logging(verbose: bool) -> logging.Handler:
+    from .logs import LOGGER_NAME, OneLineFormatter
+
+    class _TqdmHandler(logging.StreamHandler):
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                tqdm.write(self.format(record), file=sys.stderr)
+            except Exception:  # pragma: no cover - console closed
+                self.handleError(record)
+
+    h = _TqdmHandler()
+    h.setLevel(logging.INFO if verbose else logging.WARNING)
+    h.setFormatter(OneLineFormatter())
+    lg = logging.getLogger(LOGGER_NAME)
+    lg.addHandler(h)
+    if lg.level == logging.NOTSET or lg.level > h.level:
+        lg.setLevel(h.level)
+    return h
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run
+
+    cfg = read_config_file(args.config) if args.config else RunConfig()
+    overrides: dict[str, Any] = {}
+    for key in ("methods", "datasets", "seeds", "out", "name", "device", "simulator", "eval_simulators",
+                "data_dir", "profile", "ks", "metrics", "cache_dir", "executor", "style", "force",
+                "progress"):
+        val = getattr(args, key, None)
+        if val is not None:
+            overrides[key] = val
+    if args.plugins_dirs:
+        overrides["plugins_dirs"] = list(cfg.plugins_dirs) + list(args.plugins_dirs)
+    cfg = apply_overrides(cfg, overrides)
+    registry = load_registry(cfg.plugins_dirs)
+    handler = _console_logging(cfg.progress)
+    out = out_dir(cfg)
+    try:
+        result = run(cfg, registry)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; finished cells are kept in {out}. Re-run the same command "
+              f"(same --out) to resume.", file=sys.stderr)
+        return 130
+    finally:
+        logging.getLogger("prorlbench").removeHandler(handler)
+    if result.summary:
+        print(result.summary.rstrip("\n"))
+        print()
+    n = len(result.cells)
+    print(f"{n} cells ({len(result.computed)} computed, {len(result.skipped)} already done, "
+          f"{len(result.failed)} failed). Results: {result.out}")
+    code = 0
+    if result.report_error:
+        print(f"{PROG}: error: report: {result.report_error}", file=sys.stderr)
+        code = 1
+    if result.failed:
+        names = ", ".join(f"{c.method}/{c.dataset}/s{c.seed}" for c in result.failed)
+        first = result.failed[0].error or "unknown error"
+        print(f"{PROG}: {len(result.failed)} of {n} cells failed: {names} (first: {first}); "
+              f"see {Path(result.out) / 'cells.csv'} and run.log", file=sys.stderr)
+        code = 1
+    return code
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .runner import build_report
+
+    d = Path(args.dir)
+    if not d.is_dir():
+        raise UserError(f"{d}: not a folder")
+    if not (d / "cases.csv.gz").exists():
+        raise UserError(f"{d}: no cases.csv.gz here; is this a run folder (prorlbench run --out DIR)?")
+    text = build_report(d, style=args.style, metrics=args.metrics, ks=args.ks)
+    print(text.rstrip("\n"))
+    print()
+    print(f"Tables and plots written to {d}")
+    return 0
+
+
+def _plural(kind: str) -> str:
+    k = kind.lower().strip()
+    for plural, single in SINGULAR.items():
+        if k in (plural, single):
+            return plural
+    from .errors import did_you_mean
+
+    raise UserError(f"list: unknown kind '{kind}'{did_you_mean(k, list(KINDS))}; "
+                    f"valid: {', '.join(KINDS)}")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from .config import field_help
+
+    kinds = [_plural(args.kind)] if args.kind else list(KINDS)
+    registry = load_registry(args.plugins_dirs or ())
+    blocks = []
+    for kind in kinds:
+        rows = []
+        for name in registry.names(kind):
+            spec = registry.get(kind, name)
+            rows.append([name, spec.summary.splitlines()[0] if spec.summary else "",
+                         registry.providers[(kind, name)]])
+        blocks.append(f"{kind}:\n" + (tabulate(rows, headers=["name", "summary", "plugin"], tablefmt="simple")
+                                       if rows else "  (none)"))
+        if args.details:
+            for name in registry.names(kind):
+                cls = getattr(registry.get(kind, name), "config_cls", None)
+                if cls is None or not dataclasses.is_dataclass(cls):
+                    continue
+                helps = field_help(cls)
+                frows = []
+                for f in dataclasses.fields(cls):
+                    if not f.init:
+                        continue
+                    if f.default is not dataclasses.MISSING:
+                        default = f.default
+                    elif f.default_factory is not dataclasses.MISSING:
+                        default = f.default_factory()
+                    else:
+                        default = "(required)"
+                    frows.append([f.name, repr(default), helps.get(f.name, "")])
+                profiles = sorted(getattr(cls, "PROFILES", {}) or {})
+                head = f"  [{kind}.{name}]" + (f"  profiles: {', '.join(profiles)}" if profiles else "")
+                body = tabulate(frows, headers=["key", "default", "help"], tablefmt="simple") if frows else "(no keys)"
+                blocks.append(head + "\n" + "\n".join("    " + line for line in body.splitlines()))
+    print("\n\n".join(blocks))
+    if registry.failures:
+        from tabulate import tabulate as tab
+
+        print()
+        print("plugins that failed to load:")
+        print(tab([[f.plugin, f.error] for f in registry.failures], headers=["plugin", "error"],
+                  tablefmt="simple"))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "list":
+            return cmd_list(args)
+    except UserError as exc:
+        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Logging for a run: ``run.log`` and per-cell training logs.
+
+Library code logs through ``logging.getLogger("prorlbench")``; :func:`run_log` attaches a file
+handler (INFO and up, with tracebacks of failed cells) for the duration of a run and removes it
+afterwards. :class:`CellTrainLogger` is the ``ctx.logger`` a method gets: each ``log(step, **values)``
+call appends rows ``method, dataset, seed, step, metric, value`` to the cell's train log, and a
+NaN or infinite value fails the cell (after it has been written, so the log shows it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import math
+from pathlib import Path
+from typing import IO, Iterator
+
+LOGGER_NAME = "prorlbench"
+log = logging.getLogger(LOGGER_NAME)
+
+_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+class NonFiniteError(FloatingPointError):
+    """A training diagnostic or a metric came out NaN or infinite."""
+
+
+@contextlib.contextmanager
+def run_log(path: Path, level: int = logging.INFO) -> Iterator[logging.Handler]:
+    """Append the ``prorlbench`` log to ``path`` while the block runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter(_FORMAT))
+    old_level = log.level
+    if log.level == logging.NOTSET or log.level > level:
+        log.setLevel(level)
+    log.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+        log.setLevel(old_level)
+
+
+class OneLineFormatter(logging.Formatter):
+    """For the console: the message only, never a traceback (those go to run.log)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}" if record.levelno >= logging.WARNING \
+            else record.getMessage()
+
+
+class CellTrainLogger:
+    """``ctx.logger`` of one cell: writes ``cells/<cell>.train_log.csv`` as it goes."""
+
+    def __init__(self, path: Path | None, method: str, dataset: str, seed: int):
+        self.path = path
+        self.key = (method, dataset, seed)
+        self._fh: IO[str] | None = None
+        self._writer = None
+        self.n_rows = 0
+
+    def _open(self) -> None:
+        assert self.path is not None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._fh)
+        self._writer.writerow(["method", "dataset", "seed", "step", "metric", "value"])
+
+    def log(self, step: int, **values: float) -> None:
+        bad = []
+        rows = []
+        for name, v in values.items():
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                raise TypeError(f"train log value {name}={v!r} at step {step} is not a number") from None
+            if not math.isfinite(x):
+                bad.append(f"{name}={x}")
+            rows.append([*self.key, int(step), name, repr(x)])
+        if self.path is not None:
+            if self._fh is None:
+                self._open()
+            assert self._writer is not None and self._fh is not None
+            self._writer.writerows(rows)
+            self._fh.flush()
+        self.n_rows += len(rows)
+        if bad:
+            raise NonFiniteError(f"non-finite training value at step {step}: {', '.join(bad)}")
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

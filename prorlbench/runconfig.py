@@ -1,0 +1,321 @@
+"""The run configuration: what to run, where, and how each plugin is configured.
+
+A run is described by a :class:`RunConfig`. It comes from (lowest to highest priority) the field
+defaults, a TOML file (``--config FILE``) and command-line flags. The TOML file has these tables::
+
+    [run]                      # the RunConfig fields below (methods, datasets, seeds, ...)
+    methods = ["random", "pop"]
+    seeds = [0, 1, 2]
+
+    [datasets.synthetic]       # the config dataclass of dataset plugin "synthetic"
+    n_users = 500
+
+    [simulators.sasrec]        # ... of simulator plugin "sasrec"
+    [methods.prorl]            # ... of method plugin "prorl"
+    [cases]                    # prorlbench.cases.CaseConfig (n_history, max_path_len, ...)
+
+Unknown tables and keys are a :class:`~prorlbench.errors.ConfigError` that names the file, the
+table and the closest valid key. Plugin tables are checked against the plugin's config class by
+:func:`prorlbench.runner.resolve` (which knows the registry); this module only checks structure.
+
+Paths read from a config file (``out``, ``cache_dir``, ``plugins_dirs``) may not contain ``..``
+segments, so a shared config file cannot write or load code outside the tree it names. The same
+options given on the command line are taken as typed.
+
+:func:`write_toml` writes the resolved configuration of a run (``<out>/config.toml``); reading it
+back with :func:`read_config_file` re-creates the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+
+from .config import _coerce, opt
+from .errors import ConfigError, did_you_mean
+
+PLUGIN_TABLES = ("datasets", "simulators", "methods")
+"""Tables of tables: ``[KIND.NAME]`` configures plugin NAME of that kind."""
+TOP_TABLES = ("run",) + PLUGIN_TABLES + ("cases",)
+
+CACHE_ENV = "PRORLBENCH_CACHE_DIR"
+
+
+@dataclass
+class RunConfig:
+    """Everything ``prorlbench run`` needs; the ``[run]`` table of a config file holds these keys."""
+
+    methods: list[str] = opt([], "Methods to run (names from `prorlbench list methods`).")
+    datasets: list[str] = opt(["synthetic"], "Datasets to run on (`prorlbench list datasets`).")
+    seeds: list[int] = opt([0], "Method seeds; each (method, dataset, seed) is one cell. Data "
+                                "splits and simulators do not depend on them.")
+    simulator: str = opt("sasrec", "The training simulator: methods may query it for rewards.")
+    eval_simulators: list[str] = opt([], "Simulators that score the paths; empty means the "
+                                         "training simulator. E.g. ['sasrec', 'oracle'].")
+    profile: str = opt("quick", "Plugin config profile: 'quick' (minutes on a laptop) or 'paper'.")
+    ks: list[int] = opt([1, 5, 10], "K values of the @K metrics (best of the first K candidates).")
+    metrics: list[str] = opt([], "Metrics to compute; empty means every registered metric.")
+    simulator_seed: int = opt(0, "Seed of simulator training (fixed per run, not per cell).")
+    device: str = opt("auto", "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.")
+    name: str = opt("", "Run name; the default output folder is results/<name>. Empty: "
+                        "<methods>_<datasets>.")
+    out: str = opt("", "Output folder (default results/<name>). Re-using it resumes the run.")
+    data_dir: str = opt("", "Folder with raw data files for datasets that need them.")
+    cache_dir: str = opt("", "Cache of trained simulators/backbones. Empty: "
+                             "$PRORLBENCH_CACHE_DIR or ~/.cache/prorlbench.")
+    plugins_dirs: list[str] = opt([], "Extra folders of *.py plugin files.")
+    executor: str = opt("local", "How cells are executed: 'local' (in this process, in order).")
+    style: str = opt("default", "Report style: 'default' or 'paper'.")
+    eval_batch_size: int = opt(1024, "Paths scored per simulator forward pass during evaluation.")
+    force: bool = opt(False, "Recompute cells that are already done.")
+    progress: bool = opt(True, "Show progress bars.")
+
+    plugin_tables: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=lambda: {k: {} for k in PLUGIN_TABLES},
+        metadata={"help": "Raw [datasets.NAME] / [simulators.NAME] / [methods.NAME] tables."})
+    cases: dict[str, Any] = field(default_factory=dict,
+                                  metadata={"help": "Raw [cases] table (CaseConfig)."})
+    source: str = field(default="", metadata={"help": "The config file this came from."})
+
+    def table(self, kind: str, name: str) -> dict[str, Any]:
+        """The raw ``[KIND.NAME]`` table (empty when absent)."""
+        return dict(self.plugin_tables.get(kind, {}).get(name, {}))
+
+    def where(self, table: str) -> str:
+        """How errors name a table: ``"run.toml [methods.prorl]"``."""
+        return f"{self.source} [{table}]" if self.source else f"[{table}]"
+
+
+RUN_KEYS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(RunConfig) if f.name not in ("plugin_tables", "cases", "source"))
+NOT_WRITTEN = ("force", "progress", "out", "cache_dir")
+"""Run keys that describe this invocation or this machine, not the experiment."""
+FILE_PATH_KEYS = ("out", "cache_dir", "plugins_dirs")
+"""Path keys that may not contain ``..`` when they come from a config file."""
+_LIST_KEYS = {"methods", "datasets", "seeds", "eval_simulators", "ks", "metrics", "plugins_dirs"}
+
+
+def split_list(value: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
+    return [p.strip() for p in value.split(",") if p.strip()]
+
+
+def _check_no_dotdot(value: str, where: str) -> None:
+    if any(part == ".." for part in PurePath(value.replace("\\", "/")).parts):
+        raise ConfigError(f"{where}: '..' is not allowed in paths read from a config file "
+                          f"(got {value!r}); give the path on the command line instead")
+
+
+def coerce_run_value(key: str, value: Any, where: str) -> Any:
+    """Check and convert one ``[run]`` value (comma strings are accepted for list keys)."""
+    if key not in RUN_KEYS:
+        raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(key, list(RUN_KEYS))}; "
+                          f"valid keys: {', '.join(RUN_KEYS)}")
+    if key in _LIST_KEYS and isinstance(value, str):
+        value = split_list(value)
+        if key in ("seeds", "ks"):
+            try:
+                value = [int(v) for v in value]
+            except ValueError:
+                raise ConfigError(f"{where} key '{key}': expected integers, got {value!r}") from None
+    hint = typing.get_type_hints(RunConfig)[key]
+    value = _coerce(value, hint, f"{where} key '{key}'")
+    if key in ("seeds", "ks") and any(v < 0 for v in value):
+        raise ConfigError(f"{where} key '{key}': values must be >= 0, got {value!r}")
+    if key == "ks" and (not value or any(v < 1 for v in value)):
+        raise ConfigError(f"{where} key 'ks': need at least one K >= 1, got {value!r}")
+    if key == "eval_batch_size" and value < 1:
+        raise ConfigError(f"{where} key 'eval_batch_size': must be >= 1, got {value}")
+    return value
+
+
+def parse_config(doc: dict[str, Any], source: str = "") -> RunConfig:
+    """A :class:`RunConfig` from a parsed TOML document (structure and [run] types checked)."""
+    cfg = RunConfig(source=source)
+    label = source or "config"
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{label}: expected a TOML document")
+    for key in doc:
+        if key not in TOP_TABLES:
+            raise ConfigError(f"{label}: unknown table [{key}]{did_you_mean(str(key), list(TOP_TABLES))}; "
+                              f"valid tables: {', '.join('[' + t + ']' for t in TOP_TABLES)}")
+    run = doc.get("run", {})
+    if not isinstance(run, dict):
+        raise ConfigError(f"{label}: 'run' must be a table ([run])")
+    for key, value in run.items():
+        value = coerce_run_value(key, value, cfg.where("run"))
+        if key in FILE_PATH_KEYS:
+            for v in (value if isinstance(value, list) else [value]):
+                _check_no_dotdot(v, f"{cfg.where('run')} key '{key}'")
+        setattr(cfg, key, value)
+    for kind in PLUGIN_TABLES:
+        tables = doc.get(kind, {})
+        if not isinstance(tables, dict):
+            raise ConfigError(f"{label}: '{kind}' must hold tables like [{kind}.NAME]")
+        for name, table in tables.items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{label}: '{kind}.{name}' must be a table ([{kind}.{name}]), "
+                                  f"got {type(table).__name__}")
+            cfg.plugin_tables[kind][str(name)] = dict(table)
+    cases = doc.get("cases", {})
+    if not isinstance(cases, dict):
+        raise ConfigError(f"{label}: 'cases' must be a table ([cases])")
+    cfg.cases = dict(cases)
+    return cfg
+
+
+def read_config_file(path: str | Path) -> RunConfig:
+    """Read a run config TOML file; every problem is a :class:`ConfigError` naming the file."""
+    p = Path(path)
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a directory, expected a .toml file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read ({exc.strerror})") from None
+    return parse_config_text(text, str(p))
+
+
+def parse_config_text(text: str, source: str = "config") -> RunConfig:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # e.g. embedded NUL or absurd nesting
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    return parse_config(doc, source)
+
+
+def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    """A copy of ``cfg`` with command-line values (already typed) replacing file values."""
+    new = dataclasses.replace(cfg, plugin_tables={k: dict(v) for k, v in cfg.plugin_tables.items()},
+                              cases=dict(cfg.cases))
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        setattr(new, key, coerce_run_value(key, value, "command line"))
+    return new
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "prorlbench"
+
+
+def default_run_name(cfg: RunConfig) -> str:
+    name = f"{'+'.join(cfg.methods)}_{'+'.join(cfg.datasets)}"
+    name = re.sub(r"[^A-Za-z0-9_.+-]", "-", name)
+    return name[:100] or "run"
+
+
+def out_dir(cfg: RunConfig) -> Path:
+    if cfg.out:
+        return Path(cfg.out).expanduser()
+    return Path("results") / (cfg.name or default_run_name(cfg))
+
+
+# --------------------------------------------------------------------------------------------
+# Writing TOML (the standard library only reads it)
+# --------------------------------------------------------------------------------------------
+
+_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _key(k: str) -> str:
+    return k if _BARE.match(k) else _string(k)
+
+
+def _string(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        o = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif o < 0x20 or o == 0x7F:
+            out.append(f"\\u{o:04X}")
+        elif 0xD800 <= o <= 0xDFFF:
+            out.append("\uFFFD")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return _string(v)
+    if isinstance(v, Path):
+        return _string(str(v))
+    if isinstance(v, (list, tuple, set, frozenset)):
+        items = sorted(v) if isinstance(v, (set, frozenset)) else v
+        return "[" + ", ".join(_value(x) for x in items if x is not None) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_key(str(k))} = {_value(x)}" for k, x in v.items() if x is not None) + "}"
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return _value({f.name: getattr(v, f.name) for f in dataclasses.fields(v)})
+    return _string(str(v))
+
+
+def write_toml(doc: dict[str, Any], comments: dict[str, str] | None = None) -> str:
+    """TOML text for a document of (nested) tables of scalars and lists. ``None`` values are
+    left out (TOML has no null), so such a key reads back as its default."""
+    comments = comments or {}
+    lines: list[str] = []
+
+    def emit(path: list[str], table: dict[str, Any]) -> None:
+        scalars = {k: v for k, v in table.items() if not isinstance(v, dict) or not _is_table(v)}
+        subs = {k: v for k, v in table.items() if isinstance(v, dict) and _is_table(v)}
+        if path:
+            if lines:
+                lines.append("")
+            name = ".".join(_key(p) for p in path)
+            if name in comments:
+                lines.append(f"# {comments[name]}")
+            lines.append(f"[{name}]")
+        for k, v in scalars.items():
+            if v is None:
+                continue
+            lines.append(f"{_key(str(k))} = {_value(v)}")
+        for k, v in subs.items():
+            emit(path + [str(k)], v)
+
+    emit([], doc)
+    return "\n".join(lines) + "\n"
+
+
+def _is_table(v: dict[str, Any]) -> bool:
+    """Nested dicts are written as [tables] when they came from the structure (marked by
+    :class:`Table`), as inline tables when they are a plugin config value."""
+    return isinstance(v, Table)
+
+
+class Table(dict):
+    """A dict written as a ``[table]`` by :func:`write_toml` (plain dicts become inline tables)."""
