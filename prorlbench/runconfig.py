@@ -293,7 +293,7 @@ def write_toml(doc: dict[str, Any], comments: dict[str, str] | None = None) -> s
     def emit(path: list[str], table: dict[str, Any]) -> None:
         scalars = {k: v for k, v in table.items() if not isinstance(v, dict) or not _is_table(v)}
         subs = {k: v for k, v in table.items() if isinstance(v, dict) and _is_table(v)}
-        if path:
+        if path and (scalars or not subs):
             if lines:
                 lines.append("")
             name = ".".join(_key(p) for p in path)
