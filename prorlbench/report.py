@@ -825,7 +825,8 @@ def _select(requested: list[Any] | None, available: list[Any], defaults: tuple[A
 
 
 def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | None = None,
-                 ks: list[int] | None = None, registry: Any | None = None) -> str:
+                 ks: list[int] | None = None, registry: Any | None = None,
+                 plots: bool = True) -> str:
     """Write the report files of a run folder and return the Markdown to print.
 
     Always writes ``summary.csv``, ``summary.md``, ``summary.tex`` and ``metrics.png`` (when there
@@ -834,7 +835,7 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
     ``metrics`` / ``ks`` choose the table columns of the chosen style (defaults: every metric at
     the smallest K for ``default``; IoI, IoR, CTR, Coherence at K = 1, 5, 10 for ``paper``).
     ``registry``: a loaded plugin registry for metric directions (``None``: load the installed
-    plugins; ``False``: built-in directions only).
+    plugins; ``False``: built-in directions only). ``plots=False`` skips every plot.
     """
     if style not in STYLES:
         raise ConfigError(f"report: unknown style '{style}'{did_you_mean(style, list(STYLES))}; "
@@ -846,6 +847,10 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
 
     available_metrics = metric_order(set(summary["metric"]))
     available_ks = sorted({int(k) for k in summary["k"]})
+    if not available_metrics:
+        # Nothing succeeded: show the requested (or default) columns, every row "failed".
+        available_metrics = metric_order(set(metrics or PAPER_METRICS))
+        available_ks = sorted(set(ks or PAPER_KS))
     directions = metric_directions(available_metrics, registry)
 
     # summary.md / summary.tex
@@ -863,31 +868,32 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
     (run_dir / "summary.tex").write_text(
         render_summary_tex(s_blocks, s_metrics, s_ks, directions), encoding="utf-8")
 
-    # plots
-    plot_k = s_ks[0] if s_ks else 1
-    plot_m = [m for m in HEADLINE if m in available_metrics] or available_metrics[:4]
-    if style == "default" and metrics is not None:
-        plot_m = s_metrics
-    plot_blocks = s_blocks if all(m in s_metrics for m in plot_m) else \
-        build_blocks(run, summary, plot_m, [plot_k])
-    plots: list[Path] = []
+    # plots: the headline metrics (or the chosen ones in the default style) at the table's K
+    plot_paths: list[Path] = []
     notes: list[str] = []
-    png = plot_metrics(plot_blocks, plot_m, plot_k, run_dir / "metrics.png")
-    if png is not None:
-        plots.append(png)
-    else:
-        (run_dir / "metrics.png").unlink(missing_ok=True)
-    if run.train_log is not None:
-        extra, note = _training_plots(run.train_log, run_dir)
-        plots += extra
-        if note:
-            notes.append(note)
+    if plots:
+        plot_k = s_ks[0] if s_ks else 1
+        plot_m = [m for m in HEADLINE if m in available_metrics] or available_metrics[:4]
+        if style == "default" and metrics is not None:
+            plot_m = s_metrics
+        plot_blocks = s_blocks if all(m in s_metrics for m in plot_m) else \
+            build_blocks(run, summary, plot_m, [plot_k])
+        png = plot_metrics(plot_blocks, plot_m, plot_k, run_dir / "metrics.png")
+        if png is not None:
+            plot_paths.append(png)
+        else:
+            (run_dir / "metrics.png").unlink(missing_ok=True)
+        if run.train_log is not None:
+            extra, note = _training_plots(run.train_log, run_dir)
+            plot_paths += extra
+            if note:
+                notes.append(note)
 
     def plot_section() -> str:
-        if not plots and not notes:
+        if not plot_paths and not notes:
             return ""
         lines = ["", "## Plots", ""]
-        for p in plots:
+        for p in plot_paths:
             try:
                 rel = p.resolve().relative_to(run_dir.resolve())
             except ValueError:
