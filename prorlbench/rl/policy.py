@@ -14,8 +14,9 @@ Validity mask (``mask_invalid``): items in H, items already in the path and (``m
 target itself get probability 0, so sampled paths are valid by construction. STOP is always
 allowed. A path that reaches ``max_path_len`` items ends without a STOP action.
 
-Sampling is batched over all ``N = B * G`` rows at once: each step re-runs the (tiny) transformer
-on the prefix (no Python loop over paths).
+The prefix ``[H, <T>]`` does not depend on the path (causal attention), so it is encoded once per
+case and its keys/values are shared by the case's ``G`` rows; sampling then extends a KV cache one
+token per step for all ``N = B * G`` rows at once (no Python loop over paths).
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ class CaseTensors:
 
 
 class _Block(nn.Module):
+    """Pre-LN transformer block that attends over cached keys/values plus the new tokens."""
+
     def __init__(self, d: int, heads: int, dropout: float):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
@@ -92,13 +95,32 @@ class _Block(nn.Module):
         self.heads = heads
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, allow: torch.Tensor) -> torch.Tensor:
-        n, s, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(n, s, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+    def forward(self, x: torch.Tensor, allow: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """``x [N, t, d]`` new tokens; ``allow [N, 1, t, s_past + t]``; returns (out, (k, v) incl. past)."""
+        n, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if past is not None:
+            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
         p = self.drop.p if self.training else 0.0
         att = F.scaled_dot_product_attention(q, k, v, attn_mask=allow, dropout_p=p)
-        x = x + self.drop(self.proj(att.transpose(1, 2).reshape(n, s, d)))
-        return x + self.drop(self.ff(self.ln2(x)))
+        x = x + self.drop(self.proj(att.transpose(1, 2).reshape(n, t, d)))
+        return x + self.drop(self.ff(self.ln2(x))), (k, v)
+
+
+@dataclass
+class _Cache:
+    """Keys/values of every block for the tokens seen so far, and which of them are real."""
+
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    key_ok: torch.Tensor  # [N, s] bool
+    length: int  # tokens seen (s)
+
+    def repeat(self, g: int) -> "_Cache":
+        if g == 1:
+            return self
+        return _Cache([(k.repeat_interleave(g, 0), v.repeat_interleave(g, 0)) for k, v in self.kv],
+                      self.key_ok.repeat_interleave(g, 0), self.length)
 
 
 class PathPolicy(nn.Module):
@@ -125,72 +147,99 @@ class PathPolicy(nn.Module):
         with torch.no_grad():
             self.item_emb.weight[n_items].zero_()
 
-    # -- the forward pass ---------------------------------------------------------------------
+    # -- the forward pass (prefix once per case, then path tokens against its cache) ------------
 
-    def forward(self, hist_left: torch.Tensor, target: torch.Tensor, gen: torch.Tensor) -> torch.Tensor:
-        """Raw logits ``[N, t + 1, n_items + 1]`` for actions ``0..t`` given ``gen [N, t]``."""
+    def _run(self, x: torch.Tensor, allow: torch.Tensor, cache: _Cache | None, key_ok_new: torch.Tensor
+             ) -> tuple[torch.Tensor, _Cache]:
+        kv = []
+        for i, blk in enumerate(self.blocks):
+            x, kvi = blk(x, allow, cache.kv[i] if cache is not None else None)
+            kv.append(kvi)
+        key_ok = key_ok_new if cache is None else torch.cat([cache.key_ok, key_ok_new], 1)
+        return self.ln(x), _Cache(kv, key_ok, (cache.length if cache is not None else 0) + x.shape[1])
+
+    def _prefill(self, hist_left: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, _Cache]:
+        """Encode ``[H, <T>]``: returns the output at ``<T>`` ``[N, d]`` (predicts action 0) and the cache."""
         n, h = hist_left.shape
-        t = gen.shape[1]
-        tok = torch.cat([hist_left, target[:, None], gen], 1)  # [N, h + 1 + t]
-        x = self.item_emb(tok)
-        x[:, h] = x[:, h] + self.target_marker
-        s = h + 1 + t
-        offset = self.max_history - h  # left-aligned to the policy's full history window
-        pos = torch.arange(s, device=tok.device) + offset
+        if h > self.max_history:
+            raise ValueError(f"history width {h} exceeds the policy's max_history {self.max_history}")
+        x = torch.cat([self.item_emb(hist_left), (self.item_emb(target) + self.target_marker)[:, None]], 1)
+        pos = torch.arange(h + 1, device=x.device) + (self.max_history - h)
         x = self.drop(x + self.pos_emb(pos)[None])
-        real = tok != self.n_items
-        real[:, h] = True
-        eye = torch.eye(s, dtype=torch.bool, device=tok.device)
-        causal = torch.ones(s, s, dtype=torch.bool, device=tok.device).tril()
-        allow = (causal[None] & real[:, None, :]) | eye[None]  # [N, s, s]
-        allow = allow[:, None]  # broadcast over heads
-        for blk in self.blocks:
-            x = blk(x, allow)
-        out = self.ln(x[:, h:])  # [N, t + 1, d]
+        real = torch.cat([hist_left != self.n_items, torch.ones(n, 1, dtype=torch.bool, device=x.device)], 1)
+        s = h + 1
+        eye = torch.eye(s, dtype=torch.bool, device=x.device)
+        causal = torch.ones(s, s, dtype=torch.bool, device=x.device).tril()
+        allow = ((causal[None] & real[:, None, :]) | eye[None])[:, None]
+        out, cache = self._run(x, allow, None, real)
+        return out[:, -1], cache
+
+    def _extend(self, cache: _Cache, tokens: torch.Tensor, start: int) -> tuple[torch.Tensor, _Cache]:
+        """Encode path tokens ``[N, t]`` at path positions ``start..start+t-1`` after the cache."""
+        n, t = tokens.shape
+        x = self.item_emb(tokens)
+        pos = torch.arange(t, device=x.device) + self.max_history + 1 + start
+        x = self.drop(x + self.pos_emb(pos)[None])
+        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+        allow = torch.cat([cache.key_ok[:, None, :].expand(n, t, cache.length), causal[None].expand(n, t, t)], 2)
+        return self._run(x, allow[:, None], cache, torch.ones(n, t, dtype=torch.bool, device=x.device))
+
+    def _head(self, out: torch.Tensor) -> torch.Tensor:
         items = out @ self.item_emb.weight[: self.n_items].T + self.item_bias
         return torch.cat([items, self.stop_head(out)], -1)
 
+    def forward(self, hist_left: torch.Tensor, target: torch.Tensor, gen: torch.Tensor, repeat: int = 1
+                ) -> torch.Tensor:
+        """Raw logits ``[N * repeat, t + 1, n_items + 1]`` for actions ``0..t`` given ``gen [N * repeat, t]``
+        (each case's ``repeat`` rows adjacent; the prefix is encoded once per case)."""
+        first, cache = self._prefill(hist_left, target)
+        first = first.repeat_interleave(repeat, 0) if repeat > 1 else first
+        if gen.shape[1] == 0:
+            return self._head(first[:, None])
+        out, _ = self._extend(cache.repeat(repeat), gen, 0)
+        return self._head(torch.cat([first[:, None], out], 1))
+
     # -- masks ----------------------------------------------------------------------------------
 
-    def _base_banned(self, hist_left: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """``[N, n_items + 2]`` bool: actions banned at every step (column ``n_items + 1`` is a
-        scratch column for pads; column ``n_items`` is STOP, never banned)."""
+    def _base_banned(self, hist_left: torch.Tensor, target: torch.Tensor, repeat: int = 1) -> torch.Tensor:
+        """``[N * repeat, n_items + 2]`` bool: actions banned at every step (column ``n_items + 1``
+        is a scratch column for pads; column ``n_items`` is STOP, never banned)."""
         n = hist_left.shape[0]
         banned = torch.zeros(n, self.n_items + 2, dtype=torch.bool, device=hist_left.device)
         if self.mask_invalid:
-            idx = torch.where(hist_left == self.n_items, self.n_items + 1, hist_left)
-            banned.scatter_(1, idx, True)
+            banned.scatter_(1, self._pads_to_scratch(hist_left), True)
         if self.mask_target:
             banned.scatter_(1, target[:, None], True)
         banned[:, self.n_items] = False
-        return banned
+        return banned.repeat_interleave(repeat, 0) if repeat > 1 else banned
 
     def _pads_to_scratch(self, items: torch.Tensor) -> torch.Tensor:
         return torch.where(items >= self.n_items, self.n_items + 1, items)
 
-    def masked_log_probs(self, ct_hist_left: torch.Tensor, target: torch.Tensor, paths: torch.Tensor,
-                         n_actions: int) -> torch.Tensor:
+    def masked_log_probs(self, hist_left: torch.Tensor, target: torch.Tensor, paths: torch.Tensor,
+                         n_actions: int, repeat: int = 1) -> torch.Tensor:
         """Teacher-forced ``log pi(. | prefix)`` ``[N, n_actions, n_items + 1]`` for the first
-        ``n_actions`` decisions of ``paths [N, >= n_actions - 1]`` (padded with ``n_items``)."""
+        ``n_actions`` decisions of ``paths [N, >= n_actions - 1]`` (padded with ``n_items``);
+        ``N = cases * repeat``."""
         gen = paths[:, : n_actions - 1]
-        logits = self(ct_hist_left, target, gen)
+        logits = self(hist_left, target, gen, repeat=repeat)
         if self.mask_invalid or self.mask_target:
             n = paths.shape[0]
-            base = self._base_banned(ct_hist_left, target)  # [N, V + 2]
-            banned = base[:, None, :].expand(n, n_actions, base.shape[1]).clone()
+            base = self._base_banned(hist_left, target, repeat)  # [N, V + 2]
+            banned = base[:, None, :].expand(n, n_actions, base.shape[1])
             if self.mask_invalid and n_actions > 1:
                 onehot = torch.zeros(n, n_actions, base.shape[1], dtype=torch.bool, device=paths.device)
                 onehot[:, 1:].scatter_(2, self._pads_to_scratch(gen)[..., None], True)
-                banned |= onehot.cumsum(1) > 0
+                banned = banned | (onehot.cumsum(1) > 0)
             logits = logits.masked_fill(banned[..., : self.n_items + 1], float("-inf"))
         return torch.log_softmax(logits.float(), -1)
 
     def action_log_probs(self, hist_left: torch.Tensor, target: torch.Tensor, paths: torch.Tensor,
-                         lengths: torch.Tensor, stopped: torch.Tensor) -> torch.Tensor:
+                         lengths: torch.Tensor, stopped: torch.Tensor, repeat: int = 1) -> torch.Tensor:
         """``log pi(a_t)`` ``[N, P]`` of the actions taken (items, then STOP when ``stopped``);
-        0 at inactive positions. ``P = paths.shape[1]``."""
+        0 at inactive positions. ``P = paths.shape[1]``; ``N = cases * repeat``."""
         n, p = paths.shape
-        logp = self.masked_log_probs(hist_left, target, paths, p)  # [N, P, V + 1]
+        logp = self.masked_log_probs(hist_left, target, paths, p, repeat)  # [N, P, V + 1]
         t = torch.arange(p, device=paths.device)[None]
         actions = torch.where(t < lengths[:, None], paths, self.stop_id)
         active = (t < lengths[:, None]) | ((t == lengths[:, None]) & stopped[:, None])
@@ -202,34 +251,41 @@ class PathPolicy(nn.Module):
     @torch.no_grad()
     def sample(self, hist_left: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None,
                greedy: bool | torch.Tensor = False, temperature: float = 1.0,
-               max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sample (or greedily decode) one path per row, all rows at once.
+               max_len: int | None = None, repeat: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample (or greedily decode) ``repeat`` paths per case, all rows at once (KV cache).
 
-        ``greedy`` may be a bool or a ``[N]`` bool tensor (greedy rows). Returns
-        ``(paths [N, P] padded with n_items, lengths [N], stopped [N])``.
+        ``greedy`` may be a bool or a ``[N * repeat]`` bool tensor (greedy rows). Returns
+        ``(paths [N * repeat, P] padded with n_items, lengths, stopped)``; a case's rows are adjacent.
         """
-        n = hist_left.shape[0]
         p = max_len or self.max_path_len
-        dev = hist_left.device
+        first, cache = self._prefill(hist_left, target)
+        out = first.repeat_interleave(repeat, 0) if repeat > 1 else first
+        cache = cache.repeat(repeat)
+        n = out.shape[0]
+        dev = out.device
         paths = torch.full((n, p), self.n_items, dtype=torch.long, device=dev)
-        banned = self._base_banned(hist_left, target)
+        banned = self._base_banned(hist_left, target, repeat)
         done = torch.zeros(n, dtype=torch.bool, device=dev)
         lengths = torch.zeros(n, dtype=torch.long, device=dev)
         greedy_rows = torch.as_tensor(greedy, device=dev).expand(n)
+        sample_any = not bool(greedy_rows.all())
         for t in range(p):
-            logits = self(hist_left, target, paths[:, :t])[:, -1].float()
-            logits = logits.masked_fill(banned[:, : self.n_items + 1], float("-inf"))
-            probs = torch.softmax(logits / max(temperature, 1e-6), -1)
-            drawn = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-            action = torch.where(greedy_rows, logits.argmax(-1), drawn)
+            logits = self._head(out).float().masked_fill(banned[:, : self.n_items + 1], float("-inf"))
+            action = logits.argmax(-1)
+            if sample_any:
+                probs = torch.softmax(logits / max(temperature, 1e-6), -1)
+                drawn = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+                action = torch.where(greedy_rows, action, drawn)
             is_item = (action != self.stop_id) & ~done
             paths[:, t] = torch.where(is_item, action, self.n_items)
             lengths += is_item.long()
+            done |= ~is_item
+            if bool(done.all()) or t == p - 1:
+                break
             if self.mask_invalid:
                 banned.scatter_(1, self._pads_to_scratch(paths[:, t : t + 1]), True)
                 banned[:, self.n_items] = False
-            done |= ~is_item
-            if bool(done.all()):
-                break
+            step_out, cache = self._extend(cache, paths[:, t : t + 1], t)
+            out = step_out[:, 0]
         stopped = lengths < p
         return paths, lengths, stopped

@@ -65,7 +65,7 @@ def sft_cache_path(ctx: FitContext, cfg: RLConfig, max_path_len: int) -> Path:
 
 
 def reference_targets(cases: Sequence[Case], max_path_len: int, stop_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Teacher-forcing rows: ``(actions [N, P + 1] padded with -1, paths [N, P] padded with stop_id)``.
+    """Teacher-forcing rows: ``(actions [N, P] padded with -1, paths [N, P] padded with stop_id)``.
 
     Cases without a reference are skipped by the caller."""
     n = len(cases)
@@ -119,9 +119,7 @@ def _fit(policy: PathPolicy, ctx: FitContext, cfg: RLConfig, max_path_len: int) 
     actions, paths = actions.to(dev), paths.to(dev)
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.sft_lr, weight_decay=cfg.sft_weight_decay)
     order_gen = torch.Generator().manual_seed(ctx.seed * 31 + 5)
-    v_ioi, v_len = validation_ioi(policy, ctx.simulator, valid)
-    best = (v_ioi, 0, copy.deepcopy(policy.state_dict()))
-    ctx.logger.log(0, sft_valid_ioi=v_ioi, sft_valid_len=v_len)
+    best: tuple[float, int, dict | None] = (-math.inf, 0, None)  # the initialisation is never selected
     n = len(train_cases)
     step = 0
     for epoch in tqdm(range(cfg.sft_epochs), desc="sft", disable=not ctx.progress, leave=False):
@@ -141,14 +139,15 @@ def _fit(policy: PathPolicy, ctx: FitContext, cfg: RLConfig, max_path_len: int) 
             nll.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
             opt.step()
-            total += float(nll) * int(ok.sum())
+            total += float(nll.detach()) * int(ok.sum())
             count += int(ok.sum())
             step += 1
         v_ioi, v_len = validation_ioi(policy, ctx.simulator, valid)
         ctx.logger.log(epoch + 1, sft_loss=total / max(count, 1), sft_valid_ioi=v_ioi, sft_valid_len=v_len)
-        if not (v_ioi <= best[0]) or math.isnan(best[0]):
+        if not (v_ioi <= best[0]):  # NaN (no validation cases): keep the newest
             best = (v_ioi, epoch + 1, copy.deepcopy(policy.state_dict()))
-    policy.load_state_dict(best[2])
+    if best[2] is not None:
+        policy.load_state_dict(best[2])
     ctx.logger.log(cfg.sft_epochs, sft_selected_epoch=float(best[1]), sft_selected_valid_ioi=float(best[0]))
     log.info("SFT: selected epoch %d (valid IoI@1 %.4f)", best[1], best[0])
     return {"sft_epoch": float(best[1]), "sft_valid_ioi": float(best[0])}

@@ -34,7 +34,7 @@ import copy
 import logging
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -83,6 +83,8 @@ def validation_ioi(policy: PathPolicy, simulator: SequenceModel, ct: CaseTensors
 class Rollout:
     """``B * G`` sampled paths with everything the loss needs."""
 
+    cases: CaseTensors
+    """The ``B`` cases; row ``b * G + j`` below is sample ``j`` of case ``b``."""
     rows: CaseTensors
     paths: torch.Tensor
     lengths: torch.Tensor
@@ -100,7 +102,7 @@ def rollout(policy: PathPolicy, simulator: SequenceModel, cases: CaseTensors, cf
     g = cfg.samples_per_case
     rows = cases.repeat(g)
     policy.eval()
-    paths, lengths, stopped = policy.sample(rows.hist_left, rows.target, generator, max_len=max_path_len)
+    paths, lengths, stopped = policy.sample(cases.hist_left, cases.target, generator, max_len=max_path_len, repeat=g)
     raw, valid, _ = path_rewards(simulator, rows.hist, rows.hist_len, rows.target, paths, lengths)
     normalizer.update(raw, valid)
     item_mask = torch.arange(max_path_len, device=paths.device)[None] < lengths[:, None]
@@ -117,15 +119,19 @@ def rollout(policy: PathPolicy, simulator: SequenceModel, cases: CaseTensors, cf
     if tuple(adv.shape) != shape:
         raise ValueError(f"estimator '{estimator.name}' returned shape {tuple(adv.shape)}, expected {shape}")
     adv = batch.masked(adv.float()).reshape(b * g, max_path_len).detach()
-    return Rollout(rows, paths, lengths, stopped, batch, adv, raw, valid)
+    return Rollout(cases, rows, paths, lengths, stopped, batch, adv, raw, valid)
 
 
-def pg_loss(policy: PathPolicy, ro: Rollout, idx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(sum_t -log pi(a_t) A_t / n_paths, log pi [n, P])`` on rows ``idx`` (all when None)."""
-    rows, paths, lengths, stopped, adv = ro.rows, ro.paths, ro.lengths, ro.stopped, ro.advantages
-    if idx is not None:
-        rows, paths, lengths, stopped, adv = rows.index(idx), paths[idx], lengths[idx], stopped[idx], adv[idx]
-    logp = policy.action_log_probs(rows.hist_left, rows.target, paths, lengths, stopped)
+def pg_loss(policy: PathPolicy, ro: Rollout, case_idx: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sum_t -log pi(a_t) A_t / n_paths, log pi [n, P])`` on the paths of cases ``case_idx``
+    (all when None)."""
+    g = ro.paths.shape[0] // len(ro.cases)
+    cases, paths, lengths, stopped, adv = ro.cases, ro.paths, ro.lengths, ro.stopped, ro.advantages
+    if case_idx is not None:
+        idx = (case_idx[:, None] * g + torch.arange(g, device=case_idx.device)[None]).reshape(-1)
+        cases, paths, lengths, stopped, adv = cases.index(case_idx), paths[idx], lengths[idx], stopped[idx], adv[idx]
+    logp = policy.action_log_probs(cases.hist_left, cases.target, paths, lengths, stopped, repeat=g)
     return -(logp * adv).sum() / paths.shape[0], logp
 
 
@@ -135,14 +141,15 @@ def _flat_grad(policy: PathPolicy, loss: torch.Tensor) -> torch.Tensor:
     return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
 
 
-def gradient_variance(policy: PathPolicy, ro: Rollout, n_cases: int, g: int, splits: int) -> tuple[float, float]:
+def gradient_variance(policy: PathPolicy, ro: Rollout, splits: int) -> tuple[float, float]:
     """``(mean per-coordinate variance across M minibatch PG gradients, relative variance)``."""
+    n_cases = len(ro.cases)
+    if n_cases < 2:
+        return float("nan"), float("nan")
     m = max(2, min(splits, n_cases))
-    case_groups = torch.arange(n_cases, device=ro.paths.device).chunk(m)
     grads = []
-    for cg in case_groups:
-        idx = (cg[:, None] * g + torch.arange(g, device=cg.device)[None]).reshape(-1)
-        loss, _ = pg_loss(policy, ro, idx)
+    for cg in torch.arange(n_cases, device=ro.paths.device).chunk(m):
+        loss, _ = pg_loss(policy, ro, cg)
         grads.append(_flat_grad(policy, loss))
     stack = torch.stack(grads)
     var = float(stack.var(0, unbiased=True).mean())
@@ -182,11 +189,11 @@ def train_rl(policy: PathPolicy, ref: PathPolicy, ctx: FitContext, cfg: RLConfig
             ro = rollout(policy, ctx.simulator, cases, cfg, estimator, norm, max_path_len, gen)
             values: dict[str, float] = {}
             if cfg.grad_var_every and (step - step_offset) % cfg.grad_var_every == 0:
-                values["grad_var"], values["grad_var_rel"] = gradient_variance(
-                    policy, ro, len(cases), cfg.samples_per_case, cfg.grad_var_splits)
+                values["grad_var"], values["grad_var_rel"] = gradient_variance(policy, ro, cfg.grad_var_splits)
             pg, logp = pg_loss(policy, ro)
             with torch.no_grad():
-                ref_logp = ref.action_log_probs(ro.rows.hist_left, ro.rows.target, ro.paths, ro.lengths, ro.stopped)
+                ref_logp = ref.action_log_probs(cases.hist_left, cases.target, ro.paths, ro.lengths, ro.stopped,
+                                                repeat=cfg.samples_per_case)
             kl = (logp - ref_logp).sum() / ro.paths.shape[0]
             loss = pg + cfg.beta * kl
             opt.zero_grad(set_to_none=True)
@@ -202,7 +209,7 @@ def train_rl(policy: PathPolicy, ref: PathPolicy, ctx: FitContext, cfg: RLConfig
                 reward_ioi=float(ro.raw["ioi"].sum(1).mean()),
                 reward_ior=float(ro.raw["ior"].sum(1).mean()),
                 reward_return=float(ro.batch.path_return.mean()),
-                loss=float(loss), pg_loss=float(pg), kl=float(kl),
+                loss=loss.item(), pg_loss=pg.item(), kl=kl.item(),
                 adv_abs=float(ro.advantages.abs().sum() / ro.batch.active.sum().clamp(min=1)),
             )
             ctx.logger.log(step, **values)
