@@ -557,7 +557,7 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
                  len(result.computed), len(result.skipped), n_fail)
         if report:
             try:
-                result.summary = build_report(res.out, style=cfg.style, metrics=None, ks=None)
+                result.summary = build_report(res.out, style=cfg.style, registry=registry)
             except UserError as exc:
                 result.report_error = str(exc)
                 log.error("report: %s", exc)
@@ -569,7 +569,7 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
 
 
 def build_report(run_dir: Path, *, style: str = "default", metrics: Sequence[str] | None = None,
-                 ks: Sequence[int] | None = None) -> str:
+                 ks: Sequence[int] | None = None, registry: Registry | None = None) -> str:
     """:func:`prorlbench.report.write_report`, with a clear error while it is unavailable."""
     try:
         from .report import write_report
@@ -577,4 +577,4 @@ def build_report(run_dir: Path, *, style: str = "default", metrics: Sequence[str
         raise UserError(f"the report module is not available ({exc}); the per-case results are in "
                         f"{run_dir / 'cases.csv.gz'}") from None
     return write_report(Path(run_dir), style=style, metrics=list(metrics) if metrics else None,
-                        ks=list(ks) if ks else None)
+                        ks=list(ks) if ks else None, registry=registry)
