@@ -344,8 +344,9 @@ def latex_escape(text: str) -> str:
 
 
 def md_escape(text: str) -> str:
-    """Escape characters that would break a Markdown table cell or start emphasis."""
-    return re.sub(r"([\\|*_`])", r"\\\1", str(text))
+    """Escape characters that would break a Markdown table cell (``|``) or start emphasis or
+    code (``*``, backtick). Underscores stay readable: GitHub Markdown ignores intraword ``_``."""
+    return re.sub(r"([|*`])", r"\\\1", str(text))
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -761,6 +762,11 @@ def write_paper_csv(blocks: list[Block], metrics: list[str], ks: list[int], path
 # --------------------------------------------------------------------------------------------
 
 
+def _mpl_text(text: str) -> str:
+    """Plain text for matplotlib: a ``$`` would start mathtext."""
+    return text.replace("$", r"\$")
+
+
 def plot_metrics(blocks: list[Block], metrics: list[str], k: int, path: Path) -> Path | None:
     """Bar chart per (dataset, simulator) row and metric column: mean per method with std over
     seeds as error bars. Returns ``None`` (and writes nothing) when there is nothing to plot."""
@@ -771,6 +777,7 @@ def plot_metrics(blocks: list[Block], metrics: list[str], k: int, path: Path) ->
                                      for meth in b.methods for m in metrics)]
     if not rows or not metrics:
         return None
+    color = {meth: i for i, meth in enumerate(dict.fromkeys(m for b in rows for m in b.methods))}
     fig = Figure(figsize=(3.2 * len(metrics), 2.9 * len(rows)), layout="constrained")
     axes = fig.subplots(len(rows), len(metrics), squeeze=False)
     for i, b in enumerate(rows):
@@ -781,10 +788,13 @@ def plot_metrics(blocks: list[Block], metrics: list[str], k: int, path: Path) ->
             stds = [b.cells[(meth, m, k)].std if b.cells[(meth, m, k)].n_seeds > 1 else 0.0
                     for meth in meths]
             x = np.arange(len(meths))
-            ax.bar(x, means, yerr=stds, capsize=3, color=[f"C{t % 10}" for t in range(len(x))])
-            ax.set_xticks(x, meths, rotation=45, ha="right", fontsize=7)
+            ax.bar(x, means, yerr=stds, capsize=3,
+                   color=[f"C{color[meth] % 10}" for meth in meths])
+            ax.set_xticks(x, [_mpl_text(meth) for meth in meths], rotation=45, ha="right",
+                          fontsize=7)
             ax.axhline(0.0, color="black", linewidth=0.5)
-            ax.set_title(f"{display_name(m)}@{k}: {b.dataset} ({b.simulator})", fontsize=8)
+            ax.set_title(_mpl_text(f"{display_name(m)}@{k}: {b.dataset} ({b.simulator})"),
+                         fontsize=8)
             ax.tick_params(axis="y", labelsize=7)
     fig.savefig(path, dpi=100, format="png", metadata={"Software": None})
     return path
