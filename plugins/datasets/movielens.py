@@ -64,7 +64,7 @@ def _read_ratings(path: Path, sep: str, min_rating: float) -> tuple[Rows, int]:
     text = read_text(path, "utf-8")
     rows = Rows([], [], [], [])
     n_low = 0
-    for ln, line in enumerate(text.splitlines(), start=1):
+    for ln, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         parts = line.split(sep)
@@ -94,7 +94,7 @@ def _read_u_item(path: Path, genre_names: tuple[str, ...]) -> tuple[dict[str, fr
     text = read_text(path, "latin-1")
     attrs: dict[str, frozenset[int]] = {}
     names: dict[str, str] = {}
-    for ln, line in enumerate(text.splitlines(), start=1):
+    for ln, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         parts = line.split("|")
@@ -116,7 +116,7 @@ def _read_u_genre(path: Path) -> tuple[str, ...]:
         return ML100K_GENRES
     text = read_text(path, "latin-1")
     found: dict[int, str] = {}
-    for ln, line in enumerate(text.splitlines(), start=1):
+    for ln, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         name, _, idx = line.rpartition("|")
@@ -131,7 +131,7 @@ def _read_movies_dat(path: Path) -> tuple[dict[str, frozenset[int]], dict[str, s
     genre_ids: dict[str, int] = {}
     attrs: dict[str, frozenset[int]] = {}
     names: dict[str, str] = {}
-    for ln, line in enumerate(text.splitlines(), start=1):
+    for ln, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         parts = line.split("::")
