@@ -57,7 +57,6 @@ class IPGConfig:
     backbone: str = opt("sasrec", "backbone kind: 'sasrec' or 'gru4rec' (own instance, trained on the training split)")
     gamma: float = opt(0.8, "preference inertia γ in ê_u′ = γ ê_u + (1 − γ) e_j")
     guidance: str = opt("dot", "g_j with 'dot' products (paper) or 'cosine' similarities (public code)")
-    backbone_seed_offset: int = opt(1, "backbones are trained with seed = run seed + this offset")
     batch_size: int = opt(512, "cases per generation batch (memory: rows x n_items scores)")
 
     def __post_init__(self) -> None:
@@ -77,11 +76,20 @@ class IPGConfig:
 
 
 def item_embeddings(model: SequenceModel) -> torch.Tensor:
-    """The backbone's ``[n_items, d]`` item embedding matrix (``model.item_embeddings()``)."""
+    """The backbone's ``[n_items, d]`` item embedding matrix.
+
+    ``model.item_embeddings()`` where the model has it (the SequenceModel protocol). Otherwise,
+    for an affine output head ``logits(s) = s @ E.T + b``: ``E = (logits(I_d) - logits(0)).T``.
+    """
     fn = getattr(model, "item_embeddings", None)
-    if fn is None:
-        raise ConfigError(f"ipg: backbone {type(model).__name__} has no item_embeddings()")
-    return fn().detach()
+    if fn is not None:
+        return fn().detach()
+    tensors = [*model.parameters(), *model.buffers()] if isinstance(model, torch.nn.Module) else []
+    dev = tensors[0].device if tensors else torch.device("cpu")
+    with torch.no_grad():
+        one = torch.zeros(1, 1, dtype=torch.long, device=dev)
+        d = model.encode(one, torch.ones(1, dtype=torch.long, device=dev)).shape[-1]
+        return (model.logits(torch.eye(d, device=dev)) - model.logits(torch.zeros(1, d, device=dev))).T
 
 
 def last_states(model: SequenceModel, hist: torch.Tensor, hist_len: torch.Tensor,
@@ -109,7 +117,7 @@ class IPG:
         self.n_items = ctx.data.n_items
         self.max_path_len = ctx.max_path_len
         self.device = ctx.device
-        self.model = ctx.make_backbone(self.cfg.backbone, ctx.seed + self.cfg.backbone_seed_offset)
+        self.model = ctx.make_backbone(self.cfg.backbone, ctx.seed)
         self.emb = item_embeddings(self.model).to(self.device).float()
 
     def _scores(self, states: torch.Tensor, pref: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

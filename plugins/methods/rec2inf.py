@@ -66,8 +66,6 @@ class Rec2InfConfig:
                           "embeddings) or 'attribute' (Jaccard of attribute sets; needs attributes)")
     embeddings_from: str = opt("sasrec", "backbone kind whose item embeddings measure closeness when "
                                "backbone = 'pop' and similarity = 'embedding'")
-    backbone_seed_offset: int = opt(1, "backbones are trained with seed = run seed + this offset "
-                                    "(so they differ from a simulator trained with the run seed)")
     batch_size: int = opt(512, "cases per generation batch (memory: rows x n_items logits)")
 
     def __post_init__(self) -> None:
@@ -87,12 +85,20 @@ class Rec2InfConfig:
 
 
 def item_embeddings(model: SequenceModel) -> torch.Tensor:
-    """The backbone's ``[n_items, d]`` item embedding matrix (``model.item_embeddings()``)."""
+    """The backbone's ``[n_items, d]`` item embedding matrix.
+
+    ``model.item_embeddings()`` where the model has it (the SequenceModel protocol). Otherwise,
+    for an affine output head ``logits(s) = s @ E.T + b``: ``E = (logits(I_d) - logits(0)).T``.
+    """
     fn = getattr(model, "item_embeddings", None)
-    if fn is None:
-        raise ConfigError(f"backbone {type(model).__name__} has no item_embeddings(); "
-                          "use similarity = 'attribute' or a backbone that provides it")
-    return fn().detach()
+    if fn is not None:
+        return fn().detach()
+    tensors = [*model.parameters(), *model.buffers()] if isinstance(model, torch.nn.Module) else []
+    dev = tensors[0].device if tensors else torch.device("cpu")
+    with torch.no_grad():
+        one = torch.zeros(1, 1, dtype=torch.long, device=dev)
+        d = model.encode(one, torch.ones(1, dtype=torch.long, device=dev)).shape[-1]
+        return (model.logits(torch.eye(d, device=dev)) - model.logits(torch.zeros(1, d, device=dev))).T
 
 
 def last_states(model: SequenceModel, hist: torch.Tensor, hist_len: torch.Tensor,
@@ -127,7 +133,7 @@ class Rec2Inf:
         self.n_items = ctx.data.n_items
         self.max_path_len = ctx.max_path_len
         self.device = ctx.device
-        seed = ctx.seed + cfg.backbone_seed_offset
+        seed = ctx.seed  # make_backbone offsets it: never the simulator's seed
         similarity = cfg.similarity
         if similarity == "attribute" and not ctx.data.item_attributes:
             log.warning("rec2inf: dataset %s has no item attributes; using similarity = 'embedding'", ctx.data.name)
