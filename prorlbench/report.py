@@ -155,9 +155,18 @@ def _to_int(df: pd.DataFrame, col: str, path: Path) -> None:
     df[col] = num.astype("int64")
 
 
-def _read_table(path: Path, str_cols: tuple[str, ...]) -> pd.DataFrame:
+_NA_VALUES = ["", "nan", "NaN", "NAN", "NA", "None", "none", "null", "NULL"]
+
+
+def _read_table(path: Path, str_cols: tuple[str, ...], float_cols: tuple[str, ...] = ()
+                ) -> pd.DataFrame:
+    """``str_cols`` as strings (no NA guessing); ``float_cols`` parsed as floats by the C parser
+    (raises ``ValueError`` on a non-number: the caller then finds the line)."""
+    dtype: dict[str, Any] = {c: str for c in str_cols}
+    dtype.update({c: "float64" for c in float_cols})
     try:
-        return pd.read_csv(path, dtype={c: str for c in str_cols}, keep_default_na=False)
+        return pd.read_csv(path, dtype=dtype, keep_default_na=False,
+                           na_values={c: _NA_VALUES for c in float_cols})
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError,
@@ -171,20 +180,24 @@ def _read_cases(path: Path) -> pd.DataFrame:
                           for c in CASES_COLUMNS})
     if not path.exists():
         return empty
-    df = _read_table(path, str_cols)
+    try:
+        df = _read_table(path, str_cols, ("value",))
+    except ValueError:   # a non-number in 'value': read it as text to name the line
+        df = _read_table(path, str_cols + ("value",))
+        raw = df["value"].astype(str).str.strip()
+        bad = pd.to_numeric(raw, errors="coerce").isna() & ~raw.isin(_NA_VALUES)
+        i = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
+        raise DataError(path, f"column 'value': expected a number, got {raw.iloc[i]!r}",
+                        line=i + 2) from None
     if df.empty and not len(df.columns):
         return empty
     _check_columns(df, CASES_COLUMNS, path)
     df = df[list(CASES_COLUMNS)].copy()
     _to_int(df, "seed", path)
     _to_int(df, "k", path)
-    raw = df["value"].astype(str).str.strip()
-    value = pd.to_numeric(raw.replace({"": "nan"}), errors="coerce")
-    bad = value.isna() & ~raw.str.lower().isin(["", "nan", "none", "null"])
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(path, f"column 'value': expected a number, got {raw.iloc[i]!r}", line=i + 2)
-    df["value"] = value.astype("float64")
+    # Categories (sorted) make the group-bys and sorts of large runs cheap.
+    for c in str_cols:
+        df[c] = pd.Categorical(df[c])
     return df
 
 
@@ -270,13 +283,15 @@ def summarize(cases: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in SUMMARY_COLUMNS})
     # Sort first so the floating-point sums do not depend on the row order of the input file.
     d = d.sort_values(KEYS + ["seed", "case", "value"], kind="mergesort")
-    per_seed = d.groupby(KEYS + ["seed"], sort=True)["value"].mean()
-    grouped = per_seed.groupby(level=KEYS, sort=True)
+    per_seed = d.groupby(KEYS + ["seed"], sort=True, observed=True)["value"].mean()
+    grouped = per_seed.groupby(level=KEYS, sort=True, observed=True)
     out = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1),
                         "n_seeds": grouped.size()})
     out["std"] = out["std"].where(out["n_seeds"] > 1, 0.0)
-    out["n_cases"] = d.groupby(KEYS, sort=True)["case"].nunique()
+    out["n_cases"] = d.groupby(KEYS, sort=True, observed=True)["case"].nunique()
     out = out.reset_index()
+    for c in ("method", "dataset", "simulator", "metric"):
+        out[c] = out[c].astype(str)
     return out[list(SUMMARY_COLUMNS)].sort_values(KEYS, kind="mergesort").reset_index(drop=True)
 
 
@@ -284,7 +299,7 @@ def per_case_means(cases: pd.DataFrame) -> pd.Series:
     """Per-case values averaged over seeds, indexed by (method, dataset, simulator, metric, k,
     case); ``.loc[(method, dataset, simulator, metric, k)]`` is one method's series by case id."""
     d = cases.dropna(subset=["value"]).sort_values(KEYS + ["case", "seed"], kind="mergesort")
-    return d.groupby(KEYS + ["case"], sort=True)["value"].mean()
+    return d.groupby(KEYS + ["case"], sort=True, observed=True)["value"].mean()
 
 
 def _case_series(pc: pd.Series, key: tuple[str, str, str, str, int]) -> pd.Series:

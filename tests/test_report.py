@@ -539,3 +539,32 @@ def test_training_plots_are_delegated_and_listed(tmp_path, monkeypatch):
 def test_summarize_empty():
     empty = pd.DataFrame({c: pd.Series(dtype=object) for c in CASE_COLS})
     assert summarize(empty).empty
+
+
+# ------------------------------------------------------------------------------------------
+# ranking property
+# ------------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from prorlbench.report import Block, Cell, fmt_number, mark_ranks  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(means=st.lists(st.floats(-5, 5, allow_nan=False) | st.sampled_from([0.1234, 0.1232, 0.1]),
+                      min_size=1, max_size=6),
+       metric=st.sampled_from(["ioi", "ior", "invalid", "len"]))
+def test_dense_rank_of_printed_means(means, metric):
+    methods = [f"m{i}" for i in range(len(means))]
+    cells = {(m, metric, 1): Cell(v, 0.0, 1, 1, "ok") for m, v in zip(methods, means)}
+    block = Block("d", "s", methods, cells, {m: m for m in methods}, [])
+    directions = {"ioi": True, "ior": True, "invalid": False, "len": None}
+    mark_ranks([block], [metric], [1], directions)
+    printed = {m: float(fmt_number(v, metric)) for m, v in zip(methods, means)}
+    if directions[metric] is None:
+        assert all(c.rank is None for c in cells.values())
+        return
+    distinct = sorted(set(printed.values()), reverse=directions[metric])
+    for m in methods:
+        assert cells[(m, metric, 1)].rank == distinct.index(printed[m]) + 1
