@@ -252,6 +252,8 @@ class DatasetContext:
     eval_models: dict[str, SequenceModel]
     cache_dir: Path
     max_path_len: int
+    metrics: list[Any] = field(default_factory=list)
+    """The run's metrics that this dataset supports (attribute metrics need item attributes)."""
     backbones: dict[tuple[str, int], SequenceModel] = field(default_factory=dict)
 
 
@@ -313,9 +315,16 @@ def prepare_dataset(res: Resolved, name: str, progress: bool) -> DatasetContext:
     if not cases.test:
         raise UserError(f"dataset '{name}': no test cases could be built; lower [cases] "
                         "min_target_rank or n_history, or use more users")
+    metrics = [m for m in res.metrics if not (m.needs_attributes and data.item_attributes is None)]
+    dropped = [m.name for m in res.metrics if m not in metrics]
+    if dropped:
+        if not metrics:
+            raise UserError(f"dataset '{name}' has no item attributes, which metric(s) "
+                            f"{', '.join(dropped)} need; choose other --metrics")
+        log.warning("dataset %s has no item attributes: metric(s) %s not computed", name, ", ".join(dropped))
     return DatasetContext(name=name, data=data, cases=cases, simulator=sim, simulator_info=info,
                           eval_models=eval_models, cache_dir=cache,
-                          max_path_len=int(res.cases_cfg.max_path_len))
+                          max_path_len=int(res.cases_cfg.max_path_len), metrics=metrics)
 
 
 def make_backbone_factory(res: Resolved, dctx: DatasetContext, progress: bool) -> Callable[[str, int], SequenceModel]:
@@ -402,7 +411,7 @@ def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolde
         candidates = [list(c) for c in candidates]
         frames = []
         for ev_name, model in dctx.eval_models.items():
-            df = evaluate_paths(model, test, candidates, res.metrics, ks=tuple(res.cfg.ks),
+            df = evaluate_paths(model, test, candidates, dctx.metrics, ks=tuple(res.cfg.ks),
                                 item_attributes=dctx.data.item_attributes,
                                 batch_size=res.cfg.eval_batch_size, device=res.device)
             df = df.assign(method=job.method, dataset=job.dataset, simulator=ev_name, seed=job.seed)

@@ -216,7 +216,7 @@ TINY_REAL_CONFIG = textwrap.dedent('''
     n_items = 60
     seq_len = 20
     [simulators.sasrec]
-    epochs = 2
+    epochs = 1
     hidden = 16
     n_layers = 1
     inner = 32
