@@ -27,7 +27,7 @@ examples:
   prorlbench run --methods random,pop
   prorlbench run --methods prorl,naive-pg --seeds 0,1,2
   prorlbench run --methods prorl,sft,rec2inf --eval-simulator sasrec,oracle
-  prorlbench run --config experiments/paper.toml --profile paper --device cuda
+  prorlbench run --config my_run.toml --profile paper --device cuda
   prorlbench run --methods my-method --plugins-dir ./my_plugins
 
 Flags override the [run] table of --config. Re-running the same command (same --out) resumes:

@@ -119,7 +119,7 @@ class Resolved:
 def resolve_device(name: str) -> torch.device:
     name = (name or "auto").strip().lower()
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cpu":
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
@@ -130,7 +130,9 @@ def resolve_device(name: str) -> torch.device:
             dev = torch.device(name)
         except RuntimeError:
             raise ConfigError(f"--device {name}: not a valid device name") from None
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
+        if dev.index is None:  # an explicit index, so device comparisons (cuda vs cuda:0) agree
+            dev = torch.device("cuda", torch.cuda.current_device())
+        if dev.index >= torch.cuda.device_count():
             raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
         return dev
     raise ConfigError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
