@@ -42,3 +42,11 @@ def test_readme_quick_start_matches_ci():
     assert install in ci and test in ci
     assert re.search(r"set -euo pipefail", ci)
     assert "docs/plugins.md" in readme
+
+
+def test_ci_script_is_valid_bash():
+    import subprocess
+
+    ci = ROOT / ".ci" / "run"
+    assert ci.stat().st_mode & 0o111, ".ci/run must be executable"
+    subprocess.run(["bash", "-n", str(ci)], check=True)
