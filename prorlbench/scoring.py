@@ -41,8 +41,9 @@ class PathScores:
     """``[N, L]`` the scored item ids, right-padded with ``n_items``."""
     targets: torch.Tensor
     """``[N]``."""
-    item_attributes: Sequence[frozenset[int]] | None = None
-    """Passed through for attribute-based metrics (Coherence)."""
+    item_attributes: Sequence[frozenset[int]] | torch.Tensor | None = None
+    """Passed through for attribute-based metrics (Coherence): per-item attribute sets, or the
+    ``[n_items, n_attributes]`` bool matrix of :func:`attribute_matrix`."""
 
     @property
     def max_len(self) -> int:
@@ -57,6 +58,19 @@ class PathScores:
     def final(self, x: torch.Tensor) -> torch.Tensor:
         """Value at S_m of a ``[N, L + 1]`` tensor."""
         return x.gather(1, self.lengths[:, None]).squeeze(1)
+
+
+def attribute_matrix(item_attributes: Sequence[frozenset[int]] | torch.Tensor, device=None) -> torch.Tensor:
+    """``[n_items, n_attributes]`` bool: item i has attribute a (a tensor is passed through)."""
+    if isinstance(item_attributes, torch.Tensor):
+        return item_attributes.to(device=device, dtype=torch.bool)
+    n_attr = 1 + max((max(a) for a in item_attributes if a), default=-1)
+    rows = [i for i, attrs in enumerate(item_attributes) for _ in attrs]
+    cols = [a for attrs in item_attributes for a in attrs]
+    out = torch.zeros(len(item_attributes), max(n_attr, 1), dtype=torch.bool)
+    if rows:
+        out[torch.tensor(rows), torch.tensor(cols)] = True
+    return out.to(device)
 
 
 def pad_paths(
@@ -135,24 +149,43 @@ def build_sequences(
     return seqs, seq_len, hist_len
 
 
+def default_chunk_rows(n_items: int, device: torch.device) -> int:
+    """Rows of full-catalog logits per chunk: ~4 MB on CPU (the log-sum-exp and the rank count
+    then re-read the chunk from cache), ~256 MB on an accelerator (fewer, larger kernels)."""
+    budget = (1 << 20) if device.type == "cpu" else (1 << 26)
+    return max(16, budget // max(n_items, 1))
+
+
+@torch.no_grad()
+def target_stats_flat(
+    model: SequenceModel, states: torch.Tensor, targets: torch.Tensor, chunk: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``log p(T | S)`` and ``rank(T | S)`` for states ``[R, d]`` and targets ``[R]``.
+
+    Full-catalog logits are formed ``chunk`` rows at a time (see :func:`default_chunk_rows`);
+    for each chunk the target's logit is read once and compared with the log-sum-exp and with
+    every other logit, so nothing of size ``[R, n_items]`` is ever held.
+    """
+    R = states.shape[0]
+    chunk = chunk or default_chunk_rows(model.n_items, states.device)
+    logp = torch.empty(R, device=states.device)
+    rank = torch.empty(R, device=states.device)
+    for s in range(0, R, chunk):
+        lg = model.logits(states[s : s + chunk]).float()
+        t = lg.gather(1, targets[s : s + chunk, None])
+        logp[s : s + chunk] = (t - torch.logsumexp(lg, 1, keepdim=True)).squeeze(1)
+        rank[s : s + chunk] = (lg > t).sum(1)
+    return logp, rank.add_(1.0)
+
+
 @torch.no_grad()
 def target_stats(
-    model: SequenceModel, states: torch.Tensor, targets: torch.Tensor, chunk: int = 4096
+    model: SequenceModel, states: torch.Tensor, targets: torch.Tensor, chunk: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``log p(T | S)`` and ``rank(T | S)`` for states ``[N, K, d]`` and targets ``[N]``.
-
-    Works on chunks of rows so the ``[rows, n_items]`` logits never exceed ``chunk`` rows.
-    """
+    """``log p(T | S)`` and ``rank(T | S)`` for states ``[N, K, d]`` and targets ``[N]``."""
     N, K, d = states.shape
-    flat = states.reshape(N * K, d)
-    tflat = targets[:, None].expand(N, K).reshape(-1)
-    logp = torch.empty(N * K, device=states.device)
-    rank = torch.empty(N * K, device=states.device)
-    for s in range(0, N * K, chunk):
-        lg = model.logits(flat[s : s + chunk]).float()
-        t = lg.gather(1, tflat[s : s + chunk, None])
-        logp[s : s + chunk] = (t - torch.logsumexp(lg, 1, keepdim=True)).squeeze(1)
-        rank[s : s + chunk] = 1.0 + (lg > t).sum(1).float()
+    logp, rank = target_stats_flat(model, states.reshape(N * K, d),
+                                   targets[:, None].expand(N, K).reshape(-1), chunk)
     return logp.view(N, K), rank.view(N, K)
 
 
@@ -167,8 +200,8 @@ def score_paths(
     targets: torch.Tensor | None = None,
     path_tensor: torch.Tensor | None = None,
     path_len: torch.Tensor | None = None,
-    item_attributes: Sequence[frozenset[int]] | None = None,
-    chunk: int = 4096,
+    item_attributes: Sequence[frozenset[int]] | torch.Tensor | None = None,
+    chunk: int | None = None,
 ) -> PathScores:
     """Score N paths in one forward pass each.
 
@@ -196,7 +229,21 @@ def score_paths(
     k = torch.arange(L + 1, device=device)[None, :]
     idx = hl[:, None] - 1 + torch.minimum(k, path_len[:, None])
     states = enc.gather(1, idx[:, :, None].expand(N, L + 1, enc.shape[-1]))
-    log_p, rank = target_stats(model, states, targets, chunk=chunk)
+    # Full-catalog statistics only for the distinct states S_0..S_m of each path (rows past a
+    # path's length repeat S_m and are filled in afterwards, not recomputed).
+    live = k <= path_len[:, None]  # [N, L + 1]
+    if bool(live.all()):
+        log_p, rank = target_stats(model, states, targets, chunk=chunk)
+    else:
+        flat_live = live.reshape(-1)
+        lp, rk = target_stats_flat(model, states.reshape(N * (L + 1), -1)[flat_live],
+                                   targets[:, None].expand(N, L + 1).reshape(-1)[flat_live], chunk)
+        log_p = torch.empty(N * (L + 1), device=device)
+        rank = torch.empty(N * (L + 1), device=device)
+        log_p[flat_live], rank[flat_live] = lp, rk
+        log_p, rank = log_p.view(N, L + 1), rank.view(N, L + 1)
+        fin = torch.minimum(k, path_len[:, None])
+        log_p, rank = log_p.gather(1, fin), rank.gather(1, fin)
     items = path_tensor.clamp(max=n_items - 1)
     acc = torch.sigmoid(model.accept_logit(states[:, :L], items).float())
     mask = k[:, :L] < path_len[:, None]

@@ -1,0 +1,96 @@
+"""GRU4Rec user simulator (Hidasi et al., ICLR 2016), the second simulator of SPEC section 2.
+
+A single-layer GRU over item embeddings, as RecBole's GRU4Rec: embedding 64, dropout 0.3 on the
+embeddings during training, GRU hidden 64, a dense layer mapping the GRU output to d = 64 so that
+``score(S) = u(S) . E`` shares the input item embedding (RecBole's ``CE`` loss setting).
+Trained with full-softmax cross-entropy by :mod:`prorlbench.seqtrain`.
+
+Deviations from RecBole: right padding with id ``n_items`` (zero embedding row) and training on
+every position. A GRU is causal by construction, so padding after a sequence never changes its
+earlier states and no packing is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from prorlbench import hookimpl
+from prorlbench.api import Interactions, SimulatorInfo, SimulatorSpec
+from prorlbench.config import opt
+from prorlbench.seqtrain import train_or_load
+
+
+@dataclass
+class GRU4RecConfig:
+    embedding: int = opt(64, "item embedding size (also the output size d)")
+    hidden: int = opt(64, "GRU hidden size")
+    n_layers: int = opt(1, "GRU layers")
+    dropout: float = opt(0.3, "dropout on the input embeddings during training")
+    init_std: float = opt(0.02, "std of the normal initialisation of the item embedding")
+    max_seq_len: int = opt(50, "longest input sequence; older items are dropped")
+    lr: float = opt(1e-3, "learning rate (AdamW)")
+    weight_decay: float = opt(0.0, "AdamW weight decay (0 = Adam, RecBole's default)")
+    batch_size: int = opt(128, "training windows per batch")
+    epochs: int = opt(40, "maximum training epochs")
+    patience: int = opt(5, "stop after this many epochs without a better validation NDCG@10")
+
+    PROFILES: ClassVar[dict[str, dict]] = {
+        "quick": {"epochs": 40, "patience": 5, "batch_size": 128},
+        "paper": {"epochs": 300, "patience": 10, "batch_size": 2048},
+    }
+
+
+class GRU4Rec(nn.Module):
+    """Recurrent next-item model implementing ``SequenceModel``."""
+
+    def __init__(self, cfg: GRU4RecConfig, n_items: int):
+        super().__init__()
+        self.n_items = n_items
+        self.max_seq_len = cfg.max_seq_len
+        self.item_emb = nn.Embedding(n_items + 1, cfg.embedding)
+        self.gru = nn.GRU(cfg.embedding, cfg.hidden, num_layers=cfg.n_layers, batch_first=True, bias=False)
+        self.dense = nn.Linear(cfg.hidden, cfg.embedding)
+        self.p = cfg.dropout
+        nn.init.normal_(self.item_emb.weight, 0.0, cfg.init_std)
+        for name, w in self.gru.named_parameters():
+            if "weight_ih" in name:
+                nn.init.xavier_uniform_(w)
+            elif "weight_hh" in name:
+                nn.init.orthogonal_(w)
+        with torch.no_grad():
+            self.item_emb.weight[n_items].zero_()
+
+    def encode(self, seqs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if seqs.shape[1] > self.max_seq_len:
+            raise ValueError(f"sequence length {seqs.shape[1]} exceeds max_seq_len {self.max_seq_len}")
+        x = F.dropout(self.item_emb(seqs), self.p, self.training)
+        out, _ = self.gru(x)
+        return self.dense(out)
+
+    def logits(self, states: torch.Tensor) -> torch.Tensor:
+        return states @ self.item_emb.weight[: self.n_items].T
+
+    def accept_logit(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return (states * self.item_emb(items)).sum(-1)
+
+
+def build(cfg: GRU4RecConfig, data: Interactions, *, device: Any = "cpu", seed: int = 0,
+          cache_dir: Any = None, progress: bool = False) -> tuple[GRU4Rec, SimulatorInfo]:
+    """Train GRU4Rec on ``data.sequences["train"]`` (or load it from ``cache_dir``)."""
+    return train_or_load("gru4rec", lambda c, n: GRU4Rec(c, n), cfg, data, device=device, seed=seed,
+                         cache_dir=cache_dir, progress=progress)
+
+
+@hookimpl
+def register_simulators(register):
+    register(SimulatorSpec(
+        name="gru4rec",
+        summary="GRU4Rec (1 GRU layer, hidden 64, embedding dropout 0.3)",
+        build=build,
+        config_cls=GRU4RecConfig,
+    ))

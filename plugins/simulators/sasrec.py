@@ -1,0 +1,161 @@
+"""SASRec user simulator (Kang & McAuley, ICDM 2018), the default simulator of SPEC section 2.
+
+Our own small torch module that keeps RecBole's SASRec hyper-parameters and layout: learned item
+and positional embeddings summed, LayerNorm + dropout, ``n_layers`` post-LN transformer blocks
+(multi-head causal self-attention with attention dropout, then a GELU feed-forward layer), item
+embedding shared between input and output (``score(S) = u(S) . E``), weights initialised from
+N(0, 0.02), LayerNorm eps 1e-12, dropout 0.5 on hidden states and attention during training.
+Trained with full-softmax cross-entropy by :mod:`prorlbench.seqtrain` (RecBole's ``CE`` loss).
+
+Deviations from RecBole: sequences are right-padded with the id ``n_items`` (RecBole pads with
+0 and shifts item ids by one); the padding row of the embedding is zero and is never a target.
+Position ids count from 0 at the first real item, as in RecBole's right-padded batches; padded
+positions come *after* the sequence, so the causal mask alone keeps them out of every real row
+(their own rows are unspecified). Every position is a training target (RecBole trains on the
+last position of each prefix-augmented sequence, which covers the same transitions). Attention
+uses :func:`torch.nn.functional.scaled_dot_product_attention`.
+
+For reference implementations that left-pad (the official ProRL code), :meth:`SASRec.encode`
+takes optional explicit ``positions`` and a ``key_mask`` of real items.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from prorlbench import hookimpl
+from prorlbench.api import Interactions, SimulatorInfo, SimulatorSpec
+from prorlbench.config import opt
+from prorlbench.seqtrain import train_or_load
+
+
+@dataclass
+class SASRecConfig:
+    hidden: int = opt(64, "hidden size d (item and position embeddings, attention, output)")
+    n_layers: int = opt(2, "number of transformer blocks")
+    n_heads: int = opt(2, "attention heads per block")
+    inner: int = opt(256, "feed-forward inner size")
+    dropout: float = opt(0.5, "dropout on hidden states and attention weights during training")
+    layer_norm_eps: float = opt(1e-12, "LayerNorm epsilon (RecBole default)")
+    init_std: float = opt(0.02, "std of the normal weight initialisation")
+    max_seq_len: int = opt(50, "longest input sequence; older items are dropped")
+    lr: float = opt(1e-3, "learning rate (AdamW)")
+    weight_decay: float = opt(0.0, "AdamW weight decay (0 = Adam, RecBole's default)")
+    batch_size: int = opt(128, "training windows per batch")
+    epochs: int = opt(40, "maximum training epochs")
+    patience: int = opt(5, "stop after this many epochs without a better validation NDCG@10")
+
+    PROFILES: ClassVar[dict[str, dict]] = {
+        "quick": {"epochs": 40, "patience": 5, "batch_size": 128},
+        "paper": {"epochs": 300, "patience": 10, "batch_size": 2048},
+    }
+
+
+class _Block(nn.Module):
+    """Post-LN transformer block as in RecBole (attention -> add & norm -> FFN -> add & norm)."""
+
+    def __init__(self, cfg: SASRecConfig):
+        super().__init__()
+        d = cfg.hidden
+        if d % cfg.n_heads:
+            raise ValueError(f"hidden {d} is not divisible by n_heads {cfg.n_heads}")
+        self.n_heads = cfg.n_heads
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+        self.ln1 = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
+        self.ff1 = nn.Linear(d, cfg.inner)
+        self.ff2 = nn.Linear(cfg.inner, d)
+        self.ln2 = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
+        self.p = cfg.dropout
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        B, T, d = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        p = self.p if self.training else 0.0
+        if attn_mask is None:
+            a = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        else:
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask[:, None], dropout_p=p)
+        a = a.transpose(1, 2).reshape(B, T, d)
+        x = self.ln1(x + F.dropout(self.out(a), p, self.training))
+        h = self.ff2(F.gelu(self.ff1(x)))
+        return self.ln2(x + F.dropout(h, p, self.training))
+
+
+class SASRec(nn.Module):
+    """Causal self-attentive sequential recommender implementing ``SequenceModel``."""
+
+    def __init__(self, cfg: SASRecConfig, n_items: int):
+        super().__init__()
+        self.n_items = n_items
+        self.max_seq_len = cfg.max_seq_len
+        self.item_emb = nn.Embedding(n_items + 1, cfg.hidden)
+        self.pos_emb = nn.Embedding(cfg.max_seq_len, cfg.hidden)
+        self.ln = nn.LayerNorm(cfg.hidden, eps=cfg.layer_norm_eps)
+        self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_layers))
+        self.p = cfg.dropout
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(m.weight, 0.0, cfg.init_std)
+            if isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        with torch.no_grad():
+            self.item_emb.weight[n_items].zero_()
+
+    def encode(self, seqs: torch.Tensor, lengths: torch.Tensor, *, positions: torch.Tensor | None = None,
+               key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """States after each prefix, ``[B, T, d]`` (see ``SequenceModel.encode``).
+
+        Right-padded input needs neither keyword. ``positions [B, T]`` and ``key_mask [B, T]``
+        (True at real items) let a caller feed left-padded sequences: keys outside ``key_mask``
+        are hidden from every row (a row still sees itself, so all-padding rows stay finite).
+        """
+        T = seqs.shape[1]
+        if T > self.max_seq_len:
+            raise ValueError(f"sequence length {T} exceeds max_seq_len {self.max_seq_len}")
+        if positions is None:
+            pos = self.pos_emb.weight[:T][None]
+        else:
+            pos = self.pos_emb(positions.clamp(0, self.max_seq_len - 1))
+        x = self.item_emb(seqs) + pos
+        x = F.dropout(self.ln(x), self.p, self.training)
+        mask = None
+        if key_mask is not None:
+            causal = torch.ones(T, T, dtype=torch.bool, device=seqs.device).tril()
+            eye = torch.eye(T, dtype=torch.bool, device=seqs.device)
+            mask = (causal[None] & key_mask[:, None, :]) | eye[None]
+        for blk in self.blocks:
+            x = blk(x, mask)
+        return x
+
+    def logits(self, states: torch.Tensor) -> torch.Tensor:
+        return states @ self.item_emb.weight[: self.n_items].T
+
+    def accept_logit(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return (states * self.item_emb(items)).sum(-1)
+
+
+def build(cfg: SASRecConfig, data: Interactions, *, device: Any = "cpu", seed: int = 0,
+          cache_dir: Any = None, progress: bool = False) -> tuple[SASRec, SimulatorInfo]:
+    """Train SASRec on ``data.sequences["train"]`` (or load it from ``cache_dir``)."""
+    return train_or_load("sasrec", lambda c, n: SASRec(c, n), cfg, data, device=device, seed=seed,
+                         cache_dir=cache_dir, progress=progress)
+
+
+@hookimpl
+def register_simulators(register):
+    register(SimulatorSpec(
+        name="sasrec",
+        summary="SASRec (2 blocks, 2 heads, hidden 64, max 50, dropout 0.5; RecBole hyper-parameters)",
+        build=build,
+        config_cls=SASRecConfig,
+    ))

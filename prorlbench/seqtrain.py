@@ -1,0 +1,365 @@
+"""Shared training, evaluation and disk caching of causal next-item models (SPEC section 2).
+
+Used by the ``sasrec`` and ``gru4rec`` simulator plugins (and therefore by every backbone a
+baseline asks for). The recipe follows RecBole's defaults for sequential recommenders:
+
+* training data: ``data.sequences["train"]`` only. Each user sequence is cut into windows of at
+  most ``max_seq_len + 1`` items, counted back from its end (the most recent items form the first
+  window, so a model trained with a single window per user sees exactly RecBole's "last
+  ``max_seq_len`` items"); inputs are ``window[:-1]`` right-padded with ``n_items``, targets
+  ``window[1:]``;
+* loss: full-softmax cross-entropy over the whole catalog at *every* position (not only the last);
+* optimiser: AdamW (``weight_decay`` 0 makes it Adam, RecBole's default), lr 1e-3;
+* early stopping: after every epoch the model is scored on ``data.sequences["valid"]`` with
+  :func:`evaluate_next_item`; the weights with the best NDCG@10 are kept and training stops after
+  ``patience`` epochs without improvement.
+
+:func:`train_or_load` caches the trained weights in ``cache_dir`` under a key that hashes the
+dataset (name and a fingerprint of its training/validation sequences and catalog size), the
+model kind, the full config, the seed and :data:`CODE_VERSION`. A cache entry is two files:
+``<stem>.pt`` (a plain ``state_dict``, loaded with ``weights_only=True``) and ``<stem>.json``
+(metadata: key, HR@10, NDCG@10 and the SHA-256 of the ``.pt`` file). Both are written atomically
+(temporary file + ``os.replace``); an unreadable or inconsistent entry is logged and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .api import Interactions, SequenceModel, SimulatorInfo
+from .config import to_dict
+
+log = logging.getLogger("prorlbench")
+
+CODE_VERSION = "seqtrain-1"
+"""Bump when a change to training or to a model's code invalidates cached weights."""
+
+
+# --------------------------------------------------------------------------------------------
+# Batching
+# --------------------------------------------------------------------------------------------
+
+
+def training_windows(sequences: Sequence[Sequence[int]], max_seq_len: int) -> list[tuple[int, ...]]:
+    """Cut sequences into windows of at most ``max_seq_len + 1`` items, from the end backwards.
+
+    Consecutive windows share one item (the last input of a window is the first target of the
+    next), so every transition of a sequence is predicted exactly once. Windows shorter than two
+    items (nothing to predict) are dropped.
+    """
+    out: list[tuple[int, ...]] = []
+    span = max_seq_len + 1
+    for seq in sequences:
+        seq = tuple(int(i) for i in seq)
+        end = len(seq)
+        while end >= 2:
+            start = max(0, end - span)
+            out.append(seq[start:end])
+            end = start + 1
+            if start == 0:
+                break
+    return out
+
+
+def right_pad(seqs: Sequence[Sequence[int]], pad_id: int, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(tensor [B, width], lengths [B])``, right-padded with ``pad_id``."""
+    lens = [len(s) for s in seqs]
+    width = width if width is not None else max(lens + [1])
+    out = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    for r, s in enumerate(seqs):
+        if s:
+            out[r, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+    return out, torch.as_tensor(lens, dtype=torch.long)
+
+
+def _prefix_and_target(sequences: Sequence[Sequence[int]], max_seq_len: int) -> tuple[list[tuple[int, ...]], list[int]]:
+    prefixes, targets = [], []
+    for s in sequences:
+        if len(s) < 2:
+            continue
+        prefixes.append(tuple(s[:-1])[-max_seq_len:])
+        targets.append(int(s[-1]))
+    return prefixes, targets
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def _hr_ndcg(ranks: torch.Tensor, k: int) -> dict[str, float]:
+    if ranks.numel() == 0:
+        return {f"hr{k}": float("nan"), f"ndcg{k}": float("nan")}
+    hit = ranks <= k
+    ndcg = torch.where(hit, 1.0 / torch.log2(ranks.double() + 1.0), torch.zeros((), dtype=torch.double))
+    return {f"hr{k}": float(hit.double().mean()), f"ndcg{k}": float(ndcg.mean())}
+
+
+@torch.no_grad()
+def evaluate_next_item(model: SequenceModel, sequences: Sequence[Sequence[int]], k: int = 10,
+                       batch_size: int = 512) -> dict[str, float]:
+    """Leave-last-out HR@k and NDCG@k of a next-item model.
+
+    For every sequence with at least two items, the last item is predicted from the preceding
+    items (the most recent ``max_seq_len`` of them) by ranking the *full catalog*;
+    ``rank = 1 + #{items scored strictly higher than the target}``. Items that already occur in
+    the sequence are **not** removed from the ranking (a simulator must be able to predict
+    re-consumption, and the path metrics rank the whole catalog too). Returns
+    ``{"hr10": ..., "ndcg10": ...}`` for ``k = 10`` (keys follow ``k``).
+    """
+    prefixes, targets = _prefix_and_target(sequences, model.max_seq_len)
+    if not prefixes:
+        return _hr_ndcg(torch.zeros(0), k)
+    device = _device_of(model)
+    was_training = getattr(model, "training", False)
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    ranks = []
+    for s in range(0, len(prefixes), batch_size):
+        seqs, lens = right_pad(prefixes[s : s + batch_size], model.n_items)
+        seqs, lens = seqs.to(device), lens.to(device)
+        tg = torch.as_tensor(targets[s : s + batch_size], device=device)
+        enc = model.encode(seqs, lens)
+        state = enc[torch.arange(len(lens), device=device), lens - 1]
+        lg = model.logits(state).float()
+        t = lg.gather(1, tg[:, None])
+        ranks.append((1 + (lg > t).sum(1)).cpu())
+    if was_training and isinstance(model, torch.nn.Module):
+        model.train()
+    return _hr_ndcg(torch.cat(ranks), k)
+
+
+def popularity_hr(data: Interactions, sequences: Sequence[Sequence[int]], k: int = 10) -> dict[str, float]:
+    """The same leave-last-out HR@k / NDCG@k for the popularity ranking of the training split.
+
+    Scores are training-split item counts; ``rank = 1 + #{items strictly more popular}``.
+    """
+    pop = data.popularity().double()
+    targets = torch.as_tensor([int(s[-1]) for s in sequences if len(s) >= 2], dtype=torch.long)
+    if targets.numel() == 0:
+        return _hr_ndcg(torch.zeros(0), k)
+    sorted_pop, _ = torch.sort(pop)
+    # number of items with a strictly larger count than the target's count
+    higher = pop.numel() - torch.searchsorted(sorted_pop, pop[targets], right=True)
+    return _hr_ndcg(1 + higher, k)
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+
+def _device_of(model: Any) -> torch.device:
+    if isinstance(model, torch.nn.Module):
+        for p in model.parameters():
+            return p.device
+    return torch.device("cpu")
+
+
+def train_model(model: torch.nn.Module, cfg: Any, data: Interactions, *, device: torch.device | str,
+                seed: int, progress: bool = False) -> dict[str, float]:
+    """Train ``model`` in place (see the module docstring); returns the best validation metrics.
+
+    ``cfg`` needs ``max_seq_len, lr, batch_size, epochs, patience, weight_decay``. Uses its own
+    generator for shuffling; dropout draws from torch's global RNG, so callers wrap this in
+    :func:`torch.random.fork_rng` (as :func:`train_or_load` does).
+    """
+    device = torch.device(device)
+    n_items = data.n_items
+    windows = training_windows(data.sequences.get("train", []), cfg.max_seq_len)
+    if not windows:
+        raise ValueError(f"dataset '{data.name}' has no training sequence with two or more items")
+    seqs, lens = right_pad(windows, n_items, width=min(cfg.max_seq_len + 1, max(len(w) for w in windows)))
+    inputs, targets = seqs[:, :-1].contiguous(), seqs[:, 1:].contiguous()
+    in_lens = lens - 1
+    valid_seqs = data.sequences.get("valid", [])
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best: dict[str, float] = {"hr10": float("nan"), "ndcg10": -math.inf}
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    bad_epochs = 0
+    bar = tqdm(range(cfg.epochs), desc=f"train {type(model).__name__}", disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(len(inputs), generator=gen)
+        total, count = 0.0, 0
+        for s in range(0, len(order), cfg.batch_size):
+            idx = order[s : s + cfg.batch_size]
+            x, y, ln = inputs[idx].to(device), targets[idx].to(device), in_lens[idx].to(device)
+            width = int(ln.max())
+            x, y = x[:, :width], y[:, :width]
+            states = model.encode(x, ln)
+            mask = y != n_items
+            lg = model.logits(states[mask])
+            loss = F.cross_entropy(lg.float(), y[mask])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * int(mask.sum())
+            count += int(mask.sum())
+        model.eval()
+        metrics = evaluate_next_item(model, valid_seqs) if valid_seqs else {"hr10": float("nan"), "ndcg10": -float(total / max(count, 1))}
+        bar.set_postfix(loss=f"{total / max(count, 1):.3f}", ndcg10=f"{metrics['ndcg10']:.4f}")
+        log.debug("%s epoch %d loss %.4f valid %s", type(model).__name__, epoch, total / max(count, 1), metrics)
+        if metrics["ndcg10"] > best["ndcg10"]:
+            best = metrics
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            bad_epochs = 0
+        else:
+            bad_epochs += 1
+            if bad_epochs >= cfg.patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    if not valid_seqs:
+        best = {"hr10": float("nan"), "ndcg10": float("nan")}
+    return best
+
+
+# --------------------------------------------------------------------------------------------
+# Caching
+# --------------------------------------------------------------------------------------------
+
+
+def data_fingerprint(data: Interactions) -> str:
+    """SHA-256 over the catalog size and the training and validation sequences."""
+    h = hashlib.sha256()
+    h.update(f"n_items={data.n_items};".encode())
+    for split in ("train", "valid"):
+        seqs = data.sequences.get(split, [])
+        h.update(f"{split}:{len(seqs)};".encode())
+        for s in seqs:
+            h.update(torch.as_tensor(list(s), dtype=torch.int64).numpy().tobytes())
+            h.update(b"|")
+    return h.hexdigest()
+
+
+def cache_key(kind: str, cfg: Any, data: Interactions, seed: int) -> str:
+    """The hash that names a cache entry (see the module docstring)."""
+    payload = {
+        "dataset": data.name,
+        "data": data_fingerprint(data),
+        "kind": kind,
+        "config": to_dict(cfg),
+        "seed": seed,
+        "code": CODE_VERSION,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _try_load(model: torch.nn.Module, pt: Path, meta_path: Path, key: str) -> dict[str, Any] | None:
+    """Load a cache entry into ``model``; ``None`` when absent, a warning when corrupt."""
+    if not pt.exists() and not meta_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("key") != key:
+            raise ValueError("metadata key does not match")
+        if meta.get("sha256") != _sha256_file(pt):
+            raise ValueError("weights file checksum does not match its metadata")
+        state = torch.load(pt, map_location="cpu", weights_only=True)
+        model.load_state_dict(state, strict=True)
+        return meta
+    except Exception as exc:  # any unreadable / inconsistent entry is rebuilt
+        log.warning("simulator cache %s is unreadable (%s: %s); retraining", pt, type(exc).__name__, exc)
+        return None
+
+
+def _freeze(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    model.to(device)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def train_or_load(kind: str, model_factory: Callable[[Any, int], torch.nn.Module], cfg: Any,
+                  data: Interactions, *, device: torch.device | str = "cpu", seed: int = 0,
+                  cache_dir: str | Path | None = None, progress: bool = False
+                  ) -> tuple[torch.nn.Module, SimulatorInfo]:
+    """Train a ``kind`` model on ``data`` (or load it from ``cache_dir``).
+
+    ``model_factory(cfg, n_items)`` builds an untrained module; it is called under a forked RNG
+    seeded with ``seed``, so initialisation and training are reproducible and torch's global RNG
+    is left as it was. Returns the model in eval mode on ``device`` with gradients off, and a
+    :class:`SimulatorInfo` whose ``trained`` says whether this call trained it. ``cache_dir=None``
+    disables caching.
+    """
+    device = torch.device(device)
+    key = cache_key(kind, cfg, data, seed)
+    stem = f"{kind}-{_safe(data.name)}-s{seed}-{key[:16]}"
+    pt = meta_path = None
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model = model_factory(cfg, data.n_items)
+    if cache_dir is not None:
+        folder = Path(cache_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        pt, meta_path = folder / f"{stem}.pt", folder / f"{stem}.json"
+        meta = _try_load(model, pt, meta_path, key)
+        if meta is not None:
+            info = SimulatorInfo(name=kind, hr10=meta.get("hr10"), ndcg10=meta.get("ndcg10"),
+                                 cache_path=str(pt), trained=False)
+            log.info("%s on %s loaded from cache %s (valid HR@10 %.4f, NDCG@10 %.4f)", kind, data.name,
+                     pt, info.hr10 if info.hr10 is not None else float("nan"),
+                     info.ndcg10 if info.ndcg10 is not None else float("nan"))
+            return _freeze(model, device), info
+
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model.to(device)
+        best = train_model(model, cfg, data, device=device, seed=seed, progress=progress)
+    seconds = time.perf_counter() - start
+    pop = popularity_hr(data, data.sequences.get("valid", []))
+    log.info("%s on %s trained in %.1fs: valid HR@10 %.4f NDCG@10 %.4f (popularity HR@10 %.4f NDCG@10 %.4f)",
+             kind, data.name, seconds, best["hr10"], best["ndcg10"], pop["hr10"], pop["ndcg10"])
+    if pt is not None and meta_path is not None:
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        _atomic_write(pt, lambda f: torch.save(state, f))
+        meta = {"key": key, "kind": kind, "dataset": data.name, "seed": seed, "config": to_dict(cfg),
+                "code": CODE_VERSION, "hr10": best["hr10"], "ndcg10": best["ndcg10"],
+                "popularity_hr10": pop["hr10"], "popularity_ndcg10": pop["ndcg10"],
+                "train_seconds": seconds, "sha256": _sha256_file(pt)}
+        _atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=1, default=repr)), mode="w")
+    info = SimulatorInfo(name=kind, hr10=best["hr10"], ndcg10=best["ndcg10"],
+                         cache_path=str(pt) if pt is not None else None, trained=True)
+    return _freeze(model, device), info
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:40] or "data"
