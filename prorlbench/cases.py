@@ -86,8 +86,8 @@ class CaseConfig:
     n_history: int = opt(10, "history length H: the user's last n_history items before the path")
     max_path_len: int = opt(10, "longest path; targets are drawn at distance 2..max_path_len+1 after H")
     min_target_rank: int = opt(50, "a target must rank worse than this under the simulator given H")
-    max_cases_per_user: int | None = opt(3, "cap on cases per user (None: no cap)")
-    max_cases_per_split: int | None = opt(None, "cap on cases per split, seeded subsample (None: all)")
+    max_cases_per_user: int | None = opt(3, "cap on cases per user (0 or None: no cap)")
+    max_cases_per_split: int | None = opt(None, "cap on cases per split, seeded subsample (0 or None: all)")
     target_choice: str = opt("nearest", "which eligible item becomes T: 'nearest' (the first one, as in "
                              "ProRL's short reference paths) or 'random' (uniform, seeded)")
     seed: int = opt(0, "seed for window order, target choice and subsampling")
@@ -99,10 +99,10 @@ class CaseConfig:
             raise ConfigError(f"cases: max_path_len must be >= 1, got {self.max_path_len}")
         if self.min_target_rank < 0:
             raise ConfigError(f"cases: min_target_rank must be >= 0, got {self.min_target_rank}")
-        if self.max_cases_per_user is not None and self.max_cases_per_user < 1:
-            raise ConfigError(f"cases: max_cases_per_user must be >= 1 or None, got {self.max_cases_per_user}")
-        if self.max_cases_per_split is not None and self.max_cases_per_split < 1:
-            raise ConfigError(f"cases: max_cases_per_split must be >= 1 or None, got {self.max_cases_per_split}")
+        if self.max_cases_per_user is not None and self.max_cases_per_user < 0:
+            raise ConfigError(f"cases: max_cases_per_user must be >= 0 (0: no cap), got {self.max_cases_per_user}")
+        if self.max_cases_per_split is not None and self.max_cases_per_split < 0:
+            raise ConfigError(f"cases: max_cases_per_split must be >= 0 (0: no cap), got {self.max_cases_per_split}")
         if self.target_choice not in ("nearest", "random"):
             raise ConfigError(f"cases: target_choice must be 'nearest' or 'random', got {self.target_choice!r}")
 
@@ -145,7 +145,7 @@ def _split_cases(
     cfg: CaseConfig, device: torch.device, progress: bool, split: str,
 ) -> list[Case]:
     h, lmax = cfg.n_history, cfg.max_path_len
-    cap = cfg.max_cases_per_user if cfg.max_cases_per_user is not None else 1 << 60
+    cap = cfg.max_cases_per_user or 1 << 60
     n_items = model.n_items
     # Per user: window starts in seeded random order, and the user's own generator.
     orders: list[np.ndarray] = []
@@ -217,7 +217,7 @@ def _split_cases(
 
 
 def _cap(cases: list[Case], cap: int | None, seed: int, split_idx: int) -> list[Case]:
-    if cap is None or len(cases) <= cap:
+    if not cap or len(cases) <= cap:
         return list(cases)
     keep = np.random.default_rng([seed, split_idx, 7919]).choice(len(cases), size=cap, replace=False)
     return [cases[i] for i in sorted(int(k) for k in keep)]

@@ -93,7 +93,8 @@ def test_split_users_zero_share_stays_empty():
 def test_case_config_validation_and_toml():
     cfg = build_config(CaseConfig, {"n_history": 5, "max_cases_per_split": 7})
     assert cfg.n_history == 5 and cfg.max_cases_per_split == 7 and cfg.min_target_rank == 50
-    for bad in ({"n_history": 0}, {"max_path_len": 0}, {"target_choice": "far"}, {"max_cases_per_user": 0}):
+    assert build_config(CaseConfig, {"max_cases_per_user": 0}).max_cases_per_user == 0  # TOML's "no cap"
+    for bad in ({"n_history": 0}, {"max_path_len": 0}, {"target_choice": "far"}, {"max_cases_per_user": -1}):
         with pytest.raises(ConfigError):
             build_config(CaseConfig, bad)
 
@@ -186,6 +187,8 @@ def test_short_users_yield_no_cases_and_caps_apply():
     data = Interactions(name="t", n_items=80, sequences={"train": seqs, "valid": [], "test": []})
     model = MeanEmbeddingModel(80)
     cs = build_cases(data, model, CaseConfig(n_history=6, max_path_len=4, min_target_rank=0, max_cases_per_user=None))
+    assert build_cases(data, model, CaseConfig(n_history=6, max_path_len=4, min_target_rank=0,
+                                               max_cases_per_user=0, max_cases_per_split=0)) == cs
     assert {c.user for c in cs.train} == {"5"}  # users without raw ids are named by index
     assert len(cs.train) == 30 - 6 - 1  # one case per window start when every target qualifies
     capped = build_cases(data, model, CaseConfig(n_history=6, max_path_len=4, min_target_rank=0,
