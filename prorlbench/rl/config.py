@@ -14,7 +14,7 @@ from ..config import opt
 
 SFT_FIELDS = ("d_model", "n_layers", "n_heads", "dropout", "max_history", "mask_invalid",
               "mask_target", "max_path_len", "sft_epochs", "sft_lr", "sft_batch", "sft_weight_decay",
-              "n_valid_cases")
+              "n_valid_cases", "stop_threshold")
 """The fields that change the SFT checkpoint (its cache key)."""
 
 
@@ -54,9 +54,11 @@ class RLConfig:
     grad_var_every: int = opt(5, "estimate gradient variance every N steps (0: never)")
     grad_var_splits: int = opt(4, "M: minibatches of cases whose PG gradients give the variance")
     sample_temperature: float = opt(1.0, "temperature of the sampled candidates 2..k of generate()")
+    stop_threshold: float = opt(0.5, "greedy decoding (candidate 1, validation) stops once "
+                                 "prod(1 - pi(STOP)) along the path drops below this (0.5: median length)")
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "quick": {"samples_per_case": 8, "batch_cases": 32, "epochs": 6, "max_train_cases": 384,
+        "quick": {"samples_per_case": 8, "batch_cases": 32, "epochs": 8, "max_train_cases": 512,
                   "sft_epochs": 8, "n_valid_cases": 256, "lr": 5e-4, "grad_var_every": 4},
         "paper": {"samples_per_case": 16, "batch_cases": 32, "epochs": 10, "sft_epochs": 30,
                   "beta": 0.01, "lr": 1e-4, "grad_clip": 1.0, "n_valid_cases": 2048},

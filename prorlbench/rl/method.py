@@ -64,7 +64,8 @@ class RLMethod:
             ct = CaseTensors.from_cases(part, pol.n_items, pol.max_history, self.device)
             greedy = (torch.arange(len(ct) * k, device=self.device) % k) == 0
             paths, lengths, _ = pol.sample(ct.hist_left, ct.target, gen, greedy=greedy, repeat=k,
-                                           temperature=self.config.sample_temperature)
+                                           temperature=self.config.sample_temperature,
+                                           stop_threshold=self.config.stop_threshold)
             paths, lengths = paths.cpu().tolist(), lengths.cpu().tolist()
             for c in range(len(part)):
                 out.append([tuple(paths[c * k + j][: lengths[c * k + j]]) for j in range(k)])

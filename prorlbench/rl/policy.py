@@ -251,10 +251,16 @@ class PathPolicy(nn.Module):
     @torch.no_grad()
     def sample(self, hist_left: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None,
                greedy: bool | torch.Tensor = False, temperature: float = 1.0,
-               max_len: int | None = None, repeat: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               max_len: int | None = None, repeat: int = 1, stop_threshold: float = 0.5
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample (or greedily decode) ``repeat`` paths per case, all rows at once (KV cache).
 
-        ``greedy`` may be a bool or a ``[N * repeat]`` bool tensor (greedy rows). Returns
+        ``greedy`` may be a bool or a ``[N * repeat]`` bool tensor (greedy rows). Greedy decoding
+        takes the likeliest *item* at each step and stops once the probability of having continued
+        this far, ``prod_k (1 - pi(STOP at k))`` along the greedy path, drops below
+        ``stop_threshold`` (0.5: the policy's median length along that path). A plain argmax over
+        items + STOP would almost always stop at once: STOP is one action holding the whole "end
+        here" mass while the "continue" mass is spread over the catalog. Returns
         ``(paths [N * repeat, P] padded with n_items, lengths, stopped)``; a case's rows are adjacent.
         """
         p = max_len or self.max_path_len
@@ -268,10 +274,18 @@ class PathPolicy(nn.Module):
         done = torch.zeros(n, dtype=torch.bool, device=dev)
         lengths = torch.zeros(n, dtype=torch.long, device=dev)
         greedy_rows = torch.as_tensor(greedy, device=dev).expand(n)
+        survive = torch.ones(n, device=dev)
         sample_any = not bool(greedy_rows.all())
         for t in range(p):
             logits = self._head(out).float().masked_fill(banned[:, : self.n_items + 1], float("-inf"))
-            action = logits.argmax(-1)
+            # greedy: the likeliest item, until the chance of having gone on this far drops below
+            # stop_threshold (0.5: the median length of the policy along this path)
+            p_stop = torch.softmax(logits, -1)[:, self.stop_id]
+            best_item = logits[:, : self.n_items].argmax(-1)
+            survive = survive * (1.0 - p_stop)
+            action = torch.where(survive < stop_threshold, self.stop_id, best_item)
+            if self.n_items and bool(torch.isinf(logits[:, : self.n_items]).all(-1).any()):
+                action = torch.where(torch.isinf(logits[:, : self.n_items]).all(-1), self.stop_id, action)
             if sample_any:
                 probs = torch.softmax(logits / max(temperature, 1e-6), -1)
                 drawn = torch.multinomial(probs, 1, generator=generator).squeeze(1)

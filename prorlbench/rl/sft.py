@@ -34,7 +34,7 @@ from .trainer import validation_ioi
 
 log = logging.getLogger("prorlbench")
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def build_policy(cfg: RLConfig, n_items: int, max_path_len: int) -> PathPolicy:
@@ -112,7 +112,7 @@ def _fit(policy: PathPolicy, ctx: FitContext, cfg: RLConfig, max_path_len: int) 
     valid = CaseTensors.from_cases(ctx.cases.valid[: cfg.n_valid_cases], policy.n_items, policy.max_history, dev)
     if not train_cases:
         log.warning("SFT: no training case has a reference path; the policy stays at its initialisation")
-        v_ioi, _ = validation_ioi(policy, ctx.simulator, valid)
+        v_ioi, _ = validation_ioi(policy, ctx.simulator, valid, cfg.stop_threshold)
         return {"sft_epoch": 0.0, "sft_valid_ioi": v_ioi}
     ct = CaseTensors.from_cases(train_cases, policy.n_items, policy.max_history, dev)
     actions, paths = reference_targets(train_cases, max_path_len, policy.stop_id)
@@ -142,7 +142,7 @@ def _fit(policy: PathPolicy, ctx: FitContext, cfg: RLConfig, max_path_len: int) 
             total += float(nll.detach()) * int(ok.sum())
             count += int(ok.sum())
             step += 1
-        v_ioi, v_len = validation_ioi(policy, ctx.simulator, valid)
+        v_ioi, v_len = validation_ioi(policy, ctx.simulator, valid, cfg.stop_threshold)
         ctx.logger.log(epoch + 1, sft_loss=total / max(count, 1), sft_valid_ioi=v_ioi, sft_valid_len=v_len)
         if not (v_ioi <= best[0]):  # NaN (no validation cases): keep the newest
             best = (v_ioi, epoch + 1, copy.deepcopy(policy.state_dict()))

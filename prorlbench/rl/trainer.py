@@ -56,7 +56,7 @@ log = logging.getLogger("prorlbench")
 
 @torch.no_grad()
 def validation_ioi(policy: PathPolicy, simulator: SequenceModel, ct: CaseTensors,
-                   batch: int = 512) -> tuple[float, float]:
+                   stop_threshold: float = 0.5, batch: int = 512) -> tuple[float, float]:
     """Mean IoI@1 and mean length of the greedy paths of ``ct`` under ``simulator``."""
     if len(ct) == 0:
         return float("nan"), float("nan")
@@ -65,7 +65,8 @@ def validation_ioi(policy: PathPolicy, simulator: SequenceModel, ct: CaseTensors
     iois, lens = [], []
     for s in range(0, len(ct), batch):
         part = ct.index(torch.arange(s, min(s + batch, len(ct)), device=ct.target.device))
-        paths, lengths, _ = policy.sample(part.hist_left, part.target, None, greedy=True)
+        paths, lengths, _ = policy.sample(part.hist_left, part.target, None, greedy=True,
+                                          stop_threshold=stop_threshold)
         sc = score_paths(simulator, hist=part.hist, hist_len=part.hist_len, targets=part.target,
                          path_tensor=paths, path_len=lengths)
         iois.append((sc.final(sc.log_p) - sc.log_p[:, 0]).float().cpu())
@@ -219,7 +220,7 @@ def train_rl(policy: PathPolicy, ref: PathPolicy, ctx: FitContext, cfg: RLConfig
         if epoch == 0:
             norm.freeze()
             ctx.logger.log(step, **{f"norm_{k}": v for k, v in norm.state().items()})
-        v_ioi, v_len = validation_ioi(policy, ctx.simulator, valid)
+        v_ioi, v_len = validation_ioi(policy, ctx.simulator, valid, cfg.stop_threshold)
         ctx.logger.log(step, valid_ioi=v_ioi, valid_len=v_len, epoch=float(epoch + 1))
         if cfg.select == "last" or not (v_ioi <= best[0]):  # NaN-safe: keep the newest on NaN
             best = (v_ioi, epoch + 1, copy.deepcopy(policy.state_dict()))
