@@ -260,8 +260,10 @@ class MetricSpec:
 class EstimatorSpec:
     """An advantage estimator for the RL family (SPEC section 5): registering one adds a method.
 
-    ``estimate(batch) -> Tensor[B, G, L+1]``: the weight of every position (items then STOP) of
-    every sampled path; see :mod:`prorlbench.rl` for the batch it receives.
+    ``estimate(batch) -> Tensor[B, G, P]`` with ``P = max_path_len``: the weight of every position
+    (items, then the STOP action at position ``n_items`` when the path stopped early; a path of
+    ``max_path_len`` items has no STOP action) of every sampled path; the batch is a
+    :class:`prorlbench.rl.estimators.AdvantageBatch` (see ``docs/rl.md``).
     ``centered`` says whether rewards are centred (SRC) or only scaled before it is called.
     """
 

@@ -30,7 +30,7 @@ class RLConfig:
     max_history: int = opt(10, "history items the policy sees (most recent)")
     mask_invalid: bool = opt(True, "never sample items in H or already in the path")
     mask_target: bool = opt(True, "never sample the target itself inside the path")
-    max_path_len: int | None = opt(None, "maximum path length; default: the run's max_path_len")
+    max_path_len: int = opt(0, "maximum path length; 0: the run's max_path_len")
     # -- stage 1: SFT ---------------------------------------------------------------------------
     sft_epochs: int = opt(30, "supervised epochs on reference paths (best epoch on valid IoI@1 kept)")
     sft_lr: float = opt(1e-3, "SFT learning rate (AdamW)")
@@ -41,7 +41,7 @@ class RLConfig:
     samples_per_case: int = opt(16, "G: paths sampled per case")
     batch_cases: int = opt(32, "cases per RL step (B); a step trains on B * G paths")
     epochs: int = opt(10, "RL epochs over the training cases (the normaliser is frozen after the first)")
-    max_train_cases: int | None = opt(None, "cases per RL epoch (a seeded random subset); all when unset")
+    max_train_cases: int = opt(0, "cases per RL epoch (a seeded random subset); 0: all training cases")
     lr: float = opt(1e-4, "RL learning rate (AdamW)")
     weight_decay: float = opt(0.0, "RL AdamW weight decay")
     grad_clip: float = opt(1.0, "gradient-norm clip")
@@ -73,5 +73,5 @@ class RLConfig:
             raise ConfigError("samples_per_case and batch_cases must be >= 1")
         if self.d_model % self.n_heads:
             raise ConfigError(f"d_model {self.d_model} must be divisible by n_heads {self.n_heads}")
-        if self.max_path_len is not None and self.max_path_len < 1:
-            raise ConfigError("max_path_len must be >= 1")
+        if self.max_path_len < 0 or self.max_train_cases < 0:
+            raise ConfigError("max_path_len and max_train_cases must be >= 0 (0: the default)")

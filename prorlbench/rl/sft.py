@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from ..api import Case, FitContext
 from .config import SFT_FIELDS, RLConfig
 from .policy import CaseTensors, PathPolicy
-from .trainer import validation_ioi
+from .trainer import log_finite, validation_ioi
 
 log = logging.getLogger("prorlbench")
 
@@ -143,11 +143,12 @@ def _fit(policy: PathPolicy, ctx: FitContext, cfg: RLConfig, max_path_len: int) 
             count += int(ok.sum())
             step += 1
         v_ioi, v_len = validation_ioi(policy, ctx.simulator, valid, cfg.stop_threshold)
-        ctx.logger.log(epoch + 1, sft_loss=total / max(count, 1), sft_valid_ioi=v_ioi, sft_valid_len=v_len)
+        ctx.logger.log(epoch + 1, sft_loss=total / max(count, 1))
+        log_finite(ctx, epoch + 1, sft_valid_ioi=v_ioi, sft_valid_len=v_len)
         if not (v_ioi <= best[0]):  # NaN (no validation cases): keep the newest
             best = (v_ioi, epoch + 1, copy.deepcopy(policy.state_dict()))
     if best[2] is not None:
         policy.load_state_dict(best[2])
-    ctx.logger.log(cfg.sft_epochs, sft_selected_epoch=float(best[1]), sft_selected_valid_ioi=float(best[0]))
+        log_finite(ctx, cfg.sft_epochs, sft_selected_epoch=float(best[1]), sft_selected_valid_ioi=float(best[0]))
     log.info("SFT: selected epoch %d (valid IoI@1 %.4f)", best[1], best[0])
     return {"sft_epoch": float(best[1]), "sft_valid_ioi": float(best[0])}

@@ -49,6 +49,14 @@ from .rewards import path_rewards
 log = logging.getLogger("prorlbench")
 
 
+def log_finite(ctx: FitContext, step: int, **values: float) -> None:
+    """Log the optional diagnostics that are finite (e.g. no validation cases gives NaN IoI);
+    core training values are logged as they are, so a diverging run is reported."""
+    values = {k: float(v) for k, v in values.items() if math.isfinite(float(v))}
+    if values:
+        ctx.logger.log(step, **values)
+
+
 # --------------------------------------------------------------------------------------------
 # Validation (checkpoint selection, shared with SFT)
 # --------------------------------------------------------------------------------------------
@@ -178,7 +186,7 @@ def train_rl(policy: PathPolicy, ref: PathPolicy, ctx: FitContext, cfg: RLConfig
     gen.manual_seed(ctx.seed * 1_000_003 + 17)
     order_gen = torch.Generator().manual_seed(ctx.seed * 7919 + 3)
     norm = RewardNormalizer(COMPONENTS)
-    n_epoch_cases = len(train) if cfg.max_train_cases is None else min(cfg.max_train_cases, len(train))
+    n_epoch_cases = min(cfg.max_train_cases, len(train)) if cfg.max_train_cases > 0 else len(train)
     steps_per_epoch = math.ceil(n_epoch_cases / cfg.batch_cases) if n_epoch_cases else 0
     best = (-math.inf, -1, None)
     step = step_offset
@@ -190,7 +198,8 @@ def train_rl(policy: PathPolicy, ref: PathPolicy, ctx: FitContext, cfg: RLConfig
             ro = rollout(policy, ctx.simulator, cases, cfg, estimator, norm, max_path_len, gen)
             values: dict[str, float] = {}
             if cfg.grad_var_every and (step - step_offset) % cfg.grad_var_every == 0:
-                values["grad_var"], values["grad_var_rel"] = gradient_variance(policy, ro, cfg.grad_var_splits)
+                gv, gv_rel = gradient_variance(policy, ro, cfg.grad_var_splits)
+                values.update({k: v for k, v in (("grad_var", gv), ("grad_var_rel", gv_rel)) if math.isfinite(v)})
             pg, logp = pg_loss(policy, ro)
             with torch.no_grad():
                 ref_logp = ref.action_log_probs(cases.hist_left, cases.target, ro.paths, ro.lengths, ro.stopped,
@@ -221,12 +230,13 @@ def train_rl(policy: PathPolicy, ref: PathPolicy, ctx: FitContext, cfg: RLConfig
             norm.freeze()
             ctx.logger.log(step, **{f"norm_{k}": v for k, v in norm.state().items()})
         v_ioi, v_len = validation_ioi(policy, ctx.simulator, valid, cfg.stop_threshold)
-        ctx.logger.log(step, valid_ioi=v_ioi, valid_len=v_len, epoch=float(epoch + 1))
+        log_finite(ctx, step, valid_ioi=v_ioi, valid_len=v_len, epoch=float(epoch + 1))
         if cfg.select == "last" or not (v_ioi <= best[0]):  # NaN-safe: keep the newest on NaN
             best = (v_ioi, epoch + 1, copy.deepcopy(policy.state_dict()))
     bar.close()
     if best[2] is not None:
         policy.load_state_dict(best[2])
-    ctx.logger.log(step, selected_epoch=float(best[1]), selected_valid_ioi=float(best[0]))
+    if best[2] is not None:
+        log_finite(ctx, step, selected_epoch=float(best[1]), selected_valid_ioi=float(best[0]))
     log.info("%s: selected RL epoch %d (valid IoI@1 %.4f)", estimator.name, best[1], best[0])
     return {"selected_epoch": float(best[1]), "valid_ioi": float(best[0]), "steps": float(step - step_offset)}
