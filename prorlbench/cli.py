@@ -22,6 +22,16 @@ from .runconfig import RunConfig, apply_overrides, out_dir, read_config_file, sp
 
 PROG = "prorlbench"
 
+MAIN_EPILOG = """\
+examples:
+  prorlbench run --methods random,pop          the default run (synthetic data, SASRec simulator)
+  prorlbench report results/random+pop_synthetic
+  prorlbench list methods
+
+Run `prorlbench COMMAND --help` for a command's options. Writing plugins: docs/plugins.md.
+Exit codes: 0 ok, 1 some cells failed, 2 bad input, 130 interrupted (re-run to resume).
+"""
+
 RUN_EPILOG = """\
 examples:
   prorlbench run --methods random,pop
@@ -65,7 +75,7 @@ def _names(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Benchmark proactive recommenders: every method, dataset and "
                 "seed of a grid, scored against user simulators.",
-                epilog="Run `prorlbench COMMAND --help` for a command's options. Plugins: docs/plugins.md.",
+                epilog=MAIN_EPILOG,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -127,7 +137,7 @@ def _plugins_arg(p: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _console_logging(verbose: bool) -> logging.Handler:
+def _console_logging(verbose: bool) -> tuple[logging.Handler, int]:
     from .logs import LOGGER_NAME, OneLineFormatter
 
     class _TqdmHandler(logging.StreamHandler):
@@ -141,10 +151,11 @@ def _console_logging(verbose: bool) -> logging.Handler:
     h.setLevel(logging.INFO if verbose else logging.WARNING)
     h.setFormatter(OneLineFormatter())
     lg = logging.getLogger(LOGGER_NAME)
+    old = lg.level
     lg.addHandler(h)
     if lg.level == logging.NOTSET or lg.level > h.level:
         lg.setLevel(h.level)
-    return h
+    return h, old
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -162,7 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides["plugins_dirs"] = list(cfg.plugins_dirs) + list(args.plugins_dirs)
     cfg = apply_overrides(cfg, overrides)
     registry = load_registry(cfg.plugins_dirs)
-    handler = _console_logging(cfg.progress)
+    handler, old_level = _console_logging(cfg.progress)
     out = out_dir(cfg)
     try:
         result = run(cfg, registry)
@@ -172,6 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     finally:
         logging.getLogger("prorlbench").removeHandler(handler)
+        logging.getLogger("prorlbench").setLevel(old_level)
     if result.summary:
         print(result.summary.rstrip("\n"))
         print()

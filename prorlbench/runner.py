@@ -87,6 +87,19 @@ class Resolved:
     def k_max(self) -> int:
         return max(self.cfg.ks)
 
+    # Pickling (for executors that run cells in other processes): the registry holds a plugin
+    # manager and loose plugin modules, so it is rebuilt from the config where it is unpickled.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["registry"] = None
+        state["metrics"] = [m.name for m in self.metrics]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.registry = load_registry(self.cfg.plugins_dirs)
+        self.metrics = [self.registry.metric(n) for n in state["metrics"]]
+
     def config_document(self) -> dict[str, Any]:
         """The content of ``<out>/config.toml``: the resolved run and every plugin config used."""
         run = {k: getattr(self.cfg, k) for k in RUN_KEYS if k not in NOT_WRITTEN}
@@ -254,8 +267,8 @@ class DatasetContext:
     eval_models: dict[str, SequenceModel]
     cache_dir: Path
     max_path_len: int
-    metrics: list[Any] = field(default_factory=list)
-    """The run's metrics that this dataset supports (attribute metrics need item attributes)."""
+    metrics: list[str] = field(default_factory=list)
+    """Names of the run's metrics this dataset supports (attribute metrics need item attributes)."""
     backbones: dict[tuple[str, int], SequenceModel] = field(default_factory=dict)
 
 
@@ -317,8 +330,8 @@ def prepare_dataset(res: Resolved, name: str, progress: bool) -> DatasetContext:
     if not cases.test:
         raise UserError(f"dataset '{name}': no test cases could be built; lower [cases] "
                         "min_target_rank or n_history, or use more users")
-    metrics = [m for m in res.metrics if not (m.needs_attributes and data.item_attributes is None)]
-    dropped = [m.name for m in res.metrics if m not in metrics]
+    metrics = [m.name for m in res.metrics if not (m.needs_attributes and data.item_attributes is None)]
+    dropped = [m.name for m in res.metrics if m.name not in metrics]
     if dropped:
         if not metrics:
             raise UserError(f"dataset '{name}' has no item attributes, which metric(s) "
@@ -413,7 +426,8 @@ def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolde
         candidates = [list(c) for c in candidates]
         frames = []
         for ev_name, model in dctx.eval_models.items():
-            df = evaluate_paths(model, test, candidates, dctx.metrics, ks=tuple(res.cfg.ks),
+            metrics = [res.registry.metric(n) for n in dctx.metrics]
+            df = evaluate_paths(model, test, candidates, metrics, ks=tuple(res.cfg.ks),
                                 item_attributes=dctx.data.item_attributes,
                                 batch_size=res.cfg.eval_batch_size, device=res.device)
             df = df.assign(method=job.method, dataset=job.dataset, simulator=ev_name, seed=job.seed)

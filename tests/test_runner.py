@@ -305,3 +305,22 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, monkeypatch
         return x.pivot(index="case", columns="seed", values="value")
     assert not by_seed("random")[0].equals(by_seed("random")[1])
     assert by_seed("pop")[0].equals(by_seed("pop")[1])
+
+
+def test_cell_work_survives_pickling_for_remote_executors(fakes):
+    """A remote executor (e.g. Ray) ships the CellWork object to a worker and calls it there."""
+    import pickle
+
+    from prorlbench.runner import CellWork, prepare_dataset
+
+    registry, base = fakes
+    cfg = cfg_with(base, methods=["pop"], seeds=[0])
+    res = resolve(cfg, registry)
+    folder = RunFolder(res.out)
+    folder.make()
+    work = CellWork(res, prepare_dataset(res, "tinyfake", progress=False), folder, progress=False)
+    clone = pickle.loads(pickle.dumps(work))
+    assert clone.res.registry is not registry and "pop" in clone.res.registry.names("methods")
+    status = clone(CellJob("pop", "tinyfake", 0))
+    assert status.ok and status.n_cases == 12
+    assert status.fingerprint == res.fingerprint(CellJob("pop", "tinyfake", 0))
