@@ -182,6 +182,9 @@ FAKE_PLUGIN = textwrap.dedent('''
     def register_simulators(register):
         register(SimulatorSpec(name="fakesim", summary="untrained deterministic simulator",
                                build=build_fakesim, config_cls=FakeSimConfig))
+        register(SimulatorSpec(name="fakesim2", summary="another one (different weights)",
+                               build=lambda cfg, data, *, seed, **kw: build_fakesim(cfg, data, seed=seed + 7, **kw),
+                               config_cls=FakeSimConfig))
 
 
     @hookimpl

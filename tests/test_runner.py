@@ -324,3 +324,19 @@ def test_cell_work_survives_pickling_for_remote_executors(fakes):
     status = clone(CellJob("pop", "tinyfake", 0))
     assert status.ok and status.n_cases == 12
     assert status.fingerprint == res.fingerprint(CellJob("pop", "tinyfake", 0))
+
+
+def test_every_eval_simulator_scores_every_cell(fakes):
+    registry, base = fakes
+    cfg = cfg_with(base, methods=["random", "pop"], seeds=[0], eval_simulators=["fakesim", "fakesim2"])
+    result = run(cfg, registry)
+    assert all(c.ok and c.eval_simulator == "fakesim,fakesim2" and c.simulator == "fakesim" for c in result.cells)
+    cases = pd.read_csv(Path(cfg.out) / "cases.csv.gz")
+    counts = cases.groupby(["method", "simulator"]).size()
+    assert set(counts.index) == {(m, s) for m in ("random", "pop") for s in ("fakesim", "fakesim2")}
+    assert counts.nunique() == 1
+    ioi = cases[(cases.metric == "ioi") & (cases.k == 1)].pivot_table(index=["method", "case"], columns="simulator",
+                                                                       values="value")
+    assert not ioi["fakesim"].equals(ioi["fakesim2"])  # really scored by two different models
+    summary = pd.read_csv(Path(cfg.out) / "summary.csv")
+    assert set(summary["simulator"]) == {"fakesim", "fakesim2"}
