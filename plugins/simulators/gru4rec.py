@@ -78,6 +78,10 @@ class GRU4Rec(nn.Module):
     def accept_logit(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return (states * self.item_emb(items)).sum(-1)
 
+    def item_embeddings(self) -> torch.Tensor:
+        """The shared input/output item embedding ``[n_items, d]`` (``logits(s) == s @ E.T``)."""
+        return self.item_emb.weight[: self.n_items]
+
 
 def build(cfg: GRU4RecConfig, data: Interactions, *, device: Any = "cpu", seed: int = 0,
           cache_dir: Any = None, progress: bool = False) -> tuple[GRU4Rec, SimulatorInfo]:

@@ -21,7 +21,6 @@ takes optional explicit ``positions`` and a ``key_mask`` of real items.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -142,6 +141,10 @@ class SASRec(nn.Module):
 
     def accept_logit(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return (states * self.item_emb(items)).sum(-1)
+
+    def item_embeddings(self) -> torch.Tensor:
+        """The shared input/output item embedding ``[n_items, d]`` (``logits(s) == s @ E.T``)."""
+        return self.item_emb.weight[: self.n_items]
 
 
 def build(cfg: SASRecConfig, data: Interactions, *, device: Any = "cpu", seed: int = 0,
