@@ -423,7 +423,10 @@ def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolde
         candidates = method.generate(test, res.k_max)
         if len(candidates) != len(test):
             raise CellFailure(f"generate returned {len(candidates)} candidate lists for {len(test)} cases")
-        candidates = [list(c) for c in candidates]
+        candidates = [[tuple(int(i) for i in p) for p in list(c)[: res.k_max]] for c in candidates]
+        too_long = max((len(p) for c in candidates for p in c), default=0)
+        if too_long > dctx.max_path_len:
+            raise CellFailure(f"generate returned a path of {too_long} items; max_path_len is {dctx.max_path_len}")
         frames = []
         for ev_name, model in dctx.eval_models.items():
             metrics = [res.registry.metric(n) for n in dctx.metrics]
@@ -451,6 +454,8 @@ def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolde
         _write_traceback(folder, name)
     finally:
         logger.close()
+        if res.device.type == "cuda":
+            torch.cuda.empty_cache()
     status.seconds = round(time.perf_counter() - t0, 3)
     folder.write_status(name, status)
     if status.ok:

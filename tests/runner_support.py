@@ -153,16 +153,23 @@ FAKE_PLUGIN = textwrap.dedent('''
         pass
 
 
+    @dataclass
+    class WrongConfig:
+        too_long: bool = opt(False, "return over-long paths instead of too few lists")
+
+
     class WrongCount:
-        """Breaks the generate contract (one list too few)."""
+        """Breaks the generate contract (one list too few, or paths that are too long)."""
 
         def __init__(self, cfg):
-            pass
+            self.too_long = cfg.too_long
 
         def fit(self, ctx):
             pass
 
         def generate(self, cases, k):
+            if self.too_long:
+                return [[tuple(range(20))]] * len(cases)
             return [[(0,)]] * (len(cases) - 1)
 
 
@@ -194,7 +201,7 @@ FAKE_PLUGIN = textwrap.dedent('''
         register(MethodSpec(name="uses-backbone", summary="uses make_backbone",
                             factory=UsesBackbone, config_cls=BackboneConfig))
         register(MethodSpec(name="wrong-count", summary="bad generate output",
-                            factory=WrongCount, config_cls=EmptyConfig))
+                            factory=WrongCount, config_cls=WrongConfig))
 ''')
 
 FAKE_CONFIG = textwrap.dedent('''

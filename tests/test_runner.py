@@ -162,6 +162,10 @@ def test_broken_generate_contract_fails_the_cell(fakes):
     st = {c.method: c for c in result.cells}
     assert st["pop"].ok and not st["wrong-count"].ok
     assert "candidate lists for 12 cases" in st["wrong-count"].error
+    cfg = cfg_with(base, methods=["wrong-count"], out=str(Path(base.out) / "long"))
+    cfg.plugin_tables["methods"]["wrong-count"] = {"too_long": True}
+    (bad,) = run(cfg, registry, report=False).cells
+    assert not bad.ok and "path of 20 items; max_path_len is 4" in bad.error
 
 
 def test_make_backbone_has_its_own_seed(fakes):
