@@ -43,6 +43,11 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
     return text
 
 
+def oneline(text: str) -> str:
+    """``text`` with line breaks escaped, for one-line error messages."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def parse_timestamp(value: str, path: Path, line: int) -> float:
     """A finite number, else :class:`DataError` naming the line."""
     try:

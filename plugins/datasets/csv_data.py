@@ -25,7 +25,7 @@ from prorlbench.api import DatasetSpec, Interactions
 from prorlbench.config import opt
 from prorlbench.errors import ConfigError, DataError, UserError
 
-from ._tables import Rows, natural_key, parse_timestamp, read_text, to_interactions
+from ._tables import Rows, natural_key, oneline, parse_timestamp, read_text, to_interactions
 
 REQUIRED = ("user", "item", "timestamp")
 
@@ -77,12 +77,12 @@ def read_csv(path: Path) -> tuple[Rows, dict[str, set[str]] | None]:
     except StopIteration:
         raise DataError(path, "file is empty") from None
     except csv.Error as exc:
-        raise DataError(path, f"malformed CSV: {exc}", 1) from None
+        raise DataError(path, f"malformed CSV: {oneline(str(exc))}", 1) from None
     names = [h.strip().lower() for h in header]
     missing = [c for c in REQUIRED if c not in names]
     if missing:
         raise DataError(path, f"missing column(s) {', '.join(missing)} in the header "
-                              f"(found: {', '.join(h.strip() for h in header)[:120] or 'nothing'}); "
+                              f"(found: {', '.join(repr(h.strip()) for h in header)[:120] or 'nothing'}); "
                               f"need {', '.join(REQUIRED)}[, attributes]", 1)
     dup = sorted({n for n in names if names.count(n) > 1 and n in REQUIRED + ("attributes",)})
     if dup:
@@ -113,7 +113,7 @@ def read_csv(path: Path) -> tuple[Rows, dict[str, set[str]] | None]:
                 labels = {a.strip() for a in rec[ca].split("|") if a.strip()}
                 attrs.setdefault(item, set()).update(labels)
     except csv.Error as exc:
-        raise DataError(path, f"malformed CSV: {exc}", reader.line_num) from None
+        raise DataError(path, f"malformed CSV: {oneline(str(exc))}", reader.line_num) from None
     if not rows.users:
         raise DataError(path, "no data rows after the header")
     return rows, attrs

@@ -7,6 +7,7 @@ loaders. Any other exception (a traceback for the user) fails the test.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from prorlbench.api import Interactions
 from prorlbench.errors import UserError
 from prorlbench_plugins.datasets import csv_data, movielens, prorl_json
 
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+# PRORLBENCH_FUZZ_EXAMPLES raises the example count for a longer local hunt.
+FUZZ = settings(max_examples=int(os.environ.get("PRORLBENCH_FUZZ_EXAMPLES", "200")), deadline=None, suppress_health_check=[HealthCheck.too_slow],
                 database=None)
 
 # ----------------------------------------------------------------------------- mutations
