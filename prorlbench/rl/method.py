@@ -61,7 +61,7 @@ class RLMethod:
         out: list[list[tuple[int, ...]]] = []
         for s in range(0, len(cases), batch):
             part = list(cases[s : s + batch])
-            ct = CaseTensors.from_cases(part, pol.n_items, pol.max_history, self.device)
+            ct = CaseTensors.from_cases(part, pol.n_items, self.device)
             greedy = (torch.arange(len(ct) * k, device=self.device) % k) == 0
             paths, lengths, _ = pol.sample(ct.hist_left, ct.target, gen, greedy=greedy, repeat=k,
                                            temperature=self.config.sample_temperature,

@@ -46,7 +46,8 @@ class CaseTensors:
     hist_len: torch.Tensor
     """``[N]``."""
     hist_left: torch.Tensor
-    """``[N, H]`` the same histories left-padded (the layout the policy uses)."""
+    """``[N, H]`` the same histories left-padded (the layout the policy uses; the transformer reads
+    the last ``max_history`` columns, the validity mask all of them)."""
     target: torch.Tensor
     """``[N]``."""
 
@@ -62,9 +63,8 @@ class CaseTensors:
                              (self.hist, self.hist_len, self.hist_left, self.target)))
 
     @classmethod
-    def from_cases(cls, cases: Sequence[Case], n_items: int, max_history: int,
-                   device: torch.device | str = "cpu") -> "CaseTensors":
-        hists = [tuple(c.history)[-max_history:] if max_history > 0 else () for c in cases]
+    def from_cases(cls, cases: Sequence[Case], n_items: int, device: torch.device | str = "cpu") -> "CaseTensors":
+        hists = [tuple(c.history) for c in cases]  # full: the simulator and the mask see all of H
         width = max([len(h) for h in hists] + [1])
         right = torch.full((len(cases), width), n_items, dtype=torch.long)
         left = torch.full((len(cases), width), n_items, dtype=torch.long)
@@ -160,9 +160,8 @@ class PathPolicy(nn.Module):
 
     def _prefill(self, hist_left: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, _Cache]:
         """Encode ``[H, <T>]``: returns the output at ``<T>`` ``[N, d]`` (predicts action 0) and the cache."""
+        hist_left = hist_left[:, hist_left.shape[1] - min(hist_left.shape[1], self.max_history):]  # most recent
         n, h = hist_left.shape
-        if h > self.max_history:
-            raise ValueError(f"history width {h} exceeds the policy's max_history {self.max_history}")
         x = torch.cat([self.item_emb(hist_left), (self.item_emb(target) + self.target_marker)[:, None]], 1)
         pos = torch.arange(h + 1, device=x.device) + (self.max_history - h)
         x = self.drop(x + self.pos_emb(pos)[None])

@@ -34,7 +34,7 @@ from .trainer import log_finite, validation_ioi
 
 log = logging.getLogger("prorlbench")
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 def build_policy(cfg: RLConfig, n_items: int, max_path_len: int) -> PathPolicy:
@@ -109,12 +109,12 @@ def train_sft(ctx: FitContext, cfg: RLConfig, max_path_len: int) -> tuple[PathPo
 def _fit(policy: PathPolicy, ctx: FitContext, cfg: RLConfig, max_path_len: int) -> dict[str, float]:
     dev = ctx.device
     train_cases = [c for c in ctx.cases.train if c.reference]
-    valid = CaseTensors.from_cases(ctx.cases.valid[: cfg.n_valid_cases], policy.n_items, policy.max_history, dev)
+    valid = CaseTensors.from_cases(ctx.cases.valid[: cfg.n_valid_cases], policy.n_items, dev)
     if not train_cases:
         log.warning("SFT: no training case has a reference path; the policy stays at its initialisation")
         v_ioi, _ = validation_ioi(policy, ctx.simulator, valid, cfg.stop_threshold)
         return {"sft_epoch": 0.0, "sft_valid_ioi": v_ioi}
-    ct = CaseTensors.from_cases(train_cases, policy.n_items, policy.max_history, dev)
+    ct = CaseTensors.from_cases(train_cases, policy.n_items, dev)
     actions, paths = reference_targets(train_cases, max_path_len, policy.stop_id)
     actions, paths = actions.to(dev), paths.to(dev)
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.sft_lr, weight_decay=cfg.sft_weight_decay)

@@ -176,8 +176,8 @@ def train_rl(policy: PathPolicy, ref: PathPolicy, ctx: FitContext, cfg: RLConfig
              max_path_len: int, step_offset: int = 0) -> dict[str, float]:
     """Fine-tune ``policy`` in place from ``ref`` (frozen) with ``estimator``; returns a summary."""
     dev = ctx.device
-    train = CaseTensors.from_cases(train_cases, policy.n_items, policy.max_history, dev)
-    valid = CaseTensors.from_cases(valid_cases, policy.n_items, policy.max_history, dev)
+    train = CaseTensors.from_cases(train_cases, policy.n_items, dev)
+    valid = CaseTensors.from_cases(valid_cases, policy.n_items, dev)
     ref.eval()
     for p in ref.parameters():
         p.requires_grad_(False)

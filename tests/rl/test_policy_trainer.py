@@ -161,10 +161,21 @@ def test_training_follows_the_estimator_weights(tmp_path):
     assert sum(stop[-3:]) / 3 > sum(stop[:3]) / 3
 
     def p_stop_first(policy):
-        ct = CaseTensors.from_cases(ctx.cases.valid, 40, 6)
+        ct = CaseTensors.from_cases(ctx.cases.valid, 40)
         with torch.no_grad():
             return float(torch.softmax(policy(ct.hist_left, ct.target, ct.target[:, None][:, :0])[:, 0], -1)[:, 40].mean())
 
     sft = RLMethod(cfg, None)
     sft.fit(ctx)
     assert p_stop_first(m.policy) > p_stop_first(sft.policy) + 0.1
+
+
+def test_long_histories_the_policy_reads_the_most_recent_items_and_masks_all():
+    torch.manual_seed(0)
+    pol = PathPolicy(20, 4, max_history=3, d_model=16, n_layers=1, n_heads=2, dropout=0.0).eval()
+    hist, target = tiny_rows(n=4)  # 6 history items per row (row 0: 4)
+    gen = torch.zeros(4, 0, dtype=torch.long)
+    torch.testing.assert_close(pol(hist, target, gen), pol(hist[:, -3:], target, gen))
+    paths, lengths, _ = pol.sample(hist, target, torch.Generator().manual_seed(0), repeat=16)
+    for r in range(64):
+        assert not set(paths[r, : lengths[r]].tolist()) & set(hist[r // 16].tolist())
