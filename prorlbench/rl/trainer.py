@@ -236,7 +236,6 @@ def train_rl(policy: PathPolicy, ref: PathPolicy, ctx: FitContext, cfg: RLConfig
     bar.close()
     if best[2] is not None:
         policy.load_state_dict(best[2])
-    if best[2] is not None:
         log_finite(ctx, step, selected_epoch=float(best[1]), selected_valid_ioi=float(best[0]))
     log.info("%s: selected RL epoch %d (valid IoI@1 %.4f)", estimator.name, best[1], best[0])
     return {"selected_epoch": float(best[1]), "valid_ioi": float(best[0]), "steps": float(step - step_offset)}
