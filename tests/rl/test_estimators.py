@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 
 from prorlbench.rl.estimators import COMPONENTS, AdvantageBatch, RewardNormalizer, step_rewards
@@ -157,3 +159,32 @@ def test_invalid_steps_keep_ctr_penalty_but_no_ioi_ior_credit():
     # valid step: ctr (0.75-0.5)/0.25/2 = 0.5, + 1 + 2; invalid: ctr (0 - 0.5)/0.25/2 = -1 only
     assert r.tolist() == [[3.5, -1.0]]
     assert comps["ioi"][0, 1] == 0 and comps["ior"][0, 1] == 0
+
+
+@st.composite
+def batches(draw):
+    b, g, p = draw(st.integers(1, 3)), draw(st.integers(2, 5)), draw(st.integers(1, 5))
+    n_items = torch.tensor(draw(st.lists(st.integers(0, p), min_size=b * g, max_size=b * g))).view(b, g)
+    stop_flags = torch.tensor(draw(st.lists(st.booleans(), min_size=b * g, max_size=b * g))).view(b, g)
+    vals = draw(st.lists(st.floats(-5, 5, allow_nan=False), min_size=b * g * p, max_size=b * g * p))
+    return AdvantageBatch(rewards=torch.tensor(vals, dtype=torch.float64).view(b, g, p), n_items=n_items,
+                          stopped=stop_flags | (n_items == 0))  # an empty path must have stopped
+
+
+@settings(max_examples=60, deadline=None)
+@given(batches())
+def test_baselines_are_centred_within_each_group(b):
+    """PSAE weights sum to 0 over the samples active at each position; the path-level baselines
+    (mean, leave-one-out, GRPO) sum to 0 over the group; REINFORCE is R on every active step."""
+    act = b.active
+    psae = SPECS["prorl"].estimate(b)
+    torch.testing.assert_close((psae * act).sum(1), torch.zeros_like(psae[:, 0]), atol=1e-9, rtol=0)
+    for name in ("prorl-no-positional-baseline", "rloo", "grpo"):
+        w = SPECS[name].estimate(b)
+        first = w[..., 0]  # every path is active at t = 0 (an item or STOP)
+        torch.testing.assert_close(first.sum(1), torch.zeros_like(first[:, 0]), atol=1e-6, rtol=0)
+        assert bool((w[~act] == 0).all())
+        same = torch.where(act, w, first[..., None])  # one weight on every active step
+        torch.testing.assert_close(same, first[..., None].expand_as(w))
+    rf = SPECS["naive-pg"].estimate(b)
+    torch.testing.assert_close(rf, torch.where(act, b.path_return[..., None].expand_as(rf), torch.zeros_like(rf)))
