@@ -55,6 +55,8 @@ class RLMethod:
         """Candidate 1 is the greedy path, candidates 2..k are samples (seeded: deterministic)."""
         if self.policy is None:
             raise UserError("generate() called before fit()")
+        if k <= 0 or not cases:
+            return [[] for _ in cases]
         pol = self.policy.eval()
         gen = torch.Generator(device=self.device)
         gen.manual_seed(self.seed * 1_000_033 + 101)
