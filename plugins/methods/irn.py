@@ -77,7 +77,7 @@ class IRNConfig:
     min_context: int = opt(2, "shortest context (items before the objective) of a training window")
     gen_batch_size: int = opt(1024, "cases per generation batch")
 
-    PROFILES: ClassVar[dict[str, dict]] = {"quick": {"steps": 600}, "paper": {"steps": 20000}}
+    PROFILES: ClassVar[dict[str, dict]] = {"quick": {"steps": 400, "batch_size": 128}, "paper": {"steps": 20000}}
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "max_history", "batch_size", "min_context", "gen_batch_size"):

@@ -68,7 +68,7 @@ class EmbModel(nn.Module):
         self.register_buffer("emb", emb.float())
 
     def encode(self, seqs, lengths):
-        padded = torch.cat([self.emb, torch.zeros(1, self.emb.shape[1])])
+        padded = torch.cat([self.emb, self.emb.new_zeros(1, self.emb.shape[1])])
         return padded[seqs]
 
     def logits(self, states):
@@ -458,7 +458,7 @@ class NoEmbModel(EmbModel):
     item_embeddings = None  # type: ignore[assignment]
 
     def logits(self, states):
-        return states @ self.emb.T + torch.arange(self.n_items).float()
+        return states @ self.emb.T + torch.arange(self.n_items, device=states.device).float()
 
 
 def test_item_embeddings_fallback_reads_affine_head():
@@ -466,3 +466,25 @@ def test_item_embeddings_fallback_reads_affine_head():
     for mod in (rec2inf_mod, ipg_mod):
         assert torch.allclose(mod.item_embeddings(NoEmbModel(emb)), emb, atol=1e-5)
         assert torch.equal(mod.item_embeddings(EmbModel(emb)), emb)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["rec2inf", "ipg", "irn", "shortest-path"])
+def test_runs_on_cuda(tmp_path, name):
+    """Same results on CUDA as on the CPU for the deterministic rules; IRN just runs and is valid."""
+    n, seqs, cases, model, attrs = random_world()
+    mods = {"rec2inf": rec2inf_mod.Rec2Inf, "ipg": ipg_mod.IPG, "shortest-path": sp_mod.ShortestPath}
+    outs = []
+    for dev in ("cpu", "cuda"):
+        if name == "irn":
+            m = irn_mod.IRN(irn_mod.IRNConfig(steps=20, d_model=16, batch_size=32))
+        else:
+            m = mods[name]()
+        ctx = make_ctx(n, seqs, backbone=EmbModel(model.emb.clone()).to(dev), max_path_len=4,
+                       attributes=attrs, tmp=tmp_path)
+        ctx.device = torch.device(dev)
+        m.fit(ctx)
+        outs.append(m.generate(cases, 3))
+        check_paths(cases, outs[-1], 3, 4, n)
+    if name != "irn":
+        assert outs[0] == outs[1]
