@@ -16,6 +16,10 @@ per ``fit``; the shortest-path trees are computed per ``generate`` call and not 
 Candidates (``generate(cases, k)``): candidate r leaves h by the out-edge a with the r-th lowest
 ``cost(h → a) + dist(a → T)`` and then follows the shortest path; candidate 0 is the shortest path.
 
+On a dense transition graph the cheapest route is often the direct edge h → T (an empty path) or
+a single hop: this baseline shows what "follow the most common transitions" achieves, nothing
+more. ``hop_cost > 0`` shortens paths further.
+
 Rules that keep paths valid (SPEC section 3): items of the history and repeats are skipped when
 the path is read off (a shortest path can pass through an earlier history item), and out-edges
 into history items are not used as first steps.
