@@ -41,12 +41,16 @@ def left_pad_windows(seqs: torch.Tensor, lengths: torch.Tensor, width: int, pad_
 
 @torch.no_grad()
 def twopass_step_scores(model, hist: torch.Tensor, hist_len: torch.Tensor, targets: torch.Tensor,
-                        paths: torch.Tensor, path_len: torch.Tensor, rows_per_pass: int = 2048
+                        paths: torch.Tensor, path_len: torch.Tensor, rows_per_pass: int | None = None
                         ) -> dict[str, torch.Tensor]:
     """Per-step ``ioi, ior, ctr`` (each ``[N, L]``, 0 past a path's length), ProRL style.
 
-    ``model`` is a SASRec (needs ``encode(..., positions=, key_mask=)``).
+    ``model`` is a SASRec (needs ``encode(..., positions=, key_mask=)``). ``rows_per_pass``:
+    sequences per forward pass (default: 2,048 on CPU, where larger batches gain nothing, and
+    32,768 on an accelerator, its fastest setting in our measurements).
     """
+    if rows_per_pass is None:
+        rows_per_pass = 2048 if hist.device.type == "cpu" else 32768
     dev = hist.device
     N, L = paths.shape
     W, pad = model.max_seq_len, model.n_items

@@ -36,11 +36,11 @@ class GRU4RecConfig:
     lr: float = opt(1e-3, "learning rate (AdamW)")
     weight_decay: float = opt(0.0, "AdamW weight decay (0 = Adam, RecBole's default)")
     batch_size: int = opt(128, "training windows per batch")
-    epochs: int = opt(40, "maximum training epochs")
-    patience: int = opt(5, "stop after this many epochs without a better validation NDCG@10")
+    epochs: int = opt(20, "maximum training epochs")
+    patience: int = opt(3, "stop after this many epochs without a better validation NDCG@10")
 
     PROFILES: ClassVar[dict[str, dict]] = {
-        "quick": {"epochs": 40, "patience": 5, "batch_size": 128},
+        "quick": {"epochs": 20, "patience": 3, "batch_size": 128},
         "paper": {"epochs": 300, "patience": 10, "batch_size": 2048},
     }
 
