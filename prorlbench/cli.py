@@ -101,7 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--metrics", type=_names, metavar="A,B", help="metrics (default: all registered)")
     r.add_argument("--cache-dir", metavar="DIR", help="trained-model cache (default: "
                    "$PRORLBENCH_CACHE_DIR or ~/.cache/prorlbench)")
-    r.add_argument("--executor", metavar="NAME", help="how cells are executed (default: local)")
+    r.add_argument("--executor", metavar="NAME", help="how cells are executed: local (default) or "
+                   "ray (parallel; pip install 'prorlbench[ray]')")
+    r.add_argument("--ray-address", metavar="ADDR", help="Ray cluster for --executor ray (auto, "
+                   "HOST:PORT, ray://HOST:10001; default: start a local Ray instance)")
     r.add_argument("--style", choices=["default", "paper"], help="report style (default: default)")
     r.add_argument("--force", action="store_true", default=None, help="recompute cells already done")
     r.add_argument("--no-progress", dest="progress", action="store_false", default=None,
@@ -164,8 +167,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = read_config_file(args.config) if args.config else RunConfig()
     overrides: dict[str, Any] = {}
     for key in ("methods", "datasets", "seeds", "out", "name", "device", "simulator", "eval_simulators",
-                "data_dir", "profile", "ks", "metrics", "cache_dir", "executor", "style", "force",
-                "progress"):
+                "data_dir", "profile", "ks", "metrics", "cache_dir", "executor", "ray_address", "style",
+                "force", "progress"):
         val = getattr(args, key, None)
         if val is not None:
             overrides[key] = val

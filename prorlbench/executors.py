@@ -6,11 +6,12 @@ status last). The executor decides where and in which order ``work`` runs and yi
 :class:`~prorlbench.results.CellStatus` as it finishes. Because every cell writes its own files
 and nothing else, cells are independent: a parallel executor is free to run them concurrently.
 
-Only ``local`` ships today. A remote executor (``--executor ray``) can be added by registering a
-factory in :data:`EXECUTORS`-compatible form with :func:`make_executor`; it receives the same
-``work`` object, which is a picklable :class:`prorlbench.runner.CellWork` (the run's resolved
-configuration and the dataset's prepared context), so a worker can call ``work(job)`` after
-``ray.put``-ing it. Workers write into the same run folder, so it must be on a shared filesystem.
+Two ship: ``local`` (in this process, in grid order) and ``ray`` (parallel Ray tasks, see
+:mod:`prorlbench.ray_executor`; needs the optional extra ``prorlbench[ray]``). Another executor is
+a factory in :data:`EXECUTORS`-compatible form (``extra`` of :func:`make_executor`); it receives
+the same ``work`` object, which is a picklable :class:`prorlbench.runner.CellWork` (the run's
+resolved configuration and the dataset's prepared context), so a worker can call ``work(job)``
+after it is shipped. Workers write into the same run folder, so it must be on a shared filesystem.
 """
 
 from __future__ import annotations
@@ -56,7 +57,14 @@ class LocalExecutor:
             yield work(job)
 
 
-EXECUTORS: Mapping[str, Callable[[], Executor]] = MappingProxyType({"local": LocalExecutor})
+def _ray_executor() -> Executor:
+    from .ray_executor import make_ray_executor  # lazily: ray is an optional extra
+
+    return make_ray_executor()
+
+
+EXECUTORS: Mapping[str, Callable[[], Executor]] = MappingProxyType({"local": LocalExecutor,
+                                                                    "ray": _ray_executor})
 """Executor factories by name (read-only; see the module docstring for adding one)."""
 
 

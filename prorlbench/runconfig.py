@@ -72,7 +72,10 @@ class RunConfig:
     cache_dir: str = opt("", "Cache of trained simulators/backbones. Empty: "
                              "$PRORLBENCH_CACHE_DIR or ~/.cache/prorlbench.")
     plugins_dirs: list[str] = opt([], "Extra folders of *.py plugin files.")
-    executor: str = opt("local", "How cells are executed: 'local' (in this process, in order).")
+    executor: str = opt("local", "How cells are executed: 'local' (in this process, in order) or "
+                                 "'ray' (parallel Ray tasks; pip install 'prorlbench[ray]').")
+    ray_address: str = opt("", "Ray cluster for executor 'ray' ('auto', 'HOST:PORT', "
+                               "'ray://HOST:10001'); empty starts a local Ray instance.")
     style: str = opt("default", "Report style: 'default' or 'paper'.")
     eval_batch_size: int = opt(1024, "Paths scored per simulator forward pass during evaluation.")
     force: bool = opt(False, "Recompute cells that are already done.")
@@ -96,7 +99,7 @@ class RunConfig:
 
 RUN_KEYS: tuple[str, ...] = tuple(
     f.name for f in dataclasses.fields(RunConfig) if f.name not in ("plugin_tables", "cases", "source"))
-NOT_WRITTEN = ("force", "progress", "out", "cache_dir")
+NOT_WRITTEN = ("force", "progress", "out", "cache_dir", "ray_address")
 """Run keys that describe this invocation or this machine, not the experiment."""
 FILE_PATH_KEYS = ("out", "cache_dir", "plugins_dirs")
 """Path keys that may not contain ``..`` when they come from a config file."""

@@ -82,7 +82,7 @@ def test_unknown_method_is_one_line_listing_valid_names(env, capsys):
     ("--datasets", "synthetik", "unknown dataset 'synthetik'"),
     ("--eval-simulator", "fakesim,nosuch", "unknown simulator 'nosuch'"),
     ("--metrics", "ioi,nosuch", "unknown metric 'nosuch'"),
-    ("--executor", "ray", "unknown executor 'ray'"),
+    ("--executor", "dask", "unknown executor 'dask'"),
 ])
 def test_other_unknown_names_exit_2(env, capsys, flag, value, expect):
     assert main(fake_run(env, "--methods", "pop", flag, value)) == 2

@@ -1,0 +1,272 @@
+"""The ``ray`` executor: the cells of a dataset run as parallel Ray tasks (``--executor ray``).
+
+Optional: it needs the extra ``pip install 'prorlbench[ray]'`` (plain ``ray>=2.9``); without it,
+choosing the executor is a one-line :class:`~prorlbench.errors.UserError`.
+
+How it runs. The runner prepares the dataset in the driver (data, simulators, cases) and hands
+over a :class:`prorlbench.runner.CellWork`. This executor serialises it once per dataset
+(``torch.save`` through cloudpickle, so tensors can be mapped to the worker's device), puts the
+bytes in the Ray object store, and starts one task per (method, dataset, seed) cell. A task
+deserialises the work, calls ``work(job)`` (which seeds the cell, fits, generates, evaluates and
+writes the cell's files, status last) and returns the :class:`~prorlbench.results.CellStatus`.
+Statuses are yielded as tasks finish (``ray.wait``), so the order differs from the grid order;
+the merged tables do not, and the numbers equal the ``local`` executor's (the cell's seeding
+happens inside ``work``; on CPU a task runs torch with one thread, which gives the same values
+for the built-in methods).
+
+Containment. A method that raises already fails only its cell inside ``work``. A task that dies
+without returning (the worker process crashed or was killed for memory, the node was lost, the
+work could not be deserialised) becomes a failed cell with a one-line reason, written to the
+cell's status file like any other failure; the grid goes on. Tasks are not retried
+(``max_retries=0``): a crash is reported, not repeated.
+
+Resources. Each task asks for one CPU, and for ``num_gpus_per_cell`` GPUs (default 1; a fraction
+packs several cells on one GPU) when the run's device is CUDA. Ray then makes the granted GPU the
+task's ``cuda:0``; the work's tensors and ``device`` are mapped there. With ``--device cuda`` the
+driver needs a GPU too, because it trains the simulators.
+
+Where. ``--ray-address ADDR`` (``[run] ray_address``) connects to a running cluster (``auto``,
+``HOST:PORT`` or ``ray://HOST:10001``); empty starts a local instance with one CPU per core,
+which is shut down at the end of the dataset's cells. An instance that was already initialised
+in this process (``ray.init`` called by the user) is used as it is and left running. Workers
+write into the run folder and the simulator cache by the paths the driver resolved, so on a
+multi-node cluster ``--out`` and ``--cache-dir`` must be on a filesystem shared by every node,
+and prorlbench (with any ``--plugins-dir`` folder, at the same path) must be installed there.
+Environment variables whose names start with ``PRORLBENCH_`` (e.g. the plugin allow-list) are
+passed on to the tasks. Worker-side log records (failures with their tracebacks) are appended to
+the run's ``run.log``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from .errors import ConfigError, UserError
+from .executors import CellJob
+from .results import CellStatus
+
+log = logging.getLogger("prorlbench")
+
+MISSING_EXTRA = "the ray executor needs the optional extra: pip install 'prorlbench[ray]'"
+ENV_PREFIX = "PRORLBENCH_"
+"""Environment variables with this prefix are passed on to the Ray tasks."""
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a one-line :class:`UserError` naming the extra to install."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError(MISSING_EXTRA) from None
+    return ray
+
+
+# --------------------------------------------------------------------------------------------
+# Shipping the work
+# --------------------------------------------------------------------------------------------
+
+
+def _loose_modules(work: Any) -> list[Any]:
+    """Modules imported from the run's ``--plugins-dir`` folders: their names are private to the
+    process that loaded them, so their classes (e.g. a plugin simulator) are pickled by value."""
+    cfg = getattr(getattr(work, "res", None), "cfg", None)
+    dirs = [Path(d).resolve() for d in getattr(cfg, "plugins_dirs", []) or []]
+    if not dirs:
+        return []
+    found = []
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not path:
+            continue
+        try:
+            parent = Path(path).resolve().parent
+        except (OSError, ValueError):
+            continue
+        if any(parent == d for d in dirs):
+            found.append(module)
+    return found
+
+
+def dump_work(work: Callable[[CellJob], CellStatus]) -> bytes:
+    """``work`` as bytes for :func:`load_work` in another process (tensors kept as storages, so
+    they can be mapped to the loading process's device)."""
+    import torch
+
+    from ray import cloudpickle
+
+    modules = _loose_modules(work)
+    for m in modules:
+        cloudpickle.register_pickle_by_value(m)
+    try:
+        buf = io.BytesIO()
+        torch.save(work, buf, pickle_module=cloudpickle)
+        return buf.getvalue()
+    finally:
+        for m in modules:
+            try:
+                cloudpickle.unregister_pickle_by_value(m)
+            except ValueError:
+                pass
+
+
+def load_work(blob: bytes, device: Any) -> Any:
+    """The work of :func:`dump_work`, with its tensors and its run device on ``device``."""
+    import torch
+
+    work = torch.load(io.BytesIO(blob), map_location=device, weights_only=False)
+    res = getattr(work, "res", None)
+    if res is not None and hasattr(res, "device"):
+        res.device = torch.device(device)
+    return work
+
+
+def _task_device(driver_device: Any) -> Any:
+    """The device a task computes on: the GPU Ray granted (``cuda:0`` in the task) or the CPU."""
+    import torch
+
+    if driver_device is not None and torch.device(driver_device).type == "cuda":
+        return torch.device("cuda", 0)
+    return torch.device("cpu")
+
+
+def run_cell_task(blob: bytes, job: CellJob, driver_device: str | None) -> CellStatus:
+    """The body of one Ray task: load the work and compute the cell (log records to run.log)."""
+    from .logs import run_log
+
+    work = load_work(blob, _task_device(driver_device))
+    folder = getattr(work, "folder", None)
+    if folder is None:
+        return work(job)
+    with run_log(folder.log):
+        return work(job)
+
+
+# --------------------------------------------------------------------------------------------
+# The executor
+# --------------------------------------------------------------------------------------------
+
+
+def _one_line(exc: BaseException, limit: int = 400) -> str:
+    cause = getattr(exc, "cause", None)  # RayTaskError carries the task's own exception
+    inner = cause if isinstance(cause, BaseException) else exc
+    text = " ".join(str(inner).split())
+    for marker in (" Traceback (most recent call last)", " ray::"):
+        if marker in text:  # Ray's messages embed the remote traceback; keep the first part
+            text = text.split(marker, 1)[0].strip()
+    msg = f"{type(inner).__name__}: {text}" if text else type(inner).__name__
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
+
+
+def failed_status(work: Any, job: CellJob, message: str) -> CellStatus:
+    """A failed status for a cell whose task died; stored like any other failure when ``work``
+    is a :class:`prorlbench.runner.CellWork` (its partial files removed, status written)."""
+    res = getattr(work, "res", None)
+    folder = getattr(work, "folder", None)
+    status = CellStatus(
+        method=job.method, dataset=job.dataset, seed=job.seed,
+        simulator=res.cfg.simulator if res is not None else "",
+        eval_simulator=",".join(res.eval_simulators) if res is not None else "",
+        status="failed", error=message,
+        fingerprint=res.fingerprint(job) if res is not None else "")
+    log.error("cell %s failed: %s", job.name, message)
+    if folder is not None:
+        folder.clear_cell(job.name)
+        folder.write_status(job.name, status)
+    return status
+
+
+class RayExecutor:
+    """Runs the cells of a dataset as Ray tasks, in parallel, yielding statuses as they finish.
+
+    ``address``: a Ray cluster to connect to; ``None`` takes the run's ``ray_address`` (from the
+    work's configuration), and an empty address starts a local instance with ``num_cpus`` CPUs
+    (default: one per core). ``num_gpus_per_cell``: GPUs each task asks for when the run's device
+    is CUDA (a fraction shares a GPU). See the module docstring.
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_gpus_per_cell: float = 1.0, *,
+                 num_cpus: int | None = None):
+        self._ray = import_ray()
+        if not num_gpus_per_cell > 0:
+            raise ConfigError(f"ray executor: num_gpus_per_cell must be > 0, got {num_gpus_per_cell}")
+        if num_cpus is not None and num_cpus < 1:
+            raise ConfigError(f"ray executor: num_cpus must be >= 1, got {num_cpus}")
+        self.address = address
+        self.num_gpus_per_cell = float(num_gpus_per_cell)
+        self.num_cpus = num_cpus
+
+    def _address(self, work: Any) -> str:
+        if self.address is not None:
+            return self.address
+        cfg = getattr(getattr(work, "res", None), "cfg", None)
+        return str(getattr(cfg, "ray_address", "") or "")
+
+    def _connect(self, address: str) -> bool:
+        """Initialise Ray unless it already is; ``True`` when this call started it."""
+        ray = self._ray
+        if ray.is_initialized():
+            return False
+        kwargs: dict[str, Any] = dict(ignore_reinit_error=True, log_to_driver=False,
+                                      logging_level=logging.WARNING)
+        if address:
+            kwargs["address"] = address
+        else:
+            kwargs.update(num_cpus=self.num_cpus or os.cpu_count() or 1, include_dashboard=False)
+        try:
+            ray.init(**kwargs)
+        except ConnectionError as exc:
+            raise UserError(f"--ray-address {address}: cannot connect to a Ray cluster "
+                            f"({' '.join(str(exc).split())})") from None
+        return True
+
+    def run(self, jobs: Sequence[CellJob], work: Callable[[CellJob], CellStatus]) -> Iterator[CellStatus]:
+        jobs = list(jobs)
+        if not jobs:
+            return
+        ray = self._ray
+        started = self._connect(self._address(work))
+        pending: dict[Any, CellJob] = {}
+        try:
+            device = getattr(getattr(work, "res", None), "device", None)
+            cuda = device is not None and getattr(device, "type", str(device)) == "cuda"
+            options: dict[str, Any] = dict(num_cpus=1, num_gpus=self.num_gpus_per_cell if cuda else 0,
+                                           max_retries=0)
+            env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+            if env:
+                options["runtime_env"] = {"env_vars": env}
+            task = ray.remote(run_cell_task).options(**options)
+            blob = ray.put(dump_work(work))
+            driver_device = str(device) if device is not None else None
+            for job in jobs:
+                pending[task.remote(blob, job, driver_device)] = job
+            log.info("ray: %d cell task(s) submitted (%s)", len(jobs),
+                     f"{options['num_gpus']:g} GPU each" if cuda else "CPU")
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    job = pending.pop(ref)
+                    try:
+                        status = ray.get(ref)
+                    except ray.exceptions.RayError as exc:
+                        status = failed_status(work, job, f"ray task died: {_one_line(exc)}")
+                    yield status
+        finally:
+            for ref in pending:  # interrupted or abandoned: stop what is still running
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:  # already finished or the cluster is gone
+                    pass
+            if started:
+                ray.shutdown()
+
+
+def make_ray_executor() -> RayExecutor:
+    """The ``ray`` entry of :data:`prorlbench.executors.EXECUTORS` (address from the run config)."""
+    return RayExecutor(address=None)
