@@ -94,7 +94,9 @@ def evaluate_paths(
         raise ValueError(f"{len(cases)} cases but {len(candidates)} candidate lists")
     if device is not None and isinstance(model, torch.nn.Module):
         p = next(iter(model.parameters()), None)
-        if p is not None and p.device != torch.device(device):
+        want = torch.device(device)
+        if p is not None and (p.device.type != want.type
+                              or (want.index is not None and p.device.index != want.index)):
             raise ValueError(f"model is on {p.device}, not on {device}")
     if any(m.needs_attributes for m in metrics) and item_attributes is None:
         names = [m.name for m in metrics if m.needs_attributes]

@@ -100,3 +100,9 @@ def test_each_candidate_scored_once(model):
 def test_attribute_metric_without_attributes_is_an_error(model):
     with pytest.raises(ValueError, match="attributes"):
         evaluate_paths(model, [Case((1,), 2)], [[(3,)]], list(METRICS))
+
+
+def test_device_argument_is_checked(model):
+    evaluate_paths(model, [Case((1,), 2)], [[(3,)]], [METRICS[0]], device="cpu")
+    with pytest.raises(ValueError, match="model is on"):
+        evaluate_paths(model, [Case((1,), 2)], [[(3,)]], [METRICS[0]], device="meta")

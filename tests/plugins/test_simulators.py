@@ -128,7 +128,7 @@ def test_training_windows_cover_every_transition():
 
 def test_popularity_hr_counts_strictly_more_popular():
     data = Interactions(name="p", n_items=4, sequences={"train": [(0, 0, 0, 1, 1, 2)], "valid": [], "test": []})
-    # item 2 has one more popular item ahead of... ranks: 0 -> 1, 1 -> 2, 2 -> 3, 3 -> 4
+    # counts 3, 2, 1, 0 -> ranks 1, 2, 3, 4: target 1 is a hit at k=3, target 3 is not
     out = seqtrain.popularity_hr(data, [(0, 1), (0, 3)], k=3)
     assert out["hr3"] == 0.5
 
