@@ -174,7 +174,8 @@ def train_model(model: torch.nn.Module, cfg: Any, data: Interactions, *, device:
 
     ``cfg`` needs ``max_seq_len, lr, batch_size, epochs, patience, weight_decay``. Uses its own
     generator for shuffling; dropout draws from torch's global RNG, so callers wrap this in
-    :func:`torch.random.fork_rng` (as :func:`train_or_load` does).
+    :func:`torch.random.fork_rng` (as :func:`train_or_load` does). Without validation
+    sequences the epoch with the lowest training loss is kept and the metrics are NaN.
     """
     device = torch.device(device)
     n_items = data.n_items
@@ -334,9 +335,9 @@ def train_or_load(kind: str, model_factory: Callable[[Any, int], torch.nn.Module
         if meta is not None:
             info = SimulatorInfo(name=kind, hr10=meta.get("hr10"), ndcg10=meta.get("ndcg10"),
                                  cache_path=str(pt), trained=False)
-            log.info("%s on %s loaded from cache %s (valid HR@10 %.4f, NDCG@10 %.4f)", kind, data.name,
-                     pt, info.hr10 if info.hr10 is not None else float("nan"),
-                     info.ndcg10 if info.ndcg10 is not None else float("nan"))
+            log.info("%s on %s loaded from cache %s: valid HR@10 %.4f NDCG@10 %.4f (popularity HR@10 %.4f "
+                     "NDCG@10 %.4f)", kind, data.name, pt, _num(meta.get("hr10")), _num(meta.get("ndcg10")),
+                     _num(meta.get("popularity_hr10")), _num(meta.get("popularity_ndcg10")))
             return _freeze(model, device), info
 
     start = time.perf_counter()
@@ -359,6 +360,10 @@ def train_or_load(kind: str, model_factory: Callable[[Any, int], torch.nn.Module
     info = SimulatorInfo(name=kind, hr10=best["hr10"], ndcg10=best["ndcg10"],
                          cache_path=str(pt) if pt is not None else None, trained=True)
     return _freeze(model, device), info
+
+
+def _num(x: Any) -> float:
+    return float(x) if isinstance(x, (int, float)) else float("nan")
 
 
 def _safe(name: str) -> str:
