@@ -150,24 +150,86 @@ def _flat_grad(policy: PathPolicy, loss: torch.Tensor) -> torch.Tensor:
     return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
 
 
-def gradient_variance(policy: PathPolicy, ro: Rollout, splits: int) -> tuple[float, float]:
-    """``(mean per-coordinate variance across M minibatch PG gradients, relative variance)``."""
+def gradient_variance_terms(policy: PathPolicy, ro: Rollout, splits: int) -> torch.Tensor | None:
+    """``[var, mean_sq]`` as one device tensor (no host sync): the mean per-coordinate variance
+    across ``M`` minibatch PG gradients and the mean squared coordinate of their mean; None when
+    there are fewer than 2 cases."""
     n_cases = len(ro.cases)
     if n_cases < 2:
-        return float("nan"), float("nan")
+        return None
     m = max(2, min(splits, n_cases))
     grads = []
     for cg in torch.arange(n_cases, device=ro.paths.device).chunk(m):
         loss, _ = pg_loss(policy, ro, cg)
         grads.append(_flat_grad(policy, loss))
     stack = torch.stack(grads)
-    var = float(stack.var(0, unbiased=True).mean())
-    mean_sq = float(stack.mean(0).pow(2).mean())
+    return torch.stack([stack.var(0, unbiased=True).mean(), stack.mean(0).pow(2).mean()])
+
+
+def gradient_variance(policy: PathPolicy, ro: Rollout, splits: int) -> tuple[float, float]:
+    """``(mean per-coordinate variance across M minibatch PG gradients, relative variance)``."""
+    terms = gradient_variance_terms(policy, ro, splits)
+    if terms is None:
+        return float("nan"), float("nan")
+    var, mean_sq = terms.tolist()
     return var, var / mean_sq if mean_sq > 0 else float("nan")
 
 
 # --------------------------------------------------------------------------------------------
+# One training step
+# --------------------------------------------------------------------------------------------
+
+STEP_KEYS = ("path_len", "stop_rate", "reward_ctr", "reward_ioi", "reward_ior", "reward_return", "loss",
+             "pg_loss", "kl", "adv_abs")
+"""The values every step logs, in the order of the one tensor that carries them to the host."""
+
+
+def rl_step(policy: PathPolicy, ref: PathPolicy, opt: torch.optim.Optimizer, simulator: SequenceModel,
+            cases: CaseTensors, cfg: RLConfig, estimator: EstimatorSpec, normalizer: RewardNormalizer,
+            max_path_len: int, generator: torch.Generator, grad_var: bool = False) -> dict[str, float]:
+    """One RL update on the ``B`` cases ``cases``: sample ``G`` paths per case, reward them with
+    ``simulator``, normalise, estimate the advantages, and take one optimizer step on the loss.
+
+    Returns the step's logged values (:data:`STEP_KEYS`, plus ``grad_var`` / ``grad_var_rel``
+    when ``grad_var`` and they are finite). All of them reach the host in ONE transfer at the
+    end of the step, so on an accelerator the step queues its work without waiting for it.
+    """
+    ro = rollout(policy, simulator, cases, cfg, estimator, normalizer, max_path_len, generator)
+    gv_terms = gradient_variance_terms(policy, ro, cfg.grad_var_splits) if grad_var else None
+    pg, logp = pg_loss(policy, ro)
+    with torch.no_grad():
+        ref_logp = ref.action_log_probs(cases.hist_left, cases.target, ro.paths, ro.lengths, ro.stopped,
+                                        repeat=cfg.samples_per_case)
+    kl = (logp - ref_logp).sum() / ro.paths.shape[0]
+    loss = pg + cfg.beta * kl
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+    opt.step()
+    with torch.no_grad():
+        n_item = ro.lengths.sum().clamp(min=1)
+        stats = [
+            ro.lengths.float().mean(), ro.stopped.float().mean(), ro.raw["ctr"].sum() / n_item,
+            ro.raw["ioi"].sum(1).mean(), ro.raw["ior"].sum(1).mean(), ro.batch.path_return.mean(),
+            loss.detach(), pg.detach(), kl.detach(),
+            ro.advantages.abs().sum() / ro.batch.active.sum().clamp(min=1),
+        ]
+        if gv_terms is not None:
+            stats += [gv_terms[0], gv_terms[1]]
+        host = torch.stack([x.float().reshape(()) for x in stats]).tolist()  # the one sync
+    values: dict[str, float] = {}
+    if gv_terms is not None:
+        var, mean_sq = host[len(STEP_KEYS):]
+        gv_rel = var / mean_sq if mean_sq > 0 else float("nan")
+        values.update({k: v for k, v in (("grad_var", var), ("grad_var_rel", gv_rel)) if math.isfinite(v)})
+    values.update(zip(STEP_KEYS, host[: len(STEP_KEYS)]))
+    return values
+
+
+# --------------------------------------------------------------------------------------------
 # The training loop
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -195,33 +257,8 @@ def train_rl(policy: PathPolicy, ref: PathPolicy, ctx: FitContext, cfg: RLConfig
         perm = torch.randperm(len(train), generator=order_gen)[:n_epoch_cases].to(dev)
         for s in range(0, n_epoch_cases, cfg.batch_cases):
             cases = train.index(perm[s : s + cfg.batch_cases])
-            ro = rollout(policy, ctx.simulator, cases, cfg, estimator, norm, max_path_len, gen)
-            values: dict[str, float] = {}
-            if cfg.grad_var_every and (step - step_offset) % cfg.grad_var_every == 0:
-                gv, gv_rel = gradient_variance(policy, ro, cfg.grad_var_splits)
-                values.update({k: v for k, v in (("grad_var", gv), ("grad_var_rel", gv_rel)) if math.isfinite(v)})
-            pg, logp = pg_loss(policy, ro)
-            with torch.no_grad():
-                ref_logp = ref.action_log_probs(cases.hist_left, cases.target, ro.paths, ro.lengths, ro.stopped,
-                                                repeat=cfg.samples_per_case)
-            kl = (logp - ref_logp).sum() / ro.paths.shape[0]
-            loss = pg + cfg.beta * kl
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
-            opt.step()
-            n_item = ro.lengths.sum().clamp(min=1)
-            values.update(
-                path_len=float(ro.lengths.float().mean()),
-                stop_rate=float(ro.stopped.float().mean()),
-                reward_ctr=float(ro.raw["ctr"].sum() / n_item),
-                reward_ioi=float(ro.raw["ioi"].sum(1).mean()),
-                reward_ior=float(ro.raw["ior"].sum(1).mean()),
-                reward_return=float(ro.batch.path_return.mean()),
-                loss=loss.item(), pg_loss=pg.item(), kl=kl.item(),
-                adv_abs=float(ro.advantages.abs().sum() / ro.batch.active.sum().clamp(min=1)),
-            )
+            values = rl_step(policy, ref, opt, ctx.simulator, cases, cfg, estimator, norm, max_path_len, gen,
+                             grad_var=bool(cfg.grad_var_every) and (step - step_offset) % cfg.grad_var_every == 0)
             ctx.logger.log(step, **values)
             step += 1
             bar.update(1)
