@@ -7,9 +7,10 @@ Trained with full-softmax cross-entropy by :mod:`prorlbench.seqtrain`.
 
 Deviations from RecBole: the quick profile (the default) trains 20 epochs at lr 3e-3 without
 early stopping (at RecBole's lr 1e-3 a GRU sits at popularity level for ~15 epochs on ML-100K;
-the ``paper`` profile restores lr 1e-3, 300 epochs, patience 10); right padding with id ``n_items`` (zero embedding row) and training on
-every position. A GRU is causal by construction, so padding after a sequence never changes its
-earlier states and no packing is needed.
+the ``paper`` profile restores lr 1e-3, 300 epochs, patience 10); right padding with id
+``n_items`` (zero embedding row) and training on every position. A GRU is causal by
+construction, so padding after a sequence never changes its earlier states and no packing is
+needed.
 """
 
 from __future__ import annotations
