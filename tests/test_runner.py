@@ -344,3 +344,17 @@ def test_every_eval_simulator_scores_every_cell(fakes):
     assert not ioi["fakesim"].equals(ioi["fakesim2"])  # really scored by two different models
     summary = pd.read_csv(Path(cfg.out) / "summary.csv")
     assert set(summary["simulator"]) == {"fakesim", "fakesim2"}
+
+
+def test_ground_truth_eval_simulator_is_skipped_where_it_does_not_exist(tmp_path, monkeypatch):
+    """`oracle` exists only for the synthetic world: on another dataset it is skipped, not fatal."""
+    monkeypatch.setenv("PRORLBENCH_PLUGINS", BUILTINS_FOR_FAKES + ",oracle")
+    plug, cfg_path = write_fakes(tmp_path)
+    registry = load_registry([plug])
+    cfg = apply_overrides(read_config_file(cfg_path), {
+        "out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache"), "progress": False,
+        "device": "cpu", "methods": ["pop"], "eval_simulators": ["fakesim", "oracle"]})
+    run(cfg, registry, report=False)
+    cases = pd.read_csv(Path(cfg.out) / "cases.csv.gz")
+    assert len(cases) > 0
+    assert set(cases["simulator"]) == {"fakesim"}
