@@ -60,7 +60,7 @@ class RLConfig:
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"samples_per_case": 8, "batch_cases": 32, "epochs": 10, "max_train_cases": 512,
                   "sft_epochs": 8, "n_valid_cases": 256, "lr": 5e-4, "grad_var_every": 4},
-        "paper": {"samples_per_case": 16, "batch_cases": 32, "epochs": 10, "sft_epochs": 30,
+        "paper": {"samples_per_case": 16, "batch_cases": 128, "epochs": 10, "sft_epochs": 30,
                   "beta": 0.01, "lr": 1e-4, "grad_clip": 1.0, "n_valid_cases": 2048},
     }
 
