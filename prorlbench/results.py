@@ -50,6 +50,8 @@ class CellStatus:
     error: str | None = None
     seconds: float = 0.0
     n_cases: int = 0
+    peak_gpu_mib: float | None = None
+    """Peak GPU memory allocated by torch during the cell (MiB), on CUDA only."""
     fingerprint: str = ""
     """Hash of every setting the cell's numbers depend on; a done cell whose fingerprint differs
     from the current configuration is recomputed."""

@@ -417,6 +417,8 @@ def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolde
                         fingerprint=res.fingerprint(job))
     logger = CellTrainLogger(folder.cell_train_log(name), job.method, job.dataset, job.seed)
     t0 = time.perf_counter()
+    if res.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(res.device)
     try:
         seed_everything(job.seed)
         spec = res.registry.method(job.method)
@@ -463,11 +465,13 @@ def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolde
     finally:
         logger.close()
         if res.device.type == "cuda":
+            status.peak_gpu_mib = round(torch.cuda.max_memory_allocated(res.device) / 2**20, 1)
             torch.cuda.empty_cache()
     status.seconds = round(time.perf_counter() - t0, 3)
     folder.write_status(name, status)
     if status.ok:
-        log.info("cell %s ok (%d cases, %.1fs)", name, status.n_cases, status.seconds)
+        gpu = f", peak GPU memory {status.peak_gpu_mib:.0f} MiB" if status.peak_gpu_mib is not None else ""
+        log.info("cell %s ok (%d cases, %.1fs%s)", name, status.n_cases, status.seconds, gpu)
     return status
 
 
