@@ -227,9 +227,13 @@ class PathPolicy(nn.Module):
             base = self._base_banned(hist_left, target, repeat)  # [N, V + 2]
             banned = base[:, None, :].expand(n, n_actions, base.shape[1])
             if self.mask_invalid and n_actions > 1:
-                onehot = torch.zeros(n, n_actions, base.shape[1], dtype=torch.bool, device=paths.device)
-                onehot[:, 1:].scatter_(2, self._pads_to_scratch(gen)[..., None], True)
-                banned = banned | (onehot.cumsum(1) > 0)
+                # item i is banned from decision t on once it sits at a path position s < t:
+                # first[n, i] = 1 + the first such s (n_actions when never), then one comparison
+                first = torch.full(base.shape, n_actions, dtype=torch.long, device=paths.device)
+                pos = torch.arange(1, gen.shape[1] + 1, device=paths.device).expand(n, gen.shape[1])
+                first.scatter_reduce_(1, self._pads_to_scratch(gen), pos, reduce="amin")
+                t = torch.arange(n_actions, device=paths.device)
+                banned = banned | (first[:, None, :] <= t[None, :, None])
             logits = logits.masked_fill(banned[..., : self.n_items + 1], float("-inf"))
         return torch.log_softmax(logits.float(), -1)
 
@@ -272,28 +276,43 @@ class PathPolicy(nn.Module):
         banned = self._base_banned(hist_left, target, repeat)
         done = torch.zeros(n, dtype=torch.bool, device=dev)
         lengths = torch.zeros(n, dtype=torch.long, device=dev)
-        greedy_rows = torch.as_tensor(greedy, device=dev).expand(n)
+        # No host sync inside the loop on accelerators: which rows are greedy is known without
+        # looking at the device when ``greedy`` is a bool, and the early exit once every row is
+        # done (it only saves work) is taken on the CPU only, where checking costs nothing.
+        if isinstance(greedy, bool):
+            any_greedy, sample_any = greedy, not greedy
+            greedy_rows = torch.full((n,), greedy, dtype=torch.bool, device=dev)
+        else:
+            greedy_rows = torch.as_tensor(greedy, device=dev).expand(n)
+            any_greedy, sample_any = True, not bool(greedy_rows.all())
+        check_done = dev.type == "cpu"
         survive = torch.ones(n, device=dev)
-        sample_any = not bool(greedy_rows.all())
         for t in range(p):
             logits = self._head(out).float().masked_fill(banned[:, : self.n_items + 1], float("-inf"))
-            # greedy: the likeliest item, until the chance of having gone on this far drops below
-            # stop_threshold (0.5: the median length of the policy along this path)
-            p_stop = torch.softmax(logits, -1)[:, self.stop_id]
-            best_item = logits[:, : self.n_items].argmax(-1)
-            survive = survive * (1.0 - p_stop)
-            action = torch.where(survive < stop_threshold, self.stop_id, best_item)
-            if self.n_items and bool(torch.isinf(logits[:, : self.n_items]).all(-1).any()):
-                action = torch.where(torch.isinf(logits[:, : self.n_items]).all(-1), self.stop_id, action)
+            action = None
+            if any_greedy:
+                # greedy: the likeliest item, until the chance of having gone on this far drops below
+                # stop_threshold (0.5: the median length of the policy along this path)
+                p_stop = torch.softmax(logits, -1)[:, self.stop_id]
+                best_item = logits[:, : self.n_items].argmax(-1)
+                survive = survive * (1.0 - p_stop)
+                action = torch.where(survive < stop_threshold, self.stop_id, best_item)
+                if self.n_items:  # every item banned: STOP
+                    action = torch.where(torch.isinf(logits[:, : self.n_items]).all(-1), self.stop_id, action)
             if sample_any:
-                probs = torch.softmax(logits / max(temperature, 1e-6), -1)
-                drawn = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-                action = torch.where(greedy_rows, action, drawn)
+                temp = max(temperature, 1e-6)
+                probs = torch.softmax(logits if temp == 1.0 else logits / temp, -1)
+                # one categorical draw per row, as torch.multinomial(probs, 1) draws it (the same
+                # exponential race on the same generator, so the same samples), minus its
+                # validity check, which would wait for the device
+                race = torch.empty_like(probs).exponential_(1, generator=generator)
+                drawn = (probs / race).argmax(-1)
+                action = drawn if action is None else torch.where(greedy_rows, action, drawn)
             is_item = (action != self.stop_id) & ~done
             paths[:, t] = torch.where(is_item, action, self.n_items)
             lengths += is_item.long()
             done |= ~is_item
-            if bool(done.all()) or t == p - 1:
+            if t == p - 1 or (check_done and bool(done.all())):
                 break
             if self.mask_invalid:
                 banned.scatter_(1, self._pads_to_scratch(paths[:, t : t + 1]), True)

@@ -1,0 +1,20 @@
+"""The RL throughput benchmark runs end to end (tiny world), so it does not rot."""
+
+from __future__ import annotations
+
+import math
+
+from benchmarks.rl_throughput import main
+
+
+def test_rl_throughput_runs_both_profiles_and_reports(tmp_path, capsys):
+    res = main(["--tiny", "--simulator", "oracle", "--profile", "all", "--steps", "2", "--warmup", "1",
+                "--cache-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert [r["profile"] for r in res] == ["quick", "paper"]
+    for r in res:
+        assert r["steps"] == 2 and r["batch_cases"] == 4 and r["samples_per_case"] == 2
+        assert r["paths_per_s"] > 0 and math.isclose(r["paths_per_s"], r["steps_per_s"] * 4 * 2)
+        assert 0 <= r["mean_path_len"] <= r["max_path_len"] and r["peak_mem_mib"] > 0
+    assert "sampled paths/s" in out and "steps/s" in out and "peak memory" in out
+    assert "randomly initialised" in out
