@@ -256,3 +256,28 @@ def score_paths(
         log_p=log_p, rank=rank, accept=acc, lengths=path_len, valid=valid, n_unknown=n_unknown,
         paths=path_tensor, targets=targets, item_attributes=item_attributes,
     )
+
+
+def item_embedding_matrix(model: SequenceModel) -> torch.Tensor:
+    """The backbone's ``[n_items, d]`` item embedding matrix.
+
+    ``model.item_embeddings()`` where the model has it (the SequenceModel protocol). Otherwise,
+    for an affine output head ``logits(s) = s @ E.T + b``: ``E = (logits(I_d) - logits(0)).T``.
+    """
+    fn = getattr(model, "item_embeddings", None)
+    if fn is not None:
+        return fn().detach()
+    tensors = [*model.parameters(), *model.buffers()] if isinstance(model, torch.nn.Module) else []
+    dev = tensors[0].device if tensors else torch.device("cpu")
+    with torch.no_grad():
+        one = torch.zeros(1, 1, dtype=torch.long, device=dev)
+        d = model.encode(one, torch.ones(1, dtype=torch.long, device=dev)).shape[-1]
+        return (model.logits(torch.eye(d, device=dev)) - model.logits(torch.zeros(1, d, device=dev))).T
+
+
+def last_states(model: SequenceModel, hist: torch.Tensor, hist_len: torch.Tensor,
+                paths: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``u(H + path)`` for every row: one causal forward pass, state at the last position."""
+    seqs, seq_len, _ = build_sequences(hist, hist_len, paths, lengths, model.n_items, model.max_seq_len)
+    enc = model.encode(seqs, seq_len)
+    return enc[torch.arange(enc.shape[0], device=enc.device), seq_len - 1]

@@ -44,7 +44,7 @@ from prorlbench import hookimpl
 from prorlbench.api import Case, FitContext, MethodSpec, SequenceModel
 from prorlbench.config import opt
 from prorlbench.errors import ConfigError
-from prorlbench.scoring import build_sequences, histories_tensor
+from prorlbench.scoring import histories_tensor, item_embedding_matrix, last_states
 
 
 # --------------------------------------------------------------------------------------------
@@ -75,31 +75,6 @@ class IPGConfig:
 # --------------------------------------------------------------------------------------------
 
 
-def item_embeddings(model: SequenceModel) -> torch.Tensor:
-    """The backbone's ``[n_items, d]`` item embedding matrix.
-
-    ``model.item_embeddings()`` where the model has it (the SequenceModel protocol). Otherwise,
-    for an affine output head ``logits(s) = s @ E.T + b``: ``E = (logits(I_d) - logits(0)).T``.
-    """
-    fn = getattr(model, "item_embeddings", None)
-    if fn is not None:
-        return fn().detach()
-    tensors = [*model.parameters(), *model.buffers()] if isinstance(model, torch.nn.Module) else []
-    dev = tensors[0].device if tensors else torch.device("cpu")
-    with torch.no_grad():
-        one = torch.zeros(1, 1, dtype=torch.long, device=dev)
-        d = model.encode(one, torch.ones(1, dtype=torch.long, device=dev)).shape[-1]
-        return (model.logits(torch.eye(d, device=dev)) - model.logits(torch.zeros(1, d, device=dev))).T
-
-
-def last_states(model: SequenceModel, hist: torch.Tensor, hist_len: torch.Tensor,
-                paths: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """``u(H + path)`` for every row: one causal forward pass, state at the last position."""
-    seqs, seq_len, _ = build_sequences(hist, hist_len, paths, lengths, model.n_items, model.max_seq_len)
-    enc = model.encode(seqs, seq_len)
-    return enc[torch.arange(enc.shape[0], device=enc.device), seq_len - 1]
-
-
 # --------------------------------------------------------------------------------------------
 # Method
 # --------------------------------------------------------------------------------------------
@@ -118,7 +93,7 @@ class IPG:
         self.max_path_len = ctx.max_path_len
         self.device = ctx.device
         self.model = ctx.make_backbone(self.cfg.backbone, ctx.seed)
-        self.emb = item_embeddings(self.model).to(self.device).float()
+        self.emb = item_embedding_matrix(self.model).to(self.device).float()
 
     def _scores(self, states: torch.Tensor, pref: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """``p̂(j | S) · g_j`` for all items: ``[B, n_items]``."""

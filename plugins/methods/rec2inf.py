@@ -44,7 +44,7 @@ from prorlbench import hookimpl
 from prorlbench.api import Case, FitContext, MethodSpec, SequenceModel
 from prorlbench.config import opt
 from prorlbench.errors import ConfigError
-from prorlbench.scoring import build_sequences, histories_tensor
+from prorlbench.scoring import histories_tensor, item_embedding_matrix, last_states
 
 log = logging.getLogger("prorlbench")
 
@@ -82,31 +82,6 @@ class Rec2InfConfig:
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
-
-
-def item_embeddings(model: SequenceModel) -> torch.Tensor:
-    """The backbone's ``[n_items, d]`` item embedding matrix.
-
-    ``model.item_embeddings()`` where the model has it (the SequenceModel protocol). Otherwise,
-    for an affine output head ``logits(s) = s @ E.T + b``: ``E = (logits(I_d) - logits(0)).T``.
-    """
-    fn = getattr(model, "item_embeddings", None)
-    if fn is not None:
-        return fn().detach()
-    tensors = [*model.parameters(), *model.buffers()] if isinstance(model, torch.nn.Module) else []
-    dev = tensors[0].device if tensors else torch.device("cpu")
-    with torch.no_grad():
-        one = torch.zeros(1, 1, dtype=torch.long, device=dev)
-        d = model.encode(one, torch.ones(1, dtype=torch.long, device=dev)).shape[-1]
-        return (model.logits(torch.eye(d, device=dev)) - model.logits(torch.zeros(1, d, device=dev))).T
-
-
-def last_states(model: SequenceModel, hist: torch.Tensor, hist_len: torch.Tensor,
-                paths: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """``u(H + path)`` for every row: one causal forward pass, state at the last position."""
-    seqs, seq_len, _ = build_sequences(hist, hist_len, paths, lengths, model.n_items, model.max_seq_len)
-    enc = model.encode(seqs, seq_len)
-    return enc[torch.arange(enc.shape[0], device=enc.device), seq_len - 1]
 
 
 def jaccard_to_targets(attrs: torch.Tensor, sizes: torch.Tensor, cand: torch.Tensor,
@@ -150,7 +125,7 @@ class Rec2Inf:
             self.popularity = ctx.data.popularity().to(self.device)
         if similarity == "embedding":
             emb_model = self.model if self.model is not None else ctx.make_backbone(cfg.embeddings_from, seed)
-            emb = item_embeddings(emb_model).to(self.device).float()
+            emb = item_embedding_matrix(emb_model).to(self.device).float()
             self.unit_emb = emb / emb.norm(dim=1, keepdim=True).clamp(min=1e-12)
         else:
             attrs = ctx.data.item_attributes
