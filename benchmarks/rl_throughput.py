@@ -14,7 +14,7 @@ forward pass per path), normalise the rewards, the ``prorl`` estimator, the loss
 frozen reference forward passes), backward, gradient clip and AdamW; every
 ``grad_var_every``-th step also measures the gradient variance (``M`` extra backward passes),
 as in training. ``B``, ``G`` and every other RL setting come from the chosen ``RLConfig``
-profile (``quick``: B=32, G=8; ``paper``: B=32, G=16).
+profile (``quick``: B=32, G=8; ``paper``: B=128, G=16).
 
 Set-up, not timed: the dataset, the training simulator and the cases are built through the
 normal registry and runner helpers (:func:`prorlbench.runner.prepare_dataset`, so the

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from benchmarks.rl_throughput import main
 
 
 def test_rl_throughput_runs_both_profiles_and_reports(tmp_path, capsys):
-    res = main(["--tiny", "--simulator", "oracle", "--profile", "all", "--steps", "2", "--warmup", "1",
-                "--cache-dir", str(tmp_path)])
+    threads = torch.get_num_threads()
+    try:  # one thread: tiny ops on a busy 2-core machine are far slower with two
+        res = main(["--tiny", "--simulator", "oracle", "--profile", "all", "--steps", "2", "--warmup", "1",
+                    "--cache-dir", str(tmp_path), "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert [r["profile"] for r in res] == ["quick", "paper"]
     for r in res:
