@@ -52,12 +52,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         wall = time.perf_counter() - t0
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0  # Linux: KiB
+        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # Linux: KiB
+        peak_mib = peak_kib / 1024.0
     ok = peak_mib < TARGET_MIB
     print(f"default run: exit code {proc.returncode}, wall time {wall:.1f} s, peak RSS of the child "
           f"{peak_mib:,.0f} MiB -> target < {TARGET_MIB / 1024:.0f} GiB: {'met' if ok else 'NOT met'}"
-          + ("" if before == 0 else f" (an earlier child of this process peaked at {before / 1024:,.0f} MiB; "
-                                     "the figure is the larger of the two)"),
+          + ("" if before < peak_kib else f" (an earlier child of this process peaked at {before / 1024:,.0f} MiB, "
+                                          "so this run's own peak is at most that)"),
           flush=True)
     return {"returncode": float(proc.returncode), "wall_s": wall, "peak_rss_mib": peak_mib,
             "target_met": float(ok)}
