@@ -40,7 +40,9 @@ class RLConfig:
     # -- stage 2: RL ----------------------------------------------------------------------------
     samples_per_case: int = opt(16, "G: paths sampled per case")
     batch_cases: int = opt(32, "cases per RL step (B); a step trains on B * G paths")
-    epochs: int = opt(10, "RL epochs over the training cases (the normaliser is frozen after the first)")
+    epochs: int = opt(10, "RL epochs over the training cases")
+    normalizer_epochs: int = opt(1, "epochs during which the reward normaliser's Welford statistics are "
+                                 "updated before they are frozen (SPEC: 1; >= epochs: never frozen)")
     max_train_cases: int = opt(0, "cases per RL epoch (a seeded random subset); 0: all training cases")
     lr: float = opt(1e-4, "RL learning rate (AdamW)")
     weight_decay: float = opt(0.0, "RL AdamW weight decay")
@@ -69,8 +71,8 @@ class RLConfig:
 
         if self.select not in ("valid_ioi", "last"):
             raise ConfigError(f"select must be 'valid_ioi' or 'last', got {self.select!r}")
-        if self.samples_per_case < 1 or self.batch_cases < 1:
-            raise ConfigError("samples_per_case and batch_cases must be >= 1")
+        if self.samples_per_case < 1 or self.batch_cases < 1 or self.normalizer_epochs < 1:
+            raise ConfigError("samples_per_case, batch_cases and normalizer_epochs must be >= 1")
         if self.d_model % self.n_heads:
             raise ConfigError(f"d_model {self.d_model} must be divisible by n_heads {self.n_heads}")
         if self.max_path_len < 0 or self.max_train_cases < 0:

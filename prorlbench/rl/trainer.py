@@ -6,7 +6,7 @@ Per step, for a batch of ``B`` training cases:
 2. raw step rewards from the *training* simulator, one forward pass per path
    (:func:`prorlbench.rl.rewards.path_rewards`);
 3. normalise them (:class:`~prorlbench.rl.estimators.RewardNormalizer`: Welford statistics
-   over valid steps of the first epoch, frozen afterwards), centred or scaled-only as the
+   over valid steps of the first `normalizer_epochs` epochs (SPEC: 1), frozen afterwards), centred or scaled-only as the
    estimator's spec says, and sum into the step reward ``r_k``;
 4. **the estimator** turns ``r`` into a weight ``A_t`` per position (the only difference
    between methods);
@@ -263,7 +263,7 @@ def train_rl(policy: PathPolicy, ref: PathPolicy, ctx: FitContext, cfg: RLConfig
             step += 1
             bar.update(1)
             bar.set_postfix(len=f"{values['path_len']:.2f}", kl=f"{values['kl']:.3f}")
-        if epoch == 0:
+        if epoch + 1 == cfg.normalizer_epochs:
             norm.freeze()
             ctx.logger.log(step, **{f"norm_{k}": v for k, v in norm.state().items()})
         v_ioi, v_len = validation_ioi(policy, ctx.simulator, valid, cfg.stop_threshold)
