@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+
+# The tests use tiny models, for which one torch thread is fastest; on a shared 2-core machine two
+# threads per process fight over the cores and made the suite many times slower. Set before torch
+# is imported, so CLI subprocesses inherit it too. A user's own setting wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from pathlib import Path  # noqa: E402
 
 import pytest
 
