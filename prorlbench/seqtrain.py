@@ -52,6 +52,28 @@ CODE_VERSION = "seqtrain-1"
 # --------------------------------------------------------------------------------------------
 
 
+class SharedEmbeddingHead:
+    """The output head both built-in simulators share: the input item embedding scores items.
+
+    Mix into an ``nn.Module`` that has ``self.item_emb`` (``n_items + 1`` rows, the last one the
+    padding item) and ``self.n_items``; it supplies ``logits``, ``accept_logit`` and
+    ``item_embeddings`` of the :class:`~prorlbench.api.SequenceModel` protocol.
+    """
+
+    item_emb: torch.nn.Embedding
+    n_items: int
+
+    def logits(self, states: torch.Tensor) -> torch.Tensor:
+        return states @ self.item_emb.weight[: self.n_items].T
+
+    def accept_logit(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return (states * self.item_emb(items)).sum(-1)
+
+    def item_embeddings(self) -> torch.Tensor:
+        """The shared input/output item embedding ``[n_items, d]`` (``logits(s) == s @ E.T``)."""
+        return self.item_emb.weight[: self.n_items]
+
+
 def training_windows(sequences: Sequence[Sequence[int]], max_seq_len: int) -> list[tuple[int, ...]]:
     """Cut sequences into windows of at most ``max_seq_len + 1`` items, from the end backwards.
 

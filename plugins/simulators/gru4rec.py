@@ -25,7 +25,7 @@ from torch import nn
 from prorlbench import hookimpl
 from prorlbench.api import Interactions, SimulatorInfo, SimulatorSpec
 from prorlbench.config import opt
-from prorlbench.seqtrain import train_or_load
+from prorlbench.seqtrain import SharedEmbeddingHead, train_or_load
 
 
 @dataclass
@@ -48,7 +48,7 @@ class GRU4RecConfig:
     }
 
 
-class GRU4Rec(nn.Module):
+class GRU4Rec(SharedEmbeddingHead, nn.Module):
     """Recurrent next-item model implementing ``SequenceModel``."""
 
     def __init__(self, cfg: GRU4RecConfig, n_items: int):
@@ -74,16 +74,6 @@ class GRU4Rec(nn.Module):
         x = F.dropout(self.item_emb(seqs), self.p, self.training)
         out, _ = self.gru(x)
         return self.dense(out)
-
-    def logits(self, states: torch.Tensor) -> torch.Tensor:
-        return states @ self.item_emb.weight[: self.n_items].T
-
-    def accept_logit(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return (states * self.item_emb(items)).sum(-1)
-
-    def item_embeddings(self) -> torch.Tensor:
-        """The shared input/output item embedding ``[n_items, d]`` (``logits(s) == s @ E.T``)."""
-        return self.item_emb.weight[: self.n_items]
 
 
 def build(cfg: GRU4RecConfig, data: Interactions, *, device: Any = "cpu", seed: int = 0,

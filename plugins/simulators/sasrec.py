@@ -31,7 +31,7 @@ from torch import nn
 from prorlbench import hookimpl
 from prorlbench.api import Interactions, SimulatorInfo, SimulatorSpec
 from prorlbench.config import opt
-from prorlbench.seqtrain import train_or_load
+from prorlbench.seqtrain import SharedEmbeddingHead, train_or_load
 
 
 @dataclass
@@ -87,7 +87,7 @@ class _Block(nn.Module):
         return self.ln2(x + F.dropout(h, p, self.training))
 
 
-class SASRec(nn.Module):
+class SASRec(SharedEmbeddingHead, nn.Module):
     """Causal self-attentive sequential recommender implementing ``SequenceModel``."""
 
     def __init__(self, cfg: SASRecConfig, n_items: int):
@@ -135,16 +135,6 @@ class SASRec(nn.Module):
         for blk in self.blocks:
             x = blk(x, mask)
         return x
-
-    def logits(self, states: torch.Tensor) -> torch.Tensor:
-        return states @ self.item_emb.weight[: self.n_items].T
-
-    def accept_logit(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return (states * self.item_emb(items)).sum(-1)
-
-    def item_embeddings(self) -> torch.Tensor:
-        """The shared input/output item embedding ``[n_items, d]`` (``logits(s) == s @ E.T``)."""
-        return self.item_emb.weight[: self.n_items]
 
 
 def build(cfg: SASRecConfig, data: Interactions, *, device: Any = "cpu", seed: int = 0,
