@@ -40,7 +40,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from prorlbench import hookimpl
+from prorlbench import decoding, hookimpl
 from prorlbench.api import Case, FitContext, MethodSpec, SequenceModel
 from prorlbench.config import opt
 from prorlbench.errors import ConfigError
@@ -138,14 +138,9 @@ class IPG:
                 pref[rows] = states  # ê_u starts as the backbone's user state u(H)
             scores = self._scores(states, pref[rows], targets[rows])
             scores = scores.masked_fill(banned[rows, :n], float("-inf"))
+            pick, pick_ok = decoding.pick(scores, step, rank[rows], kk)
             if step == 0:
-                top, idx = scores.topk(kk, dim=1)
-                col = rank[rows][:, None]
-                pick, pick_ok = idx.gather(1, col).squeeze(1), top.gather(1, col).squeeze(1) > float("-inf")
                 exists[rows] = pick_ok | (rank[rows] == 0)
-            else:
-                top, pick = scores.max(1)
-                pick_ok = top > float("-inf")
             stop = ~pick_ok | (pick == targets[rows])
             go, item = rows[~stop], pick[~stop]
             paths[go, step] = item
@@ -153,9 +148,7 @@ class IPG:
             banned[go, item] = True
             pref[go] = gamma * pref[go] + (1.0 - gamma) * self.emb[item]
             active[rows[stop]] = False
-        paths_l, lengths_l, exists_l = paths.tolist(), lengths.tolist(), exists.tolist()
-        return [[tuple(paths_l[b][: lengths_l[b]]) for b in range(c * kk, (c + 1) * kk) if exists_l[b]]
-                for c in range(len(cases))]
+        return decoding.collect(paths, lengths, exists, len(cases), kk)
 
 
 # --------------------------------------------------------------------------------------------

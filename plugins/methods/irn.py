@@ -54,7 +54,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from prorlbench import hookimpl
+from prorlbench import decoding, hookimpl
 from prorlbench.api import Case, FitContext, MethodSpec
 from prorlbench.config import opt
 from prorlbench.errors import ConfigError
@@ -284,14 +284,9 @@ class IRN:
                 break
             scores = self.net.item_logits(self.net(seqs[rows], hist_mask[rows])[:, W - 2]).float()
             scores = scores.masked_fill(banned[rows, :n], float("-inf"))
+            pick, pick_ok = decoding.pick(scores, step, rank[rows], kk)
             if step == 0:
-                top, idx = scores.topk(kk, dim=1)
-                col = rank[rows][:, None]
-                pick, pick_ok = idx.gather(1, col).squeeze(1), top.gather(1, col).squeeze(1) > float("-inf")
                 exists[rows] = pick_ok | (rank[rows] == 0)
-            else:
-                top, pick = scores.max(1)
-                pick_ok = top > float("-inf")
             stop = ~pick_ok | (pick == targets[rows])
             go, item = rows[~stop], pick[~stop]
             paths[go, step] = item
@@ -302,9 +297,7 @@ class IRN:
             hm = hist_mask[go]
             hist_mask[go] = torch.cat([hm[:, 1: W - 1], torch.zeros_like(hm[:, :1]), hm[:, W - 1:]], 1)
             active[rows[stop]] = False
-        paths_l, lengths_l, exists_l = paths.tolist(), lengths.tolist(), exists.tolist()
-        return [[tuple(paths_l[b][: lengths_l[b]]) for b in range(c * kk, (c + 1) * kk) if exists_l[b]]
-                for c in range(N)]
+        return decoding.collect(paths, lengths, exists, N, kk)
 
 
 # --------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from typing import Sequence
 
 import torch
 
-from prorlbench import hookimpl
+from prorlbench import decoding, hookimpl
 from prorlbench.api import Case, FitContext, MethodSpec, SequenceModel
 from prorlbench.config import opt
 from prorlbench.errors import ConfigError
@@ -206,9 +206,7 @@ class Rec2Inf:
             lengths[go] += 1
             banned[go, pick[~stop]] = True
             active[rows[stop]] = False
-        paths_l, lengths_l, exists_l = paths.tolist(), lengths.tolist(), exists.tolist()
-        return [[tuple(paths_l[b][: lengths_l[b]]) for b in range(c * kk, (c + 1) * kk) if exists_l[b]]
-                for c in range(len(cases))]
+        return decoding.collect(paths, lengths, exists, len(cases), kk)
 
 
 # --------------------------------------------------------------------------------------------
