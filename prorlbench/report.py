@@ -592,25 +592,32 @@ def _col_label(metric: str, k: int, directions: dict[str, bool | None], *, latex
     return f"{name}@{k}" + (f" {arrow}" if arrow and not latex else arrow)
 
 
-def render_summary_md(blocks: list[Block], metrics: list[str], ks: list[int],
-                      directions: dict[str, bool | None]) -> str:
+def _md_document(lines: list[str], blocks: list[Block], metrics: list[str], ks: list[int],
+                 directions: dict[str, bool | None], *, paper: bool) -> str:
+    """``lines`` (title and caption) then one Markdown table per block; ``paper`` adds the
+    second-best underline and the significance mark."""
     from tabulate import tabulate
 
-    lines = ["# Summary", "",
-             f"{_seeds_note(blocks)}; best per column in **bold** (ties: all bold; ↑ higher is "
-             "better, ↓ lower is better).", ""]
     if not blocks:
         lines.append("No results.")
     headers = ["Method"] + [_col_label(m, k, directions, latex=False) for m in metrics for k in ks]
     for b in blocks:
         rows = [[md_escape(b.labels[meth])]
-                + [_md_cell(b.cells[(meth, m, k)], m, second=False, dagger=False)
+                + [_md_cell(b.cells[(meth, m, k)], m, second=paper, dagger=paper)
                    for m in metrics for k in ks] for meth in b.methods]
         lines += [f"## {md_escape(b.title)}", "",
                   tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)]
         lines += _md_failures(b)
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def render_summary_md(blocks: list[Block], metrics: list[str], ks: list[int],
+                      directions: dict[str, bool | None]) -> str:
+    lines = ["# Summary", "",
+             f"{_seeds_note(blocks)}; best per column in **bold** (ties: all bold; ↑ higher is "
+             "better, ↓ lower is better).", ""]
+    return _md_document(lines, blocks, metrics, ks, directions, paper=False)
 
 
 def _tex_failure_comments(blocks: list[Block]) -> list[str]:
@@ -663,22 +670,9 @@ PAPER_CAPTION_TEX = (
 
 def render_paper_md(blocks: list[Block], metrics: list[str], ks: list[int],
                     directions: dict[str, bool | None], alpha: float = ALPHA) -> str:
-    from tabulate import tabulate
-
     lines = ["# Results (paper style)", "",
              PAPER_CAPTION_MD.format(seeds=_seeds_note(blocks), alpha=alpha), ""]
-    if not blocks:
-        lines.append("No results.")
-    headers = ["Method"] + [_col_label(m, k, directions, latex=False) for m in metrics for k in ks]
-    for b in blocks:
-        rows = [[md_escape(b.labels[meth])]
-                + [_md_cell(b.cells[(meth, m, k)], m, second=True, dagger=True)
-                   for m in metrics for k in ks] for meth in b.methods]
-        lines += [f"## {md_escape(b.title)}", "",
-                  tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)]
-        lines += _md_failures(b)
-        lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
+    return _md_document(lines, blocks, metrics, ks, directions, paper=True)
 
 
 def render_paper_tex(blocks: list[Block], metrics: list[str], ks: list[int],
