@@ -139,15 +139,8 @@ class IPG:
             scores = self._scores(states, pref[rows], targets[rows])
             scores = scores.masked_fill(banned[rows, :n], float("-inf"))
             pick, pick_ok = decoding.pick(scores, step, rank[rows], kk)
-            if step == 0:
-                exists[rows] = pick_ok | (rank[rows] == 0)
-            stop = ~pick_ok | (pick == targets[rows])
-            go, item = rows[~stop], pick[~stop]
-            paths[go, step] = item
-            lengths[go] += 1
-            banned[go, item] = True
+            go, item = decoding.advance(step, rows, pick, pick_ok, targets, rank, paths=paths, lengths=lengths, banned=banned, active=active, exists=exists)
             pref[go] = gamma * pref[go] + (1.0 - gamma) * self.emb[item]
-            active[rows[stop]] = False
         return decoding.collect(paths, lengths, exists, len(cases), kk)
 
 

@@ -285,18 +285,11 @@ class IRN:
             scores = self.net.item_logits(self.net(seqs[rows], hist_mask[rows])[:, W - 2]).float()
             scores = scores.masked_fill(banned[rows, :n], float("-inf"))
             pick, pick_ok = decoding.pick(scores, step, rank[rows], kk)
-            if step == 0:
-                exists[rows] = pick_ok | (rank[rows] == 0)
-            stop = ~pick_ok | (pick == targets[rows])
-            go, item = rows[~stop], pick[~stop]
-            paths[go, step] = item
-            lengths[go] += 1
-            banned[go, item] = True
+            go, item = decoding.advance(step, rows, pick, pick_ok, targets, rank, paths=paths, lengths=lengths, banned=banned, active=active, exists=exists)
             # Write the item just before the objective: shift the window left by one.
             seqs[go] = torch.cat([seqs[go, 1: W - 1], item[:, None], seqs[go, W - 1:]], 1)
             hm = hist_mask[go]
             hist_mask[go] = torch.cat([hm[:, 1: W - 1], torch.zeros_like(hm[:, :1]), hm[:, W - 1:]], 1)
-            active[rows[stop]] = False
         return decoding.collect(paths, lengths, exists, N, kk)
 
 

@@ -198,14 +198,7 @@ class Rec2Inf:
             col = col.clamp(max=cand.shape[1] - 1)
             pick = cand.gather(1, col[:, None]).squeeze(1)
             pick_ok = ok.gather(1, col[:, None]).squeeze(1)
-            if step == 0:
-                exists[rows] = pick_ok | (rank[rows] == 0)
-            stop = ~pick_ok | (pick == targets[rows])
-            go = rows[~stop]
-            paths[go, step] = pick[~stop]
-            lengths[go] += 1
-            banned[go, pick[~stop]] = True
-            active[rows[stop]] = False
+            decoding.advance(step, rows, pick, pick_ok, targets, rank, paths=paths, lengths=lengths, banned=banned, active=active, exists=exists)
         return decoding.collect(paths, lengths, exists, len(cases), kk)
 
 
