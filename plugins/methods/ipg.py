@@ -139,7 +139,7 @@ class IPG:
             scores = self._scores(states, pref[rows], targets[rows])
             scores = scores.masked_fill(banned[rows, :n], float("-inf"))
             pick, pick_ok = decoding.pick(scores, step, rank[rows], kk)
-            go, item = decoding.advance(step, rows, pick, pick_ok, targets, rank, 
+            go, item = decoding.advance(step, rows, pick, pick_ok, targets, rank,
                              paths=paths, lengths=lengths, banned=banned, active=active, exists=exists)
             pref[go] = gamma * pref[go] + (1.0 - gamma) * self.emb[item]
         return decoding.collect(paths, lengths, exists, len(cases), kk)

@@ -285,7 +285,7 @@ class IRN:
             scores = self.net.item_logits(self.net(seqs[rows], hist_mask[rows])[:, W - 2]).float()
             scores = scores.masked_fill(banned[rows, :n], float("-inf"))
             pick, pick_ok = decoding.pick(scores, step, rank[rows], kk)
-            go, item = decoding.advance(step, rows, pick, pick_ok, targets, rank, 
+            go, item = decoding.advance(step, rows, pick, pick_ok, targets, rank,
                              paths=paths, lengths=lengths, banned=banned, active=active, exists=exists)
             # Write the item just before the objective: shift the window left by one.
             seqs[go] = torch.cat([seqs[go, 1: W - 1], item[:, None], seqs[go, W - 1:]], 1)

@@ -198,7 +198,7 @@ class Rec2Inf:
             col = col.clamp(max=cand.shape[1] - 1)
             pick = cand.gather(1, col[:, None]).squeeze(1)
             pick_ok = ok.gather(1, col[:, None]).squeeze(1)
-            decoding.advance(step, rows, pick, pick_ok, targets, rank, 
+            decoding.advance(step, rows, pick, pick_ok, targets, rank,
                              paths=paths, lengths=lengths, banned=banned, active=active, exists=exists)
         return decoding.collect(paths, lengths, exists, len(cases), kk)
 
