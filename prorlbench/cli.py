@@ -119,7 +119,6 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--style", choices=["default", "paper"], default="default", help="table style")
     rp.add_argument("--metrics", type=_names, metavar="A,B", help="metric columns (default: all)")
     rp.add_argument("--ks", type=_ints, metavar="1,5,10", help="K values shown (default: all stored)")
-    _plugins_arg(rp)
 
     ls = sub.add_parser("list", help="list registered plugins (and plugins that failed to load)",
                         description="Show every registered dataset, simulator, method, metric and "
@@ -207,15 +206,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .runner import build_report
+    from .report import write_report
 
     d = Path(args.dir)
     if not d.is_dir():
         raise UserError(f"{d}: not a folder")
     if not (d / "cases.csv.gz").exists():
         raise UserError(f"{d}: no cases.csv.gz here; is this a run folder (prorlbench run --out DIR)?")
-    registry = load_registry(args.plugins_dirs or ())
-    text = build_report(d, style=args.style, metrics=args.metrics, ks=args.ks, registry=registry)
+    text = write_report(d, style=args.style, metrics=args.metrics, ks=args.ks)
     print(text.rstrip("\n"))
     print()
     print(f"Tables and plots written to {d}")

@@ -41,12 +41,17 @@ from typing import Any
 
 from .config import _coerce, opt
 from .errors import ConfigError, did_you_mean
+from .files import safe_name
 
 PLUGIN_TABLES = ("datasets", "simulators", "methods")
 """Tables of tables: ``[KIND.NAME]`` configures plugin NAME of that kind."""
 TOP_TABLES = ("run",) + PLUGIN_TABLES + ("cases",)
 
 CACHE_ENV = "PRORLBENCH_CACHE_DIR"
+PROFILES = ("quick", "paper")
+"""Plugin config profiles (``--profile``)."""
+STYLES = ("default", "paper")
+"""Report styles (``--style``)."""
 
 
 @dataclass
@@ -218,9 +223,7 @@ def default_cache_dir() -> Path:
 
 
 def default_run_name(cfg: RunConfig) -> str:
-    name = f"{'+'.join(cfg.methods)}_{'+'.join(cfg.datasets)}"
-    name = re.sub(r"[^A-Za-z0-9_.+-]", "-", name)
-    return name[:100] or "run"
+    return safe_name(f"{'+'.join(cfg.methods)}_{'+'.join(cfg.datasets)}", limit=100, default="run")
 
 
 def out_dir(cfg: RunConfig) -> Path:

@@ -28,8 +28,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -40,6 +38,8 @@ from tqdm.auto import tqdm
 
 from .api import Interactions, SequenceModel, SimulatorInfo
 from .config import to_dict
+from .files import atomic_write, safe_name
+from .scoring import model_device
 
 log = logging.getLogger("prorlbench")
 
@@ -144,7 +144,7 @@ def evaluate_next_item(model: SequenceModel, sequences: Sequence[Sequence[int]],
     prefixes, targets = _prefix_and_target(sequences, model.max_seq_len)
     if not prefixes:
         return _hr_ndcg(torch.zeros(0), k)
-    device = _device_of(model)
+    device = model_device(model)
     was_training = getattr(model, "training", False)
     if isinstance(model, torch.nn.Module):
         model.eval()
@@ -181,13 +181,6 @@ def popularity_hr(data: Interactions, sequences: Sequence[Sequence[int]], k: int
 # --------------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------------
-
-
-def _device_of(model: Any) -> torch.device:
-    if isinstance(model, torch.nn.Module):
-        for p in model.parameters():
-            return p.device
-    return torch.device("cpu")
 
 
 def train_model(model: torch.nn.Module, cfg: Any, data: Interactions, *, device: torch.device | str,
@@ -282,20 +275,6 @@ def cache_key(kind: str, cfg: Any, data: Interactions, seed: int) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=repr).encode()).hexdigest()
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -344,7 +323,7 @@ def train_or_load(kind: str, model_factory: Callable[[Any, int], torch.nn.Module
     """
     device = torch.device(device)
     key = cache_key(kind, cfg, data, seed)
-    stem = f"{kind}-{_safe(data.name)}-s{seed}-{key[:16]}"
+    stem = f"{kind}-{safe_name(data.name, limit=40, default='data')}-s{seed}-{key[:16]}"
     pt = meta_path = None
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
@@ -373,12 +352,12 @@ def train_or_load(kind: str, model_factory: Callable[[Any, int], torch.nn.Module
              kind, data.name, seconds, best["hr10"], best["ndcg10"], pop["hr10"], pop["ndcg10"])
     if pt is not None and meta_path is not None:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        _atomic_write(pt, lambda f: torch.save(state, f))
+        atomic_write(pt, lambda f: torch.save(state, f))
         meta = {"key": key, "kind": kind, "dataset": data.name, "seed": seed, "config": to_dict(cfg),
                 "code": CODE_VERSION, "hr10": best["hr10"], "ndcg10": best["ndcg10"],
                 "popularity_hr10": pop["hr10"], "popularity_ndcg10": pop["ndcg10"],
                 "train_seconds": seconds, "sha256": _sha256_file(pt)}
-        _atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=1, default=repr)), mode="w")
+        atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=1, default=repr)), mode="w")
     info = SimulatorInfo(name=kind, hr10=best["hr10"], ndcg10=best["ndcg10"],
                          cache_path=str(pt) if pt is not None else None, trained=True)
     return _freeze(model, device), info
@@ -386,7 +365,3 @@ def train_or_load(kind: str, model_factory: Callable[[Any, int], torch.nn.Module
 
 def _num(x: Any) -> float:
     return float(x) if isinstance(x, (int, float)) else float("nan")
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:40] or "data"
