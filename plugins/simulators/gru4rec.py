@@ -24,21 +24,18 @@ from torch import nn
 
 from prorlbench import hookimpl
 from prorlbench.api import Interactions, SimulatorInfo, SimulatorSpec
-from prorlbench.config import opt
-from prorlbench.seqtrain import SharedEmbeddingHead, train_or_load
+from prorlbench.toolkit import SeqTrainConfig, SharedEmbeddingHead, opt, train_or_load
 
 
 @dataclass
-class GRU4RecConfig:
+class GRU4RecConfig(SeqTrainConfig):
+    """GRU4Rec's architecture keys, and the training defaults it changes (``SeqTrainConfig``)."""
+
     embedding: int = opt(64, "item embedding size (also the output size d)")
     hidden: int = opt(64, "GRU hidden size")
     n_layers: int = opt(1, "GRU layers")
     dropout: float = opt(0.3, "dropout on the input embeddings during training")
-    init_std: float = opt(0.02, "std of the normal initialisation of the item embedding")
-    max_seq_len: int = opt(50, "longest input sequence; older items are dropped")
     lr: float = opt(3e-3, "learning rate (AdamW); RecBole's 1e-3 (the paper profile) needs many more epochs")
-    weight_decay: float = opt(0.0, "AdamW weight decay (0 = Adam, RecBole's default)")
-    batch_size: int = opt(128, "training windows per batch")
     epochs: int = opt(20, "maximum training epochs")
     patience: int = opt(20, "stop after this many epochs without a better validation NDCG@10")
 
