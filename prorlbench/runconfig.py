@@ -58,33 +58,49 @@ STYLES = ("default", "paper")
 class RunConfig:
     """Everything ``prorlbench run`` needs; the ``[run]`` table of a config file holds these keys."""
 
-    methods: list[str] = opt([], "Methods to run (names from `prorlbench list methods`).")
-    datasets: list[str] = opt(["synthetic"], "Datasets to run on (`prorlbench list datasets`).")
+    methods: list[str] = opt([], "Methods to run (names from `prorlbench list methods`).", flag={"metavar": "A,B"})
+    datasets: list[str] = opt(["synthetic"], "Datasets to run on (`prorlbench list datasets`).",
+                              flag={"metavar": "A,B"})
     seeds: list[int] = opt([0], "Method seeds; each (method, dataset, seed) is one cell. Data "
-                                "splits and simulators do not depend on them.")
-    simulator: str = opt("sasrec", "The training simulator: methods may query it for rewards.")
+                                "splits and simulators do not depend on them.", flag={"metavar": "0,1,2"})
+    simulator: str = opt("sasrec", "The training simulator: methods may query it for rewards.",
+                         flag={"metavar": "NAME"})
     eval_simulators: list[str] = opt([], "Simulators that score the paths; empty means the "
-                                         "training simulator. E.g. ['sasrec', 'oracle'].")
-    profile: str = opt("quick", "Plugin config profile: 'quick' (minutes on a laptop) or 'paper'.")
-    ks: list[int] = opt([1, 5, 10], "K values of the @K metrics (best of the first K candidates).")
-    metrics: list[str] = opt([], "Metrics to compute; empty means every registered metric.")
-    simulator_seed: int = opt(0, "Seed of simulator training (fixed per run, not per cell).")
-    device: str = opt("auto", "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.")
+                                         "training simulator. E.g. sasrec,oracle.",
+                                  flag={"name": "--eval-simulator", "metavar": "NAME[,NAME]"})
+    profile: str = opt("quick", "Plugin config profile: 'quick' (minutes on a laptop) or 'paper'.",
+                       flag={"choices": PROFILES})
+    ks: list[int] = opt([1, 5, 10], "K values of the @K metrics (best of the first K candidates).",
+                        flag={"metavar": "1,5,10"})
+    metrics: list[str] = opt([], "Metrics to compute; empty means every registered metric.",
+                             flag={"metavar": "A,B"})
+    simulator_seed: int = opt(0, "Seed of simulator training (fixed per run, not per cell).",
+                              flag={"metavar": "N"})
+    device: str = opt("auto", "Torch device: 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.",
+                      flag={"metavar": "auto|cpu|cuda"})
     name: str = opt("", "Run name; the default output folder is results/<name>. Empty: "
                         "<methods>_<datasets>.")
-    out: str = opt("", "Output folder (default results/<name>). Re-using it resumes the run.")
-    data_dir: str = opt("", "Folder with raw data files for datasets that need them.")
+    out: str = opt("", "Output folder (default results/<name>). Re-using it resumes the run.",
+                   flag={"metavar": "DIR"})
+    data_dir: str = opt("", "Folder with raw data files for datasets that need them (movielens, csv, "
+                            "prorl-json).", flag={"metavar": "DIR"})
     cache_dir: str = opt("", "Cache of trained simulators/backbones. Empty: "
-                             "$PRORLBENCH_CACHE_DIR or ~/.cache/prorlbench.")
-    plugins_dirs: list[str] = opt([], "Extra folders of *.py plugin files.")
+                             "$PRORLBENCH_CACHE_DIR or ~/.cache/prorlbench.", flag={"metavar": "DIR"})
+    plugins_dirs: list[str] = opt([], "Extra folders of *.py plugin files (the flag is repeatable "
+                                      "and adds to the config file's).",
+                                  flag={"name": "--plugins-dir", "metavar": "DIR"})
     executor: str = opt("local", "How cells are executed: 'local' (in this process, in order) or "
-                                 "'ray' (parallel Ray tasks; pip install 'prorlbench[ray]').")
+                                 "'ray' (parallel Ray tasks; pip install 'prorlbench[ray]'), or one "
+                                 "a plugin registers.", flag={"metavar": "NAME"})
     ray_address: str = opt("", "Ray cluster for executor 'ray' ('auto', 'HOST:PORT', "
-                               "'ray://HOST:10001'); empty starts a local Ray instance.")
-    style: str = opt("default", "Report style: 'default' or 'paper'.")
-    eval_batch_size: int = opt(1024, "Paths scored per simulator forward pass during evaluation.")
+                               "'ray://HOST:10001'); empty starts a local Ray instance.",
+                         flag={"metavar": "ADDR"})
+    style: str = opt("default", "Report style: 'default' or 'paper'.", flag={"choices": STYLES})
+    eval_batch_size: int = opt(1024, "Paths scored per simulator forward pass during evaluation.",
+                               flag={"metavar": "N"})
     force: bool = opt(False, "Recompute cells that are already done.")
-    progress: bool = opt(True, "Show progress bars.")
+    progress: bool = opt(True, "Show progress bars and info messages on the console (the flag "
+                               "--no-progress turns both off).", flag={"name": "--no-progress"})
 
     plugin_tables: dict[str, dict[str, dict[str, Any]]] = field(
         default_factory=lambda: {k: {} for k in PLUGIN_TABLES},
