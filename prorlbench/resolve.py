@@ -24,8 +24,9 @@ from .config import build_config, to_dict
 from .errors import ConfigError, UnknownNameError, UserError
 from .executors import CellJob, ExecutorContext, make_executor
 from .plugins import Registry, load_registry
-from .runconfig import (NOT_WRITTEN, PLUGIN_TABLES, PROFILES, RUN_KEYS, STYLES, RunConfig, Table,
-                        default_cache_dir, out_dir)
+from .runconfig import (NOT_WRITTEN, PLUGIN_TABLES, PROFILES, RUN_KEYS, STYLES, RunConfig, default_cache_dir,
+                        out_dir)
+from .tomlwriter import Table
 
 log = logging.getLogger("prorlbench")
 

@@ -51,7 +51,8 @@ from .prepare import BACKBONE_SEED_OFFSET, DatasetContext, make_backbone_factory
 from .report import write_report
 from .resolve import Resolved, expand_grid, resolve, resolve_device
 from .results import CellStatus, RunFolder, cell_name
-from .runconfig import RunConfig, write_toml
+from .runconfig import RunConfig
+from .tomlwriter import write_toml
 from .seeding import preserved_rng, seed_everything
 
 __all__ = ["run", "RunResult", "resolve", "resolve_device", "expand_grid", "Resolved", "prepare_dataset",
