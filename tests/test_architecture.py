@@ -133,6 +133,19 @@ def test_toolkit_names_resolve():
     assert toolkit.__all__ and all(hasattr(toolkit, n) for n in toolkit.__all__)
 
 
+def test_only_the_rl_library_and_the_rl_plugin_use_prorlbench_rl():
+    users = [name for name, path in core_modules().items() if not name.startswith("prorlbench.rl")
+             and any(t == "prorlbench.rl" or t.startswith("prorlbench.rl.") for t in imports_of(path, name))]
+    assert not users, users
+
+
+def test_architecture_page_has_the_flow_and_the_table():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    assert "dataset ──> cases ──> simulator ──> method ──> paths ──> metrics ──> results ──> report" in text
+    for kind in ("dataset", "simulator", "method", "metric", "estimator", "executor"):
+        assert f"| {kind} |" in text, kind
+
+
 def test_the_report_never_loads_the_registry():
     for path in sorted((CORE / "report").glob("*.py")):
         targets = imports_of(path, module_name(path))
