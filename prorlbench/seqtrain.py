@@ -31,16 +31,15 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .api import Interactions, SequenceModel, SimulatorInfo
+from .api import Interactions, SimulatorInfo
 from .config import to_dict
 from .files import atomic_write, safe_name
-from .scoring import model_device
 from .seqdata import (SeqTrainConfig, SharedEmbeddingHead, evaluate_next_item, popularity_hr, right_pad,
                       training_windows)
 
@@ -241,3 +240,16 @@ def train_or_load(kind: str, model_factory: Callable[[Any, int], torch.nn.Module
 
 def _num(x: Any) -> float:
     return float(x) if isinstance(x, (int, float)) else float("nan")
+
+
+def simulator_build(kind: str, model_cls: Callable[[Any, int], torch.nn.Module]) -> Callable[..., Any]:
+    """The ``SimulatorSpec.build`` of a next-item simulator: :func:`train_or_load` of
+    ``model_cls(cfg, n_items)`` under the cache name ``kind``."""
+
+    def build(cfg: Any, data: Interactions, *, device: Any = "cpu", seed: int = 0, cache_dir: Any = None,
+              progress: bool = False) -> tuple[torch.nn.Module, SimulatorInfo]:
+        """Train the model on ``data.sequences["train"]`` (or load it from ``cache_dir``)."""
+        return train_or_load(kind, model_cls, cfg, data, device=device, seed=seed, cache_dir=cache_dir,
+                             progress=progress)
+
+    return build

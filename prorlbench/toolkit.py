@@ -13,7 +13,7 @@ built-ins keep to it. The names below are re-exported from where they live:
 * decoding: the module ``decoding`` (``Rows``, ``pick``, ``advance``, ``collect``,
   ``in_batches``: the candidate rule of the greedy baselines);
 * sequence training: ``SeqTrainConfig``, ``SharedEmbeddingHead``, ``train_or_load``,
-  ``train_model``, ``evaluate_next_item`` (next-item simulators, trained once and cached);
+  ``simulator_build``, ``train_model``, ``evaluate_next_item`` (next-item simulators, trained once and cached);
 * executors: ``CellJob``, ``ExecutorContext`` (what an executor plugin receives).
 """
 
@@ -26,7 +26,8 @@ from .errors import ConfigError, DataError, UserError
 from .executors import CellJob, ExecutorContext
 from .scoring import (PathScores, attribute_matrix, histories_tensor, item_embedding_matrix, last_states,
                       model_device, score_paths)
-from .seqtrain import SeqTrainConfig, SharedEmbeddingHead, evaluate_next_item, train_model, train_or_load
+from .seqtrain import (SeqTrainConfig, SharedEmbeddingHead, evaluate_next_item, simulator_build, train_model,
+                       train_or_load)
 
 __all__ = [
     "opt", "ConfigError", "DataError", "UserError",
@@ -34,6 +35,7 @@ __all__ = [
     "PathScores", "score_paths", "attribute_matrix", "histories_tensor", "item_embedding_matrix",
     "last_states", "model_device",
     "decoding",
-    "SeqTrainConfig", "SharedEmbeddingHead", "train_or_load", "train_model", "evaluate_next_item",
+    "SeqTrainConfig", "SharedEmbeddingHead", "train_or_load", "simulator_build", "train_model",
+    "evaluate_next_item",
     "CellJob", "ExecutorContext",
 ]

@@ -7,7 +7,6 @@ import math
 import re
 import shutil
 import subprocess
-import sys
 import types
 from pathlib import Path
 

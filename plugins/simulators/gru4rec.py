@@ -16,15 +16,15 @@ needed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from prorlbench import hookimpl
-from prorlbench.api import Interactions, SimulatorInfo, SimulatorSpec
-from prorlbench.toolkit import SeqTrainConfig, SharedEmbeddingHead, opt, train_or_load
+from prorlbench.api import SimulatorSpec
+from prorlbench.toolkit import SeqTrainConfig, SharedEmbeddingHead, opt, simulator_build
 
 
 @dataclass
@@ -73,11 +73,8 @@ class GRU4Rec(SharedEmbeddingHead, nn.Module):
         return self.dense(out)
 
 
-def build(cfg: GRU4RecConfig, data: Interactions, *, device: Any = "cpu", seed: int = 0,
-          cache_dir: Any = None, progress: bool = False) -> tuple[GRU4Rec, SimulatorInfo]:
-    """Train GRU4Rec on ``data.sequences["train"]`` (or load it from ``cache_dir``)."""
-    return train_or_load("gru4rec", lambda c, n: GRU4Rec(c, n), cfg, data, device=device, seed=seed,
-                         cache_dir=cache_dir, progress=progress)
+build = simulator_build("gru4rec", GRU4Rec)
+"""Train GRU4Rec on ``data.sequences["train"]`` (or load it from ``cache_dir``)."""
 
 
 @hookimpl

@@ -22,15 +22,15 @@ takes optional explicit ``positions`` and a ``key_mask`` of real items.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from prorlbench import hookimpl
-from prorlbench.api import Interactions, SimulatorInfo, SimulatorSpec
-from prorlbench.toolkit import SeqTrainConfig, SharedEmbeddingHead, opt, train_or_load
+from prorlbench.api import SimulatorSpec
+from prorlbench.toolkit import SeqTrainConfig, SharedEmbeddingHead, opt, simulator_build
 
 
 @dataclass
@@ -131,11 +131,8 @@ class SASRec(SharedEmbeddingHead, nn.Module):
         return x
 
 
-def build(cfg: SASRecConfig, data: Interactions, *, device: Any = "cpu", seed: int = 0,
-          cache_dir: Any = None, progress: bool = False) -> tuple[SASRec, SimulatorInfo]:
-    """Train SASRec on ``data.sequences["train"]`` (or load it from ``cache_dir``)."""
-    return train_or_load("sasrec", lambda c, n: SASRec(c, n), cfg, data, device=device, seed=seed,
-                         cache_dir=cache_dir, progress=progress)
+build = simulator_build("sasrec", SASRec)
+"""Train SASRec on ``data.sequences["train"]`` (or load it from ``cache_dir``)."""
 
 
 @hookimpl

@@ -69,14 +69,6 @@ def render_summary_md(blocks: list[Block], metrics: list[str], ks: list[int],
     return _md_document(lines, blocks, metrics, ks, directions, paper=False, meta=meta)
 
 
-def render_summary_md(blocks: list[Block], metrics: list[str], ks: list[int],
-                      directions: dict[str, bool | None], meta: Metadata = LEGACY) -> str:
-    lines = ["# Summary", "",
-             f"{seeds_note(blocks)}; best per column in **bold** (ties: all bold; ↑ higher is "
-             "better, ↓ lower is better).", ""]
-    return _md_document(lines, blocks, metrics, ks, directions, paper=False, meta=meta)
-
-
 PAPER_CAPTION_MD = (
     "{seeds}. Per column the best mean is in **bold** and the second best <u>underlined</u>: "
     "methods are ranked by their means rounded to the printed precision (dense ranking, so tied "

@@ -169,20 +169,3 @@ def config_order(config: dict[str, Any], key: str) -> list[str]:
 def ordered(names: set[str], preferred: list[str]) -> list[str]:
     first = [n for n in dict.fromkeys(preferred) if n in names]
     return first + sorted(names - set(first))
-
-
-def config_order(config: dict[str, Any], key: str) -> list[str]:
-    """Names in the order the run's config lists them (``key = [...]`` or ``[key.NAME]``
-    tables, at the top level or under ``[run]``); empty when the config does not say."""
-    for table in (config, config.get("run", {}) if isinstance(config.get("run"), dict) else {}):
-        val = table.get(key)
-        if isinstance(val, list) and all(isinstance(v, str) for v in val):
-            return list(val)
-        if isinstance(val, dict):
-            return [str(k) for k in val]
-    return []
-
-
-def ordered(names: set[str], preferred: list[str]) -> list[str]:
-    first = [n for n in dict.fromkeys(preferred) if n in names]
-    return first + sorted(names - set(first))
