@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -46,6 +46,8 @@ class Resolved:
     cases_cfg: Any
     eval_simulators: list[str]
     metrics: list[Any]
+    backbone_cfgs: dict[str, Any] = field(default_factory=dict)
+    """Configs of the other learned simulators, for ``ctx.make_backbone(kind, seed)``."""
 
     @property
     def k_max(self) -> int:
@@ -76,6 +78,10 @@ class Resolved:
         doc["methods"] = Table({n: Table(to_dict(c)) for n, c in self.method_cfgs.items()})
         doc["cases"] = Table(to_dict(self.cases_cfg))
         return doc
+
+    def simulator_config(self, name: str) -> Any:
+        """The built config of simulator ``name`` (a run simulator or a backbone kind)."""
+        return self.simulator_cfgs[name] if name in self.simulator_cfgs else self.backbone_cfgs[name]
 
     def metadata_document(self) -> dict[str, Any]:
         """The content of ``<out>/metadata.json``: how the report shows the run's metrics (in
@@ -193,6 +199,8 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
     sims = list(dict.fromkeys([cfg.simulator, *eval_sims]))
     simulator_cfgs = {n: build("simulators", n, registry.simulator(n).config_cls) for n in sims}
     method_cfgs = {n: build("methods", n, registry.method(n).config_cls) for n in cfg.methods}
+    backbone_cfgs = {n: build("simulators", n, registry.simulator(n).config_cls)
+                     for n in registry.names("simulators") if registry.simulator(n).learned and n not in simulator_cfgs}
     cases_cfg = build_config(CaseConfig, cfg.cases, where=cfg.where("cases"), profile=cfg.profile)
     if not registry.simulator(cfg.simulator).learned:
         log.warning("training simulator '%s' is a ground-truth simulator: methods will be trained "
@@ -201,7 +209,8 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
     cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
     return Resolved(cfg=cfg, registry=registry, out=out_dir(cfg), cache_dir=cache, device=device,
                     dataset_cfgs=dataset_cfgs, simulator_cfgs=simulator_cfgs, method_cfgs=method_cfgs,
-                    cases_cfg=cases_cfg, eval_simulators=eval_sims, metrics=metrics)
+                    cases_cfg=cases_cfg, eval_simulators=eval_sims, metrics=metrics,
+                    backbone_cfgs=backbone_cfgs)
 
 
 def executor_factories(registry: Registry) -> dict[str, Any]:
