@@ -1,6 +1,6 @@
 """The RL-protocol table of ``docs/rl.md`` from a run folder (complete or still running).
 
-    python -m prorlbench.rl.protocol_table results/rl_protocol [--out FILE.md]
+    python -m benchmarks.rl_table results/rl_protocol [--out FILE.md]
 
 Per dataset and method (mean ± std over seeds):
 
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..runconfig import read_config_file
+from prorlbench.runconfig import read_config_file
 
 COMPS = ("ctr", "ioi", "ior")
 
@@ -60,7 +60,7 @@ def _fmt(xs: list[float], digits: int = 3) -> str:
 
 def build_tables(run: Path, tail: int = 16, baseline: str = "prorl", control: str = "noise-pg") -> str:
     cfg = read_config_file(run / "config.toml")
-    from ..plugins import load_registry
+    from prorlbench.plugins import load_registry
 
     reg = load_registry()
     p = int(cfg.cases.get("max_path_len", 10))
@@ -128,13 +128,13 @@ def build_tables(run: Path, tail: int = 16, baseline: str = "prorl", control: st
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m prorlbench.rl.protocol_table", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.rl_table", description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path, help="a run folder (results/rl_protocol)")
     ap.add_argument("--tail", type=int, default=16, help="RL steps averaged for the final path length")
     ap.add_argument("--out", type=Path, help="also write the table to this Markdown file")
     args = ap.parse_args(argv)
     if not (args.run / "config.toml").exists():
-        print(f"protocol_table: {args.run}: not a run folder (no config.toml)", file=sys.stderr)
+        print(f"rl_table: {args.run}: not a run folder (no config.toml)", file=sys.stderr)
         return 2
     text = build_tables(args.run, args.tail)
     print(text)
