@@ -69,7 +69,8 @@ def build_tables(run: Path, tail: int = 16, baseline: str = "prorl", control: st
     sim = sorted(cases["simulator"].unique())[0] if not cases.empty else ""
     cases = cases[cases["simulator"] == sim]
     out = [f"Run `{run}`; test metrics by `{sim}`; {cfg.profile} profile; ± is the std over seeds.", ""]
-    for ds in [d for d in cfg.datasets if d in set(log_df.get("dataset", []))]:
+    present = list(dict.fromkeys(list(log_df.get("dataset", [])) + list(cases.get("dataset", []))))
+    for ds in sorted(present, key=lambda d: (d not in cfg.datasets, d)):
         lg = log_df[log_df["dataset"] == ds]
         cs = cases[cases["dataset"] == ds]
         per = {}  # (method, seed) -> values
