@@ -70,7 +70,7 @@ def build_tables(run: Path, tail: int = 16, baseline: str = "prorl", control: st
     cases = cases[cases["simulator"] == sim]
     out = [f"Run `{run}`; test metrics by `{sim}`; {cfg.profile} profile; ± is the std over seeds.", ""]
     present = list(dict.fromkeys(list(log_df.get("dataset", [])) + list(cases.get("dataset", []))))
-    for ds in sorted(present, key=lambda d: (d not in cfg.datasets, d)):
+    for ds in sorted(present, key=lambda d: (d != "synthetic", d)):  # the toy world first
         lg = log_df[log_df["dataset"] == ds]
         cs = cases[cases["dataset"] == ds]
         per = {}  # (method, seed) -> values
