@@ -179,9 +179,19 @@ def read_cases(path: str | Path) -> pd.DataFrame:
                                     "metric": str})
 
 
+def file_mode() -> int:
+    """The mode a newly created file gets under the current umask (``0o666 & ~umask``)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _tmp_path(path: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, file_mode())  # mkstemp creates 0600; results follow the umask like any file
+    finally:
+        os.close(fd)
     return Path(tmp)
 
 
