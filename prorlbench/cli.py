@@ -107,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "HOST:PORT, ray://HOST:10001; default: start a local Ray instance)")
     r.add_argument("--style", choices=["default", "paper"], help="report style (default: default)")
     r.add_argument("--force", action="store_true", default=None, help="recompute cells already done")
+    r.add_argument("--cell-timeout", dest="cell_timeout", type=float, metavar="SECONDS",
+                   help="a cell running longer fails with a clear message and the grid goes on "
+                        "(default: no limit)")
+    r.add_argument("--wait", action="store_true", default=None,
+                   help="if another run holds --out, wait for it instead of exiting with an error")
     r.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                    help="no progress bars or info messages on the console")
     _plugins_arg(r)
@@ -168,7 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     for key in ("methods", "datasets", "seeds", "out", "name", "device", "simulator", "eval_simulators",
                 "data_dir", "profile", "ks", "metrics", "cache_dir", "executor", "ray_address", "style",
-                "force", "progress"):
+                "force", "progress", "cell_timeout", "wait"):
         val = getattr(args, key, None)
         if val is not None:
             overrides[key] = val

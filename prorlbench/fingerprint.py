@@ -128,7 +128,12 @@ def inputs_fingerprint(locations: Iterable[Path], hashes: FileHashes | None = No
         for f in files:
             rel = f.name if f == loc else str(f.relative_to(loc))
             h.update(f"|{rel}:".encode())
-            h.update(hashes.sha256(f).encode())
+            try:
+                h.update(hashes.sha256(f).encode())
+            except OSError as exc:
+                from .errors import DataError
+
+                raise DataError(f, f"cannot read this input file ({exc.strerror or exc})") from None
     return h.hexdigest()[:20]
 
 

@@ -47,6 +47,8 @@ PLUGIN_TABLES = ("datasets", "simulators", "methods")
 TOP_TABLES = ("run",) + PLUGIN_TABLES + ("cases",)
 
 CACHE_ENV = "PRORLBENCH_CACHE_DIR"
+MAX_K = 100
+"""The largest K of ``ks``: every method generates ``max(ks)`` candidate paths per test case."""
 
 
 @dataclass
@@ -78,6 +80,10 @@ class RunConfig:
                                "'ray://HOST:10001'); empty starts a local Ray instance.")
     style: str = opt("default", "Report style: 'default' or 'paper'.")
     eval_batch_size: int = opt(1024, "Paths scored per simulator forward pass during evaluation.")
+    cell_timeout: float = opt(0.0, "Seconds a cell may run (fit, generate, score); a cell past it "
+                                    "fails with a clear message and the grid goes on. 0: no limit.")
+    wait: bool = opt(False, "When another run holds the output folder's lock, wait for it instead "
+                            "of exiting with an error.")
     force: bool = opt(False, "Recompute cells that are already done.")
     progress: bool = opt(True, "Show progress bars.")
 
@@ -99,7 +105,7 @@ class RunConfig:
 
 RUN_KEYS: tuple[str, ...] = tuple(
     f.name for f in dataclasses.fields(RunConfig) if f.name not in ("plugin_tables", "cases", "source"))
-NOT_WRITTEN = ("force", "progress", "out", "cache_dir", "ray_address")
+NOT_WRITTEN = ("force", "progress", "out", "cache_dir", "ray_address", "wait")
 """Run keys that describe this invocation or this machine, not the experiment."""
 FILE_PATH_KEYS = ("out", "cache_dir", "plugins_dirs")
 """Path keys that may not contain ``..`` when they come from a config file."""
@@ -135,6 +141,11 @@ def coerce_run_value(key: str, value: Any, where: str) -> Any:
         raise ConfigError(f"{where} key '{key}': values must be >= 0, got {value!r}")
     if key == "ks" and (not value or any(v < 1 for v in value)):
         raise ConfigError(f"{where} key 'ks': need at least one K >= 1, got {value!r}")
+    if key == "ks" and any(v > MAX_K for v in value):
+        raise ConfigError(f"{where} key 'ks': K is the number of candidate paths a method generates "
+                          f"per case; at most {MAX_K}, got {max(value)}")
+    if key == "cell_timeout" and value < 0:
+        raise ConfigError(f"{where} key 'cell_timeout': must be >= 0 seconds (0: no limit), got {value}")
     if key == "eval_batch_size" and value < 1:
         raise ConfigError(f"{where} key 'eval_batch_size': must be >= 1, got {value}")
     return value
@@ -192,6 +203,8 @@ def read_config_file(path: str | Path) -> RunConfig:
 
 
 def parse_config_text(text: str, source: str = "config") -> RunConfig:
+    if text.startswith("\ufeff"):  # a byte-order mark, as the data loaders accept
+        text = text[1:]
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -29,6 +29,7 @@ fingerprint is skipped unless ``force``; so re-running an interrupted command re
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -50,7 +51,7 @@ from .errors import ConfigError, UnknownNameError, UserError
 from .executors import CellJob, make_executor
 from .logs import CellTrainLogger, NonFiniteError, run_log
 from .plugins import Registry, load_registry
-from .results import CASE_COLUMNS, CellStatus, RunFolder, cell_name
+from .results import CASE_COLUMNS, CellStatus, OutputError, RunFolder, atomic_write_bytes, cell_name
 from .runconfig import (NOT_WRITTEN, PLUGIN_TABLES, RUN_KEYS, RunConfig, Table, default_cache_dir,
                         out_dir, write_toml)
 
@@ -82,6 +83,8 @@ class Resolved:
     cases_cfg: Any
     eval_simulators: list[str]
     metrics: list[Any]
+    inputs: dict[str, str] = field(default_factory=dict)
+    """Per dataset: the content fingerprint of its input files (:func:`input_fingerprint`)."""
 
     @property
     def k_max(self) -> int:
@@ -113,18 +116,40 @@ class Resolved:
         doc["cases"] = Table(to_dict(self.cases_cfg))
         return doc
 
+    def input_fingerprint(self, dataset: str) -> str:
+        """Content fingerprint of every file the dataset may read (see :mod:`prorlbench.fingerprint`):
+        an edited data file changes it, so the cells and caches that depend on it are recomputed."""
+        if dataset not in self.inputs:
+            from .fingerprint import HASHES_FILE, FileHashes, input_locations, inputs_fingerprint
+
+            hashes = FileHashes(self.cache_dir / HASHES_FILE if self.cache_dir.is_dir() else None)
+            locations = input_locations(self.cfg.data_dir, self.dataset_cfgs[dataset])
+            self.inputs[dataset] = inputs_fingerprint(locations, hashes)
+            hashes.save()
+        return self.inputs[dataset]
+
     def fingerprint(self, job: CellJob) -> str:
-        """Hash of everything a cell's numbers depend on."""
+        """The training fingerprint: hash of everything the method's fit and its generated paths
+        depend on (method, seed, dataset and its input files' content, cases, training simulator).
+        The metrics, the eval simulators and the ks are not in it: changing them re-scores the
+        stored paths (:meth:`score_fingerprint`) without retraining."""
         key = {
             "method": job.method, "seed": job.seed, "dataset": job.dataset,
             "method_cfg": to_dict(self.method_cfgs[job.method]),
             "dataset_cfg": to_dict(self.dataset_cfgs[job.dataset]),
             "cases": to_dict(self.cases_cfg), "simulator": self.cfg.simulator,
-            "simulators": {n: to_dict(self.simulator_cfgs[n])
-                           for n in [self.cfg.simulator, *self.eval_simulators]},
-            "simulator_seed": self.cfg.simulator_seed, "ks": list(self.cfg.ks),
-            "metrics": [m.name for m in self.metrics], "data_dir": self.cfg.data_dir,
+            "simulator_cfg": to_dict(self.simulator_cfgs[self.cfg.simulator]),
+            "simulator_seed": self.cfg.simulator_seed, "inputs": self.input_fingerprint(job.dataset),
         }
+        blob = json.dumps(key, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def score_fingerprint(self) -> str:
+        """Hash of how stored paths are scored: metrics, eval simulators (and configs), ks."""
+        key = {"metrics": [m.name for m in self.metrics], "ks": list(self.cfg.ks),
+               "eval": {n: to_dict(self.simulator_cfgs[n]) for n in self.eval_simulators},
+               "eval_order": list(self.eval_simulators), "simulator_seed": self.cfg.simulator_seed,
+               "eval_batch_size": self.cfg.eval_batch_size}
         blob = json.dumps(key, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -208,6 +233,10 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
         return build_config(cls, cfg.table(kind, name), where=cfg.where(f"{kind}.{name}"),
                             profile=cfg.profile)
 
+    # Tables of plugins this run does not use are checked too: a typo there is still a typo.
+    for kind in PLUGIN_TABLES:
+        for name in cfg.plugin_tables.get(kind, {}):
+            build(kind, name, registry.get(kind, name).config_cls)
     dataset_cfgs = {n: build("datasets", n, registry.dataset(n).config_cls) for n in cfg.datasets}
     sims = list(dict.fromkeys([cfg.simulator, *eval_sims]))
     simulator_cfgs = {n: build("simulators", n, registry.simulator(n).config_cls) for n in sims}
@@ -218,6 +247,9 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
                     "against the true user model", cfg.simulator)
     device = resolve_device(cfg.device)
     cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+    if cache.exists() and not cache.is_dir():
+        raise ConfigError(f"cache dir {cache}: is a file, expected a folder (--cache-dir, cache_dir "
+                          "or $PRORLBENCH_CACHE_DIR)")
     return Resolved(cfg=cfg, registry=registry, out=out_dir(cfg), cache_dir=cache, device=device,
                     dataset_cfgs=dataset_cfgs, simulator_cfgs=simulator_cfgs, method_cfgs=method_cfgs,
                     cases_cfg=cases_cfg, eval_simulators=eval_sims, metrics=metrics)
@@ -270,12 +302,15 @@ class DatasetContext:
     metrics: list[str] = field(default_factory=list)
     """Names of the run's metrics this dataset supports (attribute metrics need item attributes)."""
     backbones: dict[tuple[str, int], SequenceModel] = field(default_factory=dict)
+    checks: dict[str, str] = field(default_factory=dict)
+    """:func:`prorlbench.guards.model_check` of the simulators when prepared; compared before
+    every cell is scored."""
 
 
 def _cache_folder(res: Resolved, dataset: str) -> Path:
     """Per-dataset cache folder: a different dataset config never shares cached models."""
     blob = json.dumps({"dataset": dataset, "config": to_dict(res.dataset_cfgs[dataset]),
-                       "data_dir": res.cfg.data_dir}, sort_keys=True, default=str)
+                       "inputs": res.input_fingerprint(dataset)}, sort_keys=True, default=str)
     return res.cache_dir / f"{dataset}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
@@ -292,9 +327,15 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
 
-def prepare_dataset(res: Resolved, name: str, progress: bool) -> DatasetContext:
-    """Load a dataset, its simulators and its cases (seeded by configs only, never by run seeds)."""
+def prepare_dataset(res: Resolved, name: str, progress: bool, *, scoring_only: bool = False) -> DatasetContext:
+    """Load a dataset, its simulators and its cases (seeded by configs only, never by run seeds).
+
+    Ground-truth eval simulators (``oracle``) are built first, so one that does not exist for
+    this dataset is known before anything trains. ``scoring_only`` (re-scoring stored paths)
+    builds only the eval simulators and no cases.
+    """
     from .cases import build_cases
+    from .guards import model_check
 
     spec = res.registry.dataset(name)
     data_dir = Path(res.cfg.data_dir).expanduser() if res.cfg.data_dir else None
@@ -309,35 +350,47 @@ def prepare_dataset(res: Resolved, name: str, progress: bool) -> DatasetContext:
     for note in data.notes:
         log.info("dataset %s: %s", name, note)
     cache = _cache_folder(res, name)
-    seed_everything(res.cfg.simulator_seed)
-    sim, info = _build_simulator(res, res.cfg.simulator, data, res.cfg.simulator_seed, cache, progress)
-    log.info("simulator %s on %s: HR@10 %s NDCG@10 %s (%s)", info.name, name, _fmt(info.hr10),
-             _fmt(info.ndcg10), "trained" if info.trained else f"cached {info.cache_path or ''}".strip())
     eval_models: dict[str, SequenceModel] = {}
+    truth = [ev for ev in res.eval_simulators if not res.registry.simulator(ev).learned]
+    for ev in truth:
+        seed_everything(res.cfg.simulator_seed)
+        try:
+            eval_models[ev], _ = _build_simulator(res, ev, data, res.cfg.simulator_seed, cache, progress)
+        except UserError as exc:
+            # A ground-truth simulator (oracle) exists only for some datasets: evaluating a grid of
+            # several datasets against it skips the others instead of aborting the whole run.
+            if len(truth) == len(res.eval_simulators):
+                raise UserError(f"--eval-simulator {','.join(truth)}: {exc}; nothing was trained") from None
+            log.warning("eval simulator %s skipped on %s: %s", ev, name, exc)
+    sim: Any = None
+    info = SimulatorInfo(name=res.cfg.simulator)
+    if not scoring_only or res.cfg.simulator in res.eval_simulators:
+        seed_everything(res.cfg.simulator_seed)
+        sim, info = _build_simulator(res, res.cfg.simulator, data, res.cfg.simulator_seed, cache, progress)
+        log.info("simulator %s on %s: HR@10 %s NDCG@10 %s (%s)", info.name, name, _fmt(info.hr10),
+                 _fmt(info.ndcg10), "trained" if info.trained else f"cached {info.cache_path or ''}".strip())
     for ev in res.eval_simulators:
+        if ev in truth:
+            continue
         if ev == res.cfg.simulator:
             eval_models[ev] = sim
             continue
         seed_everything(res.cfg.simulator_seed)
-        try:
-            model, einfo = _build_simulator(res, ev, data, res.cfg.simulator_seed, cache, progress)
-        except UserError as exc:
-            # A ground-truth simulator (oracle) exists only for some datasets: evaluating a grid of
-            # several datasets against it skips the others instead of aborting the whole run.
-            if res.registry.simulator(ev).learned:
-                raise
-            log.warning("eval simulator %s skipped on %s: %s", ev, name, exc)
-            continue
+        model, einfo = _build_simulator(res, ev, data, res.cfg.simulator_seed, cache, progress)
         log.info("eval simulator %s on %s: HR@10 %s NDCG@10 %s", einfo.name, name, _fmt(einfo.hr10),
                  _fmt(einfo.ndcg10))
         eval_models[ev] = model
-    seed_everything(res.cfg.simulator_seed)
-    cases = build_cases(data, sim, res.cases_cfg, device=res.device, progress=progress)
-    log.info("cases on %s: train %d, valid %d, test %d", name, len(cases.train), len(cases.valid),
-             len(cases.test))
-    if not cases.test:
-        raise UserError(f"dataset '{name}': no test cases could be built; lower [cases] "
-                        "min_target_rank or n_history, or use more users")
+    eval_models = {ev: eval_models[ev] for ev in res.eval_simulators if ev in eval_models}  # run order
+    if scoring_only:
+        cases = CaseSplits([], [], [])
+    else:
+        seed_everything(res.cfg.simulator_seed)
+        cases = build_cases(data, sim, res.cases_cfg, device=res.device, progress=progress)
+        log.info("cases on %s: train %d, valid %d, test %d", name, len(cases.train), len(cases.valid),
+                 len(cases.test))
+        if not cases.test:
+            raise UserError(f"dataset '{name}': no test cases could be built; lower [cases] "
+                            "min_target_rank or n_history, or use more users")
     metrics = [m.name for m in res.metrics if not (m.needs_attributes and data.item_attributes is None)]
     dropped = [m.name for m in res.metrics if m.name not in metrics]
     if dropped:
@@ -345,9 +398,10 @@ def prepare_dataset(res: Resolved, name: str, progress: bool) -> DatasetContext:
             raise UserError(f"dataset '{name}' has no item attributes, which metric(s) "
                             f"{', '.join(dropped)} need; choose other --metrics")
         log.warning("dataset %s has no item attributes: metric(s) %s not computed", name, ", ".join(dropped))
+    checks = {"simulator": model_check(sim), **{f"eval:{n}": model_check(m) for n, m in eval_models.items()}}
     return DatasetContext(name=name, data=data, cases=cases, simulator=sim, simulator_info=info,
                           eval_models=eval_models, cache_dir=cache,
-                          max_path_len=int(res.cases_cfg.max_path_len), metrics=metrics)
+                          max_path_len=int(res.cases_cfg.max_path_len), metrics=metrics, checks=checks)
 
 
 def make_backbone_factory(res: Resolved, dctx: DatasetContext, progress: bool) -> Callable[[str, int], SequenceModel]:
@@ -395,9 +449,14 @@ class CellWork:
     dctx: DatasetContext
     folder: RunFolder
     progress: bool
+    watch: Any = None
+    """The run's :class:`~prorlbench.guards.InterruptWatch` (not shipped to remote workers)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "watch": None}
 
     def __call__(self, job: CellJob) -> CellStatus:
-        return run_cell(self.res, self.dctx, job, self.folder, progress=self.progress)
+        return run_cell(self.res, self.dctx, job, self.folder, progress=self.progress, watch=self.watch)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -405,74 +464,167 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 
-def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolder, *,
-             progress: bool = False) -> CellStatus:
-    """Fit, generate, evaluate and store one cell; failures are contained in the status."""
+def reusable_paths(res: Resolved, folder: RunFolder, job: CellJob) -> CellStatus | None:
+    """The stored status of a cell whose paths can be scored again: ok, the same training
+    fingerprint, enough candidates stored, and every file matching its checksum."""
+    st = folder.read_status(job.name)
+    if st is None or not st.ok or st.fingerprint != res.fingerprint(job) or "paths" not in st.files:
+        return None
+    if st.n_candidates < res.k_max or folder.verify(job.name, st) is not None:
+        return None
+    return st
+
+
+def score_paths(res: Resolved, dctx: DatasetContext, job: CellJob, test: Sequence[Any],
+                candidates: list[list[tuple[int, ...]]]) -> pd.DataFrame:
+    """The per-case table of one cell: every eval simulator scores the (first ``max(ks)``) paths."""
     from .evaluate import evaluate_paths
+    from .guards import model_check
+
+    changed = [n for n, m in [("simulator", dctx.simulator), *((f"eval:{e}", m) for e, m in dctx.eval_models.items())]
+               if n in dctx.checks and model_check(m) != dctx.checks[n]]
+    if changed:
+        raise CellFailure(f"the shared simulator state changed ({', '.join(changed)}) before this cell "
+                          "was scored; a plugin edited it outside its own copy")
+    if not dctx.eval_models:
+        raise CellFailure("no eval simulator exists for this dataset")
+    candidates = [c[: res.k_max] for c in candidates]
+    frames = []
+    metrics = [res.registry.metric(n) for n in dctx.metrics]
+    for ev_name, model in dctx.eval_models.items():
+        df = evaluate_paths(model, test, candidates, metrics, ks=tuple(res.cfg.ks),
+                            item_attributes=dctx.data.item_attributes,
+                            batch_size=res.cfg.eval_batch_size, device=res.device)
+        frames.append(df.assign(method=job.method, dataset=job.dataset, simulator=ev_name, seed=job.seed))
+    table = pd.concat(frames, ignore_index=True)[CASE_COLUMNS]
+    values = pd.to_numeric(table["value"], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        rows = table[bad]
+        which = ", ".join(sorted({f"{r.metric}@{r.k} ({r.simulator})" for r in rows.itertuples()}))
+        raise NonFiniteError(f"{int(bad.sum())} non-finite metric value(s): {which}")
+    return table
+
+
+def rescore_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolder,
+                 prev: CellStatus) -> CellStatus:
+    """Score a cell's stored paths again (new metrics, eval simulators or ks); no method is built."""
+    from .store import read_paths
 
     name = job.name
+    status = dataclasses.replace(prev, eval_simulator=",".join(res.eval_simulators),
+                                 score_fingerprint=res.score_fingerprint(), skipped=False)
+    try:
+        test, candidates = read_paths(folder.cell_paths(name))
+        table = score_paths(res, dctx, job, test, candidates)
+    except OutputError:
+        raise
+    except Exception as exc:
+        status.status, status.error = "failed", f"re-scoring stored paths failed: {_one_line(exc)}"
+        log.error("cell %s: %s", name, status.error)
+        _write_traceback(folder, name)
+        folder.clear_cell(name)
+        folder.write_status(name, status)
+        return status
+    folder.write_cell_cases(name, table)
+    status.files = folder.checksums(name)
+    folder.write_status(name, status)
+    log.info("cell %s re-scored from its stored paths (%d cases)", name, len(test))
+    return status
+
+
+def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolder, *,
+             progress: bool = False, watch: Any = None) -> CellStatus:
+    """Fit, generate, evaluate and store one cell; failures are contained in the status.
+
+    A cell whose stored paths are still valid for its training fingerprint is only re-scored
+    (:func:`rescore_cell`). The method gets a frozen private copy of the simulator; a cell whose
+    method changed it, raised ``SystemExit``, raised ``KeyboardInterrupt`` itself (not a real
+    Ctrl-C, which stops the grid) or ran past ``cell_timeout`` fails with a one-line reason.
+    """
+    from .guards import CellTimeout, deadline, frozen_view, model_check
+    from .store import write_paths
+
+    name = job.name
+    prev = None if res.cfg.force else reusable_paths(res, folder, job)
+    if prev is not None:
+        return rescore_cell(res, dctx, job, folder, prev)
     folder.clear_cell(name)
     status = CellStatus(method=job.method, dataset=job.dataset, seed=job.seed, simulator=res.cfg.simulator,
                         eval_simulator=",".join(res.eval_simulators), status="failed",
-                        fingerprint=res.fingerprint(job))
+                        fingerprint=res.fingerprint(job), score_fingerprint=res.score_fingerprint())
     logger = CellTrainLogger(folder.cell_train_log(name), job.method, job.dataset, job.seed)
     t0 = time.perf_counter()
     if res.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(res.device)
     try:
-        seed_everything(job.seed)
-        spec = res.registry.method(job.method)
-        method = spec.factory(res.method_cfgs[job.method])
-        ctx = FitContext(
-            data=dctx.data, cases=dctx.cases, simulator=dctx.simulator, simulator_name=res.cfg.simulator,
-            device=res.device, seed=job.seed, cache_dir=dctx.cache_dir, max_path_len=dctx.max_path_len,
-            logger=logger, progress=progress, make_backbone=make_backbone_factory(res, dctx, progress),
-        )
-        method.fit(ctx)
-        test = dctx.cases.test
-        candidates = method.generate(test, res.k_max)
-        if len(candidates) != len(test):
-            raise CellFailure(f"generate returned {len(candidates)} candidate lists for {len(test)} cases")
-        candidates = [[tuple(int(i) for i in p) for p in list(c)[: res.k_max]] for c in candidates]
-        too_long = max((len(p) for c in candidates for p in c), default=0)
-        if too_long > dctx.max_path_len:
-            raise CellFailure(f"generate returned a path of {too_long} items; max_path_len is {dctx.max_path_len}")
-        frames = []
-        for ev_name, model in dctx.eval_models.items():
-            metrics = [res.registry.metric(n) for n in dctx.metrics]
-            df = evaluate_paths(model, test, candidates, metrics, ks=tuple(res.cfg.ks),
-                                item_attributes=dctx.data.item_attributes,
-                                batch_size=res.cfg.eval_batch_size, device=res.device)
-            df = df.assign(method=job.method, dataset=job.dataset, simulator=ev_name, seed=job.seed)
-            frames.append(df)
-        table = pd.concat(frames, ignore_index=True)[CASE_COLUMNS]
-        values = pd.to_numeric(table["value"], errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            rows = table[bad]
-            which = ", ".join(sorted({f"{r.metric}@{r.k} ({r.simulator})" for r in rows.itertuples()}))
-            raise NonFiniteError(f"{int(bad.sum())} non-finite metric value(s): {which}")
+        with deadline(res.cfg.cell_timeout):
+            seed_everything(job.seed)
+            spec = res.registry.method(job.method)
+            method = spec.factory(res.method_cfgs[job.method])
+            view = frozen_view(dctx.simulator)
+            before = model_check(view)
+            ctx = FitContext(
+                data=dctx.data, cases=dctx.cases, simulator=view, simulator_name=res.cfg.simulator,
+                device=res.device, seed=job.seed, cache_dir=dctx.cache_dir, max_path_len=dctx.max_path_len,
+                logger=logger, progress=progress, make_backbone=make_backbone_factory(res, dctx, progress),
+            )
+            method.fit(ctx)
+            test = dctx.cases.test
+            candidates = method.generate(test, res.k_max)
+            if len(candidates) != len(test):
+                raise CellFailure(f"generate returned {len(candidates)} candidate lists for {len(test)} cases")
+            candidates = [[tuple(int(i) for i in p) for p in list(c)[: res.k_max]] for c in candidates]
+            too_long = max((len(p) for c in candidates for p in c), default=0)
+            if too_long > dctx.max_path_len:
+                raise CellFailure(f"generate returned a path of {too_long} items; max_path_len is {dctx.max_path_len}")
+            if model_check(view) != before:
+                raise CellFailure("the method changed the simulator it was given (ctx.simulator: weights, "
+                                  "train/eval mode or requires_grad); treat it as read-only")
+            table = score_paths(res, dctx, job, test, candidates)
+        logger.close()
+        write_paths(folder.cell_paths(name), test, candidates)
+        policy = getattr(method, "policy", None)
+        if isinstance(policy, torch.nn.Module):
+            state = {k: v.detach().cpu() for k, v in policy.state_dict().items()}
+            atomic_write_bytes(folder.cell_policy(name), lambda fh: torch.save(state, fh))
         folder.write_cell_cases(name, table)
+        status.files = folder.checksums(name)
         status.status = "ok"
         status.n_cases = len(test)
+        status.n_candidates = res.k_max
     except KeyboardInterrupt:
         logger.close()
+        if watch is None or watch.real():
+            raise
+        _fail(status, folder, name, "KeyboardInterrupt raised by the method itself (not a Ctrl-C)")
+    except SystemExit as exc:
+        _fail(status, folder, name, f"SystemExit({exc.code!r}) raised by the method (sys.exit in a plugin)")
+    except CellTimeout as exc:
+        _fail(status, folder, name, f"timed out: {exc}; the grid goes on")
+    except OutputError:
         raise
     except Exception as exc:  # containment: the grid goes on
-        status.error = _one_line(exc)
-        log.error("cell %s failed: %s", name, status.error)
-        _write_traceback(folder, name)
+        _fail(status, folder, name, _one_line(exc))
     finally:
         logger.close()
         if res.device.type == "cuda":
             status.peak_gpu_mib = round(torch.cuda.max_memory_allocated(res.device) / 2**20, 1)
             torch.cuda.empty_cache()
     status.seconds = round(time.perf_counter() - t0, 3)
+    if status.ok and folder.cell_train_log(name).exists():
+        status.files = folder.checksums(name)  # the train log is complete now
     folder.write_status(name, status)
     if status.ok:
         gpu = f", peak GPU memory {status.peak_gpu_mib:.0f} MiB" if status.peak_gpu_mib is not None else ""
         log.info("cell %s ok (%d cases, %.1fs%s)", name, status.n_cases, status.seconds, gpu)
     return status
+
+
+def _fail(status: CellStatus, folder: RunFolder, name: str, error: str) -> None:
+    status.status, status.error = "failed", error
+    log.error("cell %s failed: %s", name, status.error)
+    _write_traceback(folder, name)
 
 
 def _write_traceback(folder: RunFolder, name: str) -> None:
@@ -515,24 +667,35 @@ class RunResult:
 
 
 def _done(folder: RunFolder, res: Resolved, job: CellJob) -> CellStatus | None:
+    """The stored status when the cell needs nothing: ok, the same training and scoring
+    fingerprints, and every file matching the checksum in its status."""
     if res.cfg.force:
         return None
     st = folder.read_status(job.name)
     if st is None or not st.ok or st.fingerprint != res.fingerprint(job):
         return None
-    if not folder.cell_cases(job.name).exists():
+    if st.score_fingerprint != res.score_fingerprint() or st.n_candidates < res.k_max:
+        return None
+    problem = folder.verify(job.name, st)
+    if problem is not None:
+        log.warning("cell %s: %s; recomputing it", job.name, problem)
         return None
     st.skipped = True
     return st
 
 
 def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | None = None,
-        report: bool = True) -> RunResult:
+        report: bool = True, rescore_only: bool = False) -> RunResult:
     """Run (or resume) the grid of ``cfg`` and write the run folder; see the module docstring.
 
+    ``rescore_only`` (``prorlbench rescore``): every cell must have stored paths valid for its
+    training fingerprint; they are scored again and no method is built or fitted.
     Raises :class:`UserError` for bad input and lets ``KeyboardInterrupt`` through (finished
     cells stay on disk). Never prints.
     """
+    from .guards import InterruptWatch, run_lock
+    from .results import atomic_write_text
+
     if registry is None:
         registry = load_registry(cfg.plugins_dirs)
     progress = cfg.progress if progress is None else progress
@@ -543,70 +706,95 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
     except OSError as exc:
         raise UserError(f"cannot create output folder {res.out}: {exc.strerror}") from None
     executor = make_executor(cfg.executor)
-    from .results import atomic_write_text
-
-    atomic_write_text(folder.config, write_toml(res.config_document()))
     jobs = expand_grid(cfg.methods, cfg.datasets, cfg.seeds)
-    statuses: dict[str, CellStatus] = {}
-    with run_log(folder.log):
-        log.info("run %s: %d cells (%s x %s x seeds %s), device %s, executor %s", res.out, len(jobs),
-                 ",".join(cfg.methods), ",".join(cfg.datasets), ",".join(map(str, cfg.seeds)),
-                 res.device, executor.name)
-        bar = tqdm(total=len(jobs), desc="cells", unit="cell", disable=not progress, leave=False)
+    with run_lock(res.out, wait=cfg.wait), InterruptWatch() as watch:
+        if rescore_only:
+            for j in jobs:
+                if reusable_paths(res, folder, j) is None:
+                    st = folder.read_status(j.name)
+                    why = ("it is not stored as ok" if st is None or not st.ok else
+                           "its training configuration differs from the stored one" if st.fingerprint != res.fingerprint(j)
+                           else f"only {st.n_candidates} candidates are stored (max ks {res.k_max})"
+                           if st.n_candidates < res.k_max else
+                           folder.verify(j.name, st) or "no paths are stored")
+                    raise UserError(f"cell {j.name} cannot be re-scored: {why}; run `prorlbench run` "
+                                    "to compute it")
+        folder.remove_stale_tmp()
+        atomic_write_text(folder.config, write_toml(res.config_document()))
         try:
-            for dataset in cfg.datasets:
-                ds_jobs = [j for j in jobs if j.dataset == dataset]
-                todo = []
-                for j in ds_jobs:
-                    done = _done(folder, res, j)
-                    if done is not None:
-                        statuses[j.name] = done
-                        log.info("cell %s already done; skipped (use --force to recompute)", j.name)
-                        bar.update(1)
-                    else:
-                        todo.append(j)
-                if not todo:
-                    continue
-                try:
-                    dctx = prepare_dataset(res, dataset, progress)
-                except (UserError, KeyboardInterrupt):
-                    raise
-                except Exception as exc:  # e.g. a simulator crashed: this dataset's cells fail
-                    msg = f"preparing dataset '{dataset}' failed: {_one_line(exc)}"
-                    log.error(msg)
-                    _write_traceback(folder, dataset)
-                    for j in todo:
-                        st = CellStatus(method=j.method, dataset=j.dataset, seed=j.seed,
-                                        simulator=cfg.simulator, eval_simulator=",".join(res.eval_simulators),
-                                        status="failed", error=msg, fingerprint=res.fingerprint(j))
-                        folder.clear_cell(j.name)
-                        folder.write_status(j.name, st)
-                        statuses[j.name] = st
-                        bar.update(1)
-                    continue
-                work = CellWork(res, dctx, folder, progress)
-                for st in executor.run(todo, work):
-                    statuses[cell_name(st.method, st.dataset, st.seed)] = st
-                    bar.set_postfix_str(f"{st.method}/{st.dataset}/s{st.seed} {st.status}")
-                    bar.update(1)
+            log_cm = run_log(folder.log)
+            log_cm.__enter__()
+        except OSError as exc:
+            raise OutputError(f"{folder.log}: cannot write ({exc.strerror or exc})") from None
+        try:
+            return _run_grid(res, registry, folder, executor, jobs, progress, report, watch, rescore_only)
         finally:
-            bar.close()
-        cells = [statuses[j.name] for j in jobs]
-        folder.merge(cells)
-        result = RunResult(out=res.out, cells=cells)
-        n_fail = len(result.failed)
-        log.info("run finished: %d cells, %d computed, %d skipped, %d failed", len(cells),
-                 len(result.computed), len(result.skipped), n_fail)
-        if report:
+            log_cm.__exit__(None, None, None)
+
+
+def _run_grid(res: Resolved, registry: Registry, folder: RunFolder, executor: Any, jobs: list[CellJob],
+              progress: bool, report: bool, watch: Any, rescore_only: bool) -> RunResult:
+    cfg = res.cfg
+    statuses: dict[str, CellStatus] = {}
+    log.info("run %s: %d cells (%s x %s x seeds %s), device %s, executor %s", res.out, len(jobs),
+             ",".join(cfg.methods), ",".join(cfg.datasets), ",".join(map(str, cfg.seeds)),
+             res.device, executor.name)
+    bar = tqdm(total=len(jobs), desc="cells", unit="cell", disable=not progress, leave=False)
+    try:
+        for dataset in cfg.datasets:
+            ds_jobs = [j for j in jobs if j.dataset == dataset]
+            todo = []
+            for j in ds_jobs:
+                done = _done(folder, res, j)
+                if done is not None:
+                    statuses[j.name] = done
+                    log.info("cell %s already done; skipped (use --force to recompute)", j.name)
+                    bar.update(1)
+                else:
+                    todo.append(j)
+            if not todo:
+                continue
+            scoring_only = rescore_only or all(reusable_paths(res, folder, j) is not None for j in todo)
             try:
-                result.summary = build_report(res.out, style=cfg.style, registry=registry)
-            except UserError as exc:
-                result.report_error = str(exc)
-                log.error("report: %s", exc)
-            except Exception as exc:
-                result.report_error = _one_line(exc)
-                log.error("report failed: %s", result.report_error)
-                _write_traceback(folder, "report")
+                dctx = prepare_dataset(res, dataset, progress, scoring_only=scoring_only)
+            except (UserError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # e.g. a simulator crashed: this dataset's cells fail
+                msg = f"preparing dataset '{dataset}' failed: {_one_line(exc)}"
+                log.error(msg)
+                _write_traceback(folder, dataset)
+                for j in todo:
+                    st = CellStatus(method=j.method, dataset=j.dataset, seed=j.seed,
+                                    simulator=cfg.simulator, eval_simulator=",".join(res.eval_simulators),
+                                    status="failed", error=msg, fingerprint=res.fingerprint(j))
+                    folder.clear_cell(j.name)
+                    folder.write_status(j.name, st)
+                    statuses[j.name] = st
+                    bar.update(1)
+                continue
+            work = CellWork(res, dctx, folder, progress, watch)
+            for st in executor.run(todo, work):
+                statuses[cell_name(st.method, st.dataset, st.seed)] = st
+                bar.set_postfix_str(f"{st.method}/{st.dataset}/s{st.seed} {st.status}")
+                bar.update(1)
+    finally:
+        bar.close()
+    cells = [statuses[j.name] for j in jobs]
+    folder.merge(cells)
+    result = RunResult(out=res.out, cells=cells)
+    n_fail = len(result.failed)
+    log.info("run finished: %d cells, %d computed, %d skipped, %d failed", len(cells),
+             len(result.computed), len(result.skipped), n_fail)
+    if report:
+        try:
+            result.summary = build_report(res.out, style=cfg.style, registry=registry)
+        except UserError as exc:
+            result.report_error = str(exc)
+            log.error("report: %s", exc)
+        except Exception as exc:
+            result.report_error = _one_line(exc)
+            log.error("report failed: %s", result.report_error)
+            _write_traceback(folder, "report")
     return result
 
 

@@ -202,6 +202,21 @@ def _device_of(model: Any) -> torch.device:
     return torch.device("cpu")
 
 
+def check_training_keys(name: str, cfg: Any) -> None:
+    """The keys :func:`train_model` reads, checked when a simulator config is built."""
+    from .errors import ConfigError
+
+    if not cfg.lr > 0:
+        raise ConfigError(f"simulators.{name}: lr must be > 0, got {cfg.lr}")
+    if cfg.weight_decay < 0:
+        raise ConfigError(f"simulators.{name}: weight_decay must be >= 0, got {cfg.weight_decay}")
+    for key in ("batch_size", "epochs", "patience"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"simulators.{name}: {key} must be >= 1, got {getattr(cfg, key)}")
+    if cfg.max_seq_len < 2:
+        raise ConfigError(f"simulators.{name}: max_seq_len must be >= 2, got {cfg.max_seq_len}")
+
+
 def train_model(model: torch.nn.Module, cfg: Any, data: Interactions, *, device: torch.device | str,
                 seed: int, progress: bool = False) -> dict[str, float]:
     """Train ``model`` in place (see the module docstring); returns the best validation metrics.

@@ -25,7 +25,8 @@ from torch import nn
 from prorlbench import hookimpl
 from prorlbench.api import Interactions, SimulatorInfo, SimulatorSpec
 from prorlbench.config import opt
-from prorlbench.seqtrain import SharedEmbeddingHead, train_or_load
+from prorlbench.errors import ConfigError
+from prorlbench.seqtrain import SharedEmbeddingHead, check_training_keys, train_or_load
 
 
 @dataclass
@@ -46,6 +47,16 @@ class GRU4RecConfig:
         "quick": {"epochs": 20, "patience": 20, "batch_size": 128, "lr": 3e-3},
         "paper": {"epochs": 300, "patience": 10, "batch_size": 2048, "lr": 1e-3},
     }
+
+    def __post_init__(self) -> None:
+        check_training_keys("gru4rec", self)
+        for key in ("embedding", "hidden", "n_layers"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"simulators.gru4rec: {key} must be >= 1, got {getattr(self, key)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"simulators.gru4rec: dropout must be in [0, 1), got {self.dropout}")
+        if self.init_std <= 0:
+            raise ConfigError("simulators.gru4rec: init_std must be > 0")
 
 
 class GRU4Rec(SharedEmbeddingHead, nn.Module):

@@ -31,7 +31,8 @@ from torch import nn
 from prorlbench import hookimpl
 from prorlbench.api import Interactions, SimulatorInfo, SimulatorSpec
 from prorlbench.config import opt
-from prorlbench.seqtrain import SharedEmbeddingHead, train_or_load
+from prorlbench.errors import ConfigError
+from prorlbench.seqtrain import SharedEmbeddingHead, check_training_keys, train_or_load
 
 
 @dataclass
@@ -54,6 +55,19 @@ class SASRecConfig:
         "quick": {"epochs": 15, "patience": 3, "batch_size": 128},
         "paper": {"epochs": 300, "patience": 10, "batch_size": 2048},
     }
+
+    def __post_init__(self) -> None:
+        check_training_keys("sasrec", self)
+        for key in ("hidden", "n_layers", "n_heads", "inner"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"simulators.sasrec: {key} must be >= 1, got {getattr(self, key)}")
+        if self.hidden % self.n_heads:
+            raise ConfigError(f"simulators.sasrec: hidden {self.hidden} must be divisible by n_heads "
+                              f"{self.n_heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"simulators.sasrec: dropout must be in [0, 1), got {self.dropout}")
+        if self.layer_norm_eps <= 0 or self.init_std <= 0:
+            raise ConfigError("simulators.sasrec: layer_norm_eps and init_std must be > 0")
 
 
 class _Block(nn.Module):
