@@ -1,4 +1,4 @@
-"""The ``prorlbench`` command: ``run``, ``report`` and ``list``.
+"""The ``prorlbench`` command: ``run``, ``report``, ``rescore``, ``paths`` and ``list``.
 
 Exit codes: 0 success; 1 some cells failed (or the report could not be built); 2 bad input
 (one line ``prorlbench: error: ...`` on stderr, no traceback); 130 interrupted (finished cells
@@ -48,6 +48,19 @@ REPORT_EPILOG = """\
 examples:
   prorlbench report results/random+pop_synthetic
   prorlbench report results/paper --style paper --metrics ioi,ctr --ks 1,10
+"""
+
+RESCORE_EPILOG = """\
+examples:
+  prorlbench rescore results/random+pop_synthetic                 same scores, tables rebuilt
+  prorlbench rescore results/paper --eval-simulator sasrec,gru4rec
+  prorlbench rescore results/paper --metrics ioi,ctr --ks 1,5
+"""
+
+PATHS_EPILOG = """\
+examples:
+  prorlbench paths results/paper --method prorl
+  prorlbench paths results/paper --method prorl --case 3 --k 2
 """
 
 LIST_EPILOG = """\
@@ -125,6 +138,37 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--metrics", type=_names, metavar="A,B", help="metric columns (default: all)")
     rp.add_argument("--ks", type=_ints, metavar="1,5,10", help="K values shown (default: all stored)")
     _plugins_arg(rp)
+
+    rs = sub.add_parser("rescore", help="score a finished run's stored paths again (no retraining)",
+                        description="Score the candidate paths stored in every cell of DIR again, with "
+                        "other eval simulators, metrics or ks, and rewrite its tables. No method is "
+                        "fitted; the eval simulators come from the cache.",
+                        epilog=RESCORE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rs.add_argument("dir", metavar="DIR", help="a run folder (holds config.toml and cells/)")
+    rs.add_argument("--eval-simulator", dest="eval_simulators", type=_names, metavar="NAME[,NAME]",
+                    help="simulators that score the paths (default: those of the run)")
+    rs.add_argument("--metrics", type=_names, metavar="A,B", help="metrics (default: those of the run)")
+    rs.add_argument("--ks", type=_ints, metavar="1,5,10", help="K values; at most the stored candidates")
+    rs.add_argument("--cache-dir", metavar="DIR", help="trained-model cache (default: as for run)")
+    rs.add_argument("--data-dir", metavar="DIR", help="raw data folder, when it moved since the run")
+    rs.add_argument("--device", metavar="auto|cpu|cuda", help="torch device (default: auto)")
+    rs.add_argument("--wait", action="store_true", default=None, help="wait for a run holding DIR")
+    rs.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                    help="no progress bars or info messages on the console")
+    _plugins_arg(rs)
+
+    pa = sub.add_parser("paths", help="print a case's history, target and candidate paths",
+                        description="Print one case of a cell of DIR: history, target, reference "
+                        "path and the stored candidate paths, with item titles where the dataset "
+                        "has them, and the case's metric values.",
+                        epilog=PATHS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    pa.add_argument("dir", metavar="DIR", help="a run folder")
+    pa.add_argument("--method", required=True, help="the method whose paths to show")
+    pa.add_argument("--dataset", help="dataset (default: the run's first)")
+    pa.add_argument("--seed", type=int, help="seed (default: the run's first)")
+    pa.add_argument("--case", metavar="N|ID", help="case index or case id (default: 0)")
+    pa.add_argument("--k", type=int, metavar="K", help="show the first K candidates (default: all)")
+    pa.add_argument("--data-dir", metavar="DIR", help="raw data folder, for item titles")
 
     ls = sub.add_parser("list", help="list registered plugins (and plugins that failed to load)",
                         description="Show every registered dataset, simulator, method, metric and "
@@ -227,6 +271,41 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from .rescore import rescore
+
+    handler, old_level = _console_logging(args.progress is not False)
+    try:
+        result = rescore(args.dir, eval_simulators=args.eval_simulators, metrics=args.metrics, ks=args.ks,
+                         cache_dir=args.cache_dir, data_dir=args.data_dir, device=args.device,
+                         progress=args.progress, wait=args.wait,
+                         plugins_dirs=list(args.plugins_dirs) if args.plugins_dirs else None)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; re-run the same command to finish re-scoring {args.dir}", file=sys.stderr)
+        return 130
+    finally:
+        logging.getLogger("prorlbench").removeHandler(handler)
+        logging.getLogger("prorlbench").setLevel(old_level)
+    if result.summary:
+        print(result.summary.rstrip("\n"))
+        print()
+    print(f"{len(result.cells)} cells re-scored from their stored paths ({len(result.skipped)} unchanged). "
+          f"Results: {result.out}")
+    if result.failed or result.report_error:
+        first = result.failed[0].error if result.failed else result.report_error
+        print(f"{PROG}: {len(result.failed)} cells failed (first: {first}); see run.log", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_paths(args: argparse.Namespace) -> int:
+    from .rescore import show_paths
+
+    print(show_paths(args.dir, args.method, dataset=args.dataset, seed=args.seed, case=args.case, k=args.k,
+                     data_dir=args.data_dir).rstrip("\n"))
+    return 0
+
+
 def _plural(kind: str) -> str:
     k = kind.lower().strip()
     for plural, single in SINGULAR.items():
@@ -299,6 +378,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "list":
             return cmd_list(args)
+        if args.command == "rescore":
+            return cmd_rescore(args)
+        if args.command == "paths":
+            return cmd_paths(args)
     except UserError as exc:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)

@@ -27,7 +27,9 @@ stays on disk. Files are created with the mode the umask gives (``0o666 & ~umask
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import os
 import re
@@ -156,11 +158,15 @@ class RunFolder:
                 out[kind] = sha256_file(p)
         return out
 
-    def verify(self, cell: str, status: "CellStatus") -> str | None:
-        """``None`` when every file the status lists is there with its checksum, else why not."""
+    def verify(self, cell: str, status: "CellStatus", kinds: Iterable[str] | None = None) -> str | None:
+        """``None`` when every file the status lists (or those of ``kinds``) is there with its
+        checksum, else why not."""
         if not status.files:
             return "the status lists no file checksums (written by an older version)"
+        wanted = set(status.files) if kinds is None else set(kinds)
         for kind, digest in status.files.items():
+            if kind not in wanted:
+                continue
             if kind not in CELL_FILES:
                 return f"unknown file kind {kind!r} in the status"
             p = self.cell_file(cell, kind)
@@ -169,7 +175,7 @@ class RunFolder:
                     return f"{p.name} does not match the checksum in its status"
             except OSError:
                 return f"{p.name} is missing or unreadable"
-        if "cases" not in status.files:
+        if kinds is None and "cases" not in status.files:
             return "the status lists no per-case table"
         return None
 
@@ -341,21 +347,13 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_write_frame(path: str | Path, df: pd.DataFrame) -> None:
-    """Write a CSV (gzip when the name ends in ``.gz``, with a fixed header time so equal tables
-    give equal bytes) atomically."""
+    """Write a CSV (gzip when the name ends in ``.gz``, with a fixed header time and no file name
+    in the header, so equal tables give equal bytes) atomically."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp_path(path)
-    except OSError as exc:
-        raise _output_error(path, exc) from None
-    compression: Any = {"method": "gzip", "mtime": 0} if path.name.endswith(".gz") else None
-    try:
-        df.to_csv(tmp, index=False, compression=compression)
-        _fsync_path(tmp)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise _output_error(path, exc) from None
-        raise
+    text = df.to_csv(index=False).encode("utf-8")
+    if path.name.endswith(".gz"):
+        buf = io.BytesIO()
+        with gzip.GzipFile(filename="", fileobj=buf, mode="wb", mtime=0) as gz:
+            gz.write(text)
+        text = buf.getvalue()
+    atomic_write_bytes(path, lambda fh: fh.write(text))

@@ -151,8 +151,11 @@ def coerce_run_value(key: str, value: Any, where: str) -> Any:
     return value
 
 
-def parse_config(doc: dict[str, Any], source: str = "") -> RunConfig:
-    """A :class:`RunConfig` from a parsed TOML document (structure and [run] types checked)."""
+def parse_config(doc: dict[str, Any], source: str = "", *, trusted: bool = False) -> RunConfig:
+    """A :class:`RunConfig` from a parsed TOML document (structure and [run] types checked).
+
+    ``trusted``: the document is a run folder's own ``config.toml`` (written by prorlbench), so
+    the path rules for shared config files do not apply."""
     cfg = RunConfig(source=source)
     label = source or "config"
     if not isinstance(doc, dict):
@@ -166,7 +169,7 @@ def parse_config(doc: dict[str, Any], source: str = "") -> RunConfig:
         raise ConfigError(f"{label}: 'run' must be a table ([run])")
     for key, value in run.items():
         value = coerce_run_value(key, value, cfg.where("run"))
-        if key in FILE_PATH_KEYS:
+        if key in FILE_PATH_KEYS and not trusted:
             for v in (value if isinstance(value, list) else [value]):
                 _check_no_dotdot(v, f"{cfg.where('run')} key '{key}'")
         setattr(cfg, key, value)
@@ -186,7 +189,7 @@ def parse_config(doc: dict[str, Any], source: str = "") -> RunConfig:
     return cfg
 
 
-def read_config_file(path: str | Path) -> RunConfig:
+def read_config_file(path: str | Path, *, trusted: bool = False) -> RunConfig:
     """Read a run config TOML file; every problem is a :class:`ConfigError` naming the file."""
     p = Path(path)
     try:
@@ -199,10 +202,10 @@ def read_config_file(path: str | Path) -> RunConfig:
         raise ConfigError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read ({exc.strerror})") from None
-    return parse_config_text(text, str(p))
+    return parse_config_text(text, str(p), trusted=trusted)
 
 
-def parse_config_text(text: str, source: str = "config") -> RunConfig:
+def parse_config_text(text: str, source: str = "config", *, trusted: bool = False) -> RunConfig:
     if text.startswith("\ufeff"):  # a byte-order mark, as the data loaders accept
         text = text[1:]
     try:
@@ -211,7 +214,7 @@ def parse_config_text(text: str, source: str = "config") -> RunConfig:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
     except (ValueError, RecursionError) as exc:  # e.g. embedded NUL or absurd nesting
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
-    return parse_config(doc, source)
+    return parse_config(doc, source, trusted=trusted)
 
 
 def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:

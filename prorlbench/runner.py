@@ -470,7 +470,7 @@ def reusable_paths(res: Resolved, folder: RunFolder, job: CellJob) -> CellStatus
     st = folder.read_status(job.name)
     if st is None or not st.ok or st.fingerprint != res.fingerprint(job) or "paths" not in st.files:
         return None
-    if st.n_candidates < res.k_max or folder.verify(job.name, st) is not None:
+    if st.n_candidates < res.k_max or folder.verify(job.name, st, kinds=("paths",)) is not None:
         return None
     return st
 
@@ -716,7 +716,7 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
                            "its training configuration differs from the stored one" if st.fingerprint != res.fingerprint(j)
                            else f"only {st.n_candidates} candidates are stored (max ks {res.k_max})"
                            if st.n_candidates < res.k_max else
-                           folder.verify(j.name, st) or "no paths are stored")
+                           folder.verify(j.name, st, kinds=("paths",)) or "no paths are stored")
                     raise UserError(f"cell {j.name} cannot be re-scored: {why}; run `prorlbench run` "
                                     "to compute it")
         folder.remove_stale_tmp()
@@ -745,7 +745,7 @@ def _run_grid(res: Resolved, registry: Registry, folder: RunFolder, executor: An
             ds_jobs = [j for j in jobs if j.dataset == dataset]
             todo = []
             for j in ds_jobs:
-                done = _done(folder, res, j)
+                done = None if rescore_only else _done(folder, res, j)
                 if done is not None:
                     statuses[j.name] = done
                     log.info("cell %s already done; skipped (use --force to recompute)", j.name)

@@ -86,7 +86,8 @@ def setup(tmp_path: Path, monkeypatch, **overrides):
     (plug / "trust.py").write_text(TRUST_PLUGIN)
     registry = load_registry([plug])
     base = read_config_file(cfg_path)
-    kw = {"out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache"), "progress": False, "device": "cpu"}
+    kw = {"out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache"), "progress": False, "device": "cpu",
+          "plugins_dirs": [str(plug)]}
     kw.update(overrides)
     return registry, apply_overrides(base, kw)
 
