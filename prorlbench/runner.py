@@ -464,13 +464,17 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 
+REUSED_FILES = ("paths", "train_log", "policy")
+"""The cell files a re-scored cell keeps (each must match its checksum); its per-case table is rebuilt."""
+
+
 def reusable_paths(res: Resolved, folder: RunFolder, job: CellJob) -> CellStatus | None:
     """The stored status of a cell whose paths can be scored again: ok, the same training
     fingerprint, enough candidates stored, and every file matching its checksum."""
     st = folder.read_status(job.name)
     if st is None or not st.ok or st.fingerprint != res.fingerprint(job) or "paths" not in st.files:
         return None
-    if st.n_candidates < res.k_max or folder.verify(job.name, st, kinds=("paths",)) is not None:
+    if st.n_candidates < res.k_max or folder.verify(job.name, st, kinds=REUSED_FILES) is not None:
         return None
     return st
 
@@ -716,7 +720,7 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
                            "its training configuration differs from the stored one" if st.fingerprint != res.fingerprint(j)
                            else f"only {st.n_candidates} candidates are stored (max ks {res.k_max})"
                            if st.n_candidates < res.k_max else
-                           folder.verify(j.name, st, kinds=("paths",)) or "no paths are stored")
+                           folder.verify(j.name, st, kinds=REUSED_FILES) or "no paths are stored")
                     raise UserError(f"cell {j.name} cannot be re-scored: {why}; run `prorlbench run` "
                                     "to compute it")
         folder.remove_stale_tmp()
