@@ -18,9 +18,12 @@ Unknown tables and keys are a :class:`~prorlbench.errors.ConfigError` that names
 table and the closest valid key. Plugin tables are checked against the plugin's config class by
 :func:`prorlbench.runner.resolve` (which knows the registry); this module only checks structure.
 
-Paths read from a config file (``out``, ``cache_dir``, ``plugins_dirs``) may not contain ``..``
-segments, so a shared config file cannot write or load code outside the tree it names. The same
-options given on the command line are taken as typed.
+Paths in a config file resolve relative to that file's folder. The paths a file may write to or
+load code from (``out``, ``cache_dir``, ``plugins_dirs``) must stay inside that folder's tree:
+no ``..`` segments, no absolute paths, no symlinks leading out; ``name`` must be a plain name (no
+path separators). ``data_dir`` (in ``[run]``, and ``path`` / ``data_dir`` in ``[datasets.NAME]``)
+is only read and may point anywhere; relative values resolve from the file's folder too. The
+same options given on the command line are the user's own choice and are taken as typed.
 
 :func:`write_toml` writes the resolved configuration of a run (``<out>/config.toml``); reading it
 back with :func:`read_config_file` re-creates the run.
@@ -117,10 +120,37 @@ def split_list(value: str) -> list[str]:
     return [p.strip() for p in value.split(",") if p.strip()]
 
 
+DATASET_PATH_KEYS = ("path", "data_dir")
+"""Keys of ``[datasets.NAME]`` tables that name input files; relative values resolve from the file."""
+
+
 def _check_no_dotdot(value: str, where: str) -> None:
     if any(part == ".." for part in PurePath(value.replace("\\", "/")).parts):
         raise ConfigError(f"{where}: '..' is not allowed in paths read from a config file "
                           f"(got {value!r}); give the path on the command line instead")
+
+
+def _inside(value: str, base: Path, where: str) -> str:
+    """``value`` (a path from a config file) resolved from ``base``; it must stay inside it."""
+    _check_no_dotdot(value, where)
+    p = Path(value).expanduser() if value.startswith("~") else Path(value)
+    if p.is_absolute():
+        raise ConfigError(f"{where}: absolute paths are not allowed in a config file (got {value!r}); "
+                          "use a path relative to the file's folder, or give it on the command line")
+    target = (base / p).resolve()
+    root = base.resolve()
+    if target != root and root not in target.parents:
+        raise ConfigError(f"{where}: {value!r} leads outside the config file's folder {root} (through a "
+                          "symlink); give the path on the command line instead")
+    return str(base / p) if str(base) not in ("", ".") else value
+
+
+def _from_file(value: str, base: Path) -> str:
+    """A read-only path from a config file: relative values resolve from the file's folder."""
+    p = Path(value).expanduser()
+    if not value or p.is_absolute() or str(base) in ("", "."):
+        return value
+    return str(base / p)
 
 
 def coerce_run_value(key: str, value: Any, where: str) -> Any:
@@ -167,11 +197,18 @@ def parse_config(doc: dict[str, Any], source: str = "", *, trusted: bool = False
     run = doc.get("run", {})
     if not isinstance(run, dict):
         raise ConfigError(f"{label}: 'run' must be a table ([run])")
+    base = Path(source).parent if source else Path(".")
     for key, value in run.items():
         value = coerce_run_value(key, value, cfg.where("run"))
-        if key in FILE_PATH_KEYS and not trusted:
-            for v in (value if isinstance(value, list) else [value]):
-                _check_no_dotdot(v, f"{cfg.where('run')} key '{key}'")
+        where = f"{cfg.where('run')} key '{key}'"
+        if not trusted:
+            if key in FILE_PATH_KEYS:
+                value = [_inside(v, base, where) for v in value] if isinstance(value, list) \
+                    else (_inside(value, base, where) if value else value)
+            elif key == "name" and (value in (".", "..") or any(c in value for c in "/\\\x00")):
+                raise ConfigError(f"{where}: a run name, not a path (got {value!r}); set out for the folder")
+            elif key == "data_dir":
+                value = _from_file(value, base)
         setattr(cfg, key, value)
     for kind in PLUGIN_TABLES:
         tables = doc.get(kind, {})
@@ -181,7 +218,12 @@ def parse_config(doc: dict[str, Any], source: str = "", *, trusted: bool = False
             if not isinstance(table, dict):
                 raise ConfigError(f"{label}: '{kind}.{name}' must be a table ([{kind}.{name}]), "
                                   f"got {type(table).__name__}")
-            cfg.plugin_tables[kind][str(name)] = dict(table)
+            table = dict(table)
+            if kind == "datasets" and not trusted:
+                for k in DATASET_PATH_KEYS:
+                    if isinstance(table.get(k), str):
+                        table[k] = _from_file(table[k], base)
+            cfg.plugin_tables[kind][str(name)] = table
     cases = doc.get("cases", {})
     if not isinstance(cases, dict):
         raise ConfigError(f"{label}: 'cases' must be a table ([cases])")

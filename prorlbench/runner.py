@@ -109,8 +109,10 @@ class Resolved:
         run["eval_simulators"] = list(self.eval_simulators)
         run["metrics"] = [m.name for m in self.metrics]
         run["plugins_dirs"] = [str(Path(p).resolve()) for p in self.cfg.plugins_dirs]
+        if self.cfg.data_dir:  # absolute, so the file re-creates the run from any folder
+            run["data_dir"] = str(Path(self.cfg.data_dir).expanduser().resolve())
         doc: dict[str, Any] = Table(run=Table(run))
-        doc["datasets"] = Table({n: Table(to_dict(c)) for n, c in self.dataset_cfgs.items()})
+        doc["datasets"] = Table({n: Table(_absolute_paths(to_dict(c))) for n, c in self.dataset_cfgs.items()})
         doc["simulators"] = Table({n: Table(to_dict(c)) for n, c in self.simulator_cfgs.items()})
         doc["methods"] = Table({n: Table(to_dict(c)) for n, c in self.method_cfgs.items()})
         doc["cases"] = Table(to_dict(self.cases_cfg))
@@ -136,7 +138,7 @@ class Resolved:
         key = {
             "method": job.method, "seed": job.seed, "dataset": job.dataset,
             "method_cfg": to_dict(self.method_cfgs[job.method]),
-            "dataset_cfg": to_dict(self.dataset_cfgs[job.dataset]),
+            "dataset_cfg": _without_paths(to_dict(self.dataset_cfgs[job.dataset])),
             "cases": to_dict(self.cases_cfg), "simulator": self.cfg.simulator,
             "simulator_cfg": to_dict(self.simulator_cfgs[self.cfg.simulator]),
             "simulator_seed": self.cfg.simulator_seed, "inputs": self.input_fingerprint(job.dataset),
@@ -152,6 +154,21 @@ class Resolved:
                "eval_batch_size": self.cfg.eval_batch_size}
         blob = json.dumps(key, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _absolute_paths(d: dict[str, Any]) -> dict[str, Any]:
+    from .runconfig import DATASET_PATH_KEYS
+
+    return {k: (str(Path(v).expanduser().resolve()) if k in DATASET_PATH_KEYS and isinstance(v, str) and v
+                else v) for k, v in d.items()}
+
+
+def _without_paths(d: dict[str, Any]) -> dict[str, Any]:
+    """A dataset config without its input-path keys: the inputs fingerprint (content and resolved
+    location) stands for them, so spelling a path relative or absolute changes nothing."""
+    from .runconfig import DATASET_PATH_KEYS
+
+    return {k: v for k, v in d.items() if k not in DATASET_PATH_KEYS}
 
 
 def resolve_device(name: str) -> torch.device:
