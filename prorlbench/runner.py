@@ -775,7 +775,8 @@ def _run_grid(res: Resolved, registry: Registry, folder: RunFolder, executor: An
                     todo.append(j)
             if not todo:
                 continue
-            scoring_only = rescore_only or all(reusable_paths(res, folder, j) is not None for j in todo)
+            scoring_only = rescore_only or (not cfg.force and all(reusable_paths(res, folder, j) is not None
+                                                                   for j in todo))
             try:
                 dctx = prepare_dataset(res, dataset, progress, scoring_only=scoring_only)
             except (UserError, KeyboardInterrupt):
