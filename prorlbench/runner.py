@@ -424,7 +424,17 @@ def prepare_dataset(res: Resolved, name: str, progress: bool, *, scoring_only: b
 def make_backbone_factory(res: Resolved, dctx: DatasetContext, progress: bool) -> Callable[[str, int], SequenceModel]:
     """``make_backbone(kind, seed)`` for :class:`FitContext` (see the module docstring)."""
 
+    from .guards import frozen_view
+
+    views: dict[tuple[str, int], SequenceModel] = {}
+
     def make_backbone(kind: str, seed: int) -> SequenceModel:
+        """The cell's own read-only copy of the shared backbone (memoised for the cell)."""
+        if (kind, seed) not in views:
+            views[(kind, seed)] = frozen_view(shared_backbone(kind, seed))
+        return views[(kind, seed)]
+
+    def shared_backbone(kind: str, seed: int) -> SequenceModel:
         spec = res.registry.simulator(kind)
         if not spec.learned:
             raise ValueError(f"backbone kind '{kind}' is a ground-truth simulator; use a learned one "

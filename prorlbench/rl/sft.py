@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ..api import Case, FitContext
 from ..fingerprint import state_fingerprint
+from ..seqtrain import entry_lock
 from .config import SFT_FIELDS, RLConfig
 from .policy import CaseTensors, PathPolicy
 from .trainer import log_finite, validation_ioi
@@ -85,9 +86,17 @@ def reference_targets(cases: Sequence[Case], max_path_len: int, stop_id: int) ->
 
 
 def train_sft(ctx: FitContext, cfg: RLConfig, max_path_len: int) -> tuple[PathPolicy, dict[str, float]]:
-    """Train (or load from the cache) the SFT policy; returns it in eval mode."""
-    n_items = ctx.data.n_items
+    """Train (or load from the cache) the SFT policy; returns it in eval mode. One process builds
+    a cache entry while others that want it wait, then load it (``<entry>.lock``)."""
     path = sft_cache_path(ctx, cfg, max_path_len)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with entry_lock(path.with_suffix(".lock")):
+        return _train_or_load_sft(ctx, cfg, max_path_len, path)
+
+
+def _train_or_load_sft(ctx: FitContext, cfg: RLConfig, max_path_len: int, path: Path
+                       ) -> tuple[PathPolicy, dict[str, float]]:
+    n_items = ctx.data.n_items
     policy = build_policy(cfg, n_items, max_path_len).to(ctx.device)
     if path.exists():
         try:
