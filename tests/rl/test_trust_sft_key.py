@@ -27,3 +27,31 @@ def test_sft_checkpoint_chosen_under_another_simulator_is_not_reused(tmp_path):
     assert other.simulator_name == ctx.simulator_name
     _, info = train_sft(other, cfg, 4)
     assert info["cached"] == 0.0
+
+
+def test_one_sft_entry_is_built_once_by_concurrent_builders(tmp_path, monkeypatch):
+    """Item 9 (cache side): one builder per SFT cache entry; the other waits and loads it."""
+    import threading
+    import time
+
+    from prorlbench.rl import sft
+
+    calls = []
+    real = sft._fit
+
+    def slow_fit(*a, **kw):
+        calls.append(1)
+        time.sleep(0.5)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(sft, "_fit", slow_fit)
+    cfg = build_config(RLConfig, TINY)
+    infos = []
+    threads = [threading.Thread(target=lambda: infos.append(train_sft(make_ctx(tmp_path), cfg, 4)[1]))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert sorted(i["cached"] for i in infos) == [0.0, 1.0]
