@@ -93,6 +93,12 @@ def _files_below(folder: Path) -> list[Path]:
     return out
 
 
+def is_path_key(key: str) -> bool:
+    """Dataset config keys that name input files: ``path``, ``data_dir`` and ``*_path``,
+    ``*_dir``, ``*_file``."""
+    return key in ("path", "data_dir") or key.endswith(("_path", "_dir", "_file"))
+
+
 def input_locations(data_dir: str | Path | None, dataset_cfg: Any) -> list[Path]:
     """Existing files and folders a dataset may read: ``data_dir`` and config strings naming paths."""
     import dataclasses
@@ -103,7 +109,7 @@ def input_locations(data_dir: str | Path | None, dataset_cfg: Any) -> list[Path]
         found.append(base)
     values: Iterable[Any] = ()
     if dataclasses.is_dataclass(dataset_cfg):
-        values = [getattr(dataset_cfg, f.name) for f in dataclasses.fields(dataset_cfg)]
+        values = [getattr(dataset_cfg, f.name) for f in dataclasses.fields(dataset_cfg) if is_path_key(f.name)]
     for v in values:
         if not isinstance(v, str) or not v or "\x00" in v or len(v) > 4096:
             continue
