@@ -11,14 +11,16 @@ import argparse
 import dataclasses
 import logging
 import sys
+import typing
 from pathlib import Path
 from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
+from .cli_rescore import add_rescore_parsers, cmd_paths, cmd_rescore
 from .errors import UserError
 from .plugins import KINDS, SINGULAR, load_registry
-from .runconfig import RunConfig, apply_overrides, out_dir, read_config_file, split_list
+from .runconfig import RUN_KEYS, STYLES, RunConfig, apply_overrides, out_dir, read_config_file, split_list
 
 PROG = "prorlbench"
 
@@ -48,19 +50,6 @@ REPORT_EPILOG = """\
 examples:
   prorlbench report results/random+pop_synthetic
   prorlbench report results/paper --style paper --metrics ioi,ctr --ks 1,10
-"""
-
-RESCORE_EPILOG = """\
-examples:
-  prorlbench rescore results/random+pop_synthetic                 same scores, tables rebuilt
-  prorlbench rescore results/paper --eval-simulator sasrec,gru4rec
-  prorlbench rescore results/paper --metrics ioi,ctr --ks 1,5
-"""
-
-PATHS_EPILOG = """\
-examples:
-  prorlbench paths results/paper --method prorl
-  prorlbench paths results/paper --method prorl --case 3 --k 2
 """
 
 LIST_EPILOG = """\
@@ -96,79 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run every (method, dataset, seed) cell, store per-case results "
                        "in the output folder, and print the summary table.",
                        epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("--methods", type=_names, metavar="A,B", help="methods to run (`prorlbench list methods`)")
-    r.add_argument("--datasets", type=_names, metavar="A,B", help="datasets (default: synthetic)")
-    r.add_argument("--seeds", type=_ints, metavar="0,1,2", help="method seeds (default: 0)")
     r.add_argument("--config", metavar="FILE.toml", help="TOML file with [run], [datasets.NAME], "
                    "[simulators.NAME], [methods.NAME] and [cases] tables")
-    r.add_argument("--out", metavar="DIR", help="output folder (default: results/<name>)")
-    r.add_argument("--name", help="run name (default: <methods>_<datasets>)")
-    r.add_argument("--device", metavar="auto|cpu|cuda", help="torch device (default: auto)")
-    r.add_argument("--simulator", metavar="NAME", help="training simulator (default: sasrec)")
-    r.add_argument("--eval-simulator", dest="eval_simulators", type=_names, metavar="NAME[,NAME]",
-                   help="simulators that score the paths (default: the training simulator); "
-                        "e.g. sasrec,oracle")
-    r.add_argument("--data-dir", metavar="DIR", help="folder with raw data files (movielens, csv, prorl-json)")
-    r.add_argument("--profile", choices=["quick", "paper"], help="plugin config profile (default: quick)")
-    r.add_argument("--ks", type=_ints, metavar="1,5,10", help="K values of the @K metrics")
-    r.add_argument("--metrics", type=_names, metavar="A,B", help="metrics (default: all registered)")
-    r.add_argument("--cache-dir", metavar="DIR", help="trained-model cache (default: "
-                   "$PRORLBENCH_CACHE_DIR or ~/.cache/prorlbench)")
-    r.add_argument("--executor", metavar="NAME", help="how cells are executed: local (default) or "
-                   "ray (parallel; pip install 'prorlbench[ray]')")
-    r.add_argument("--ray-address", metavar="ADDR", help="Ray cluster for --executor ray (auto, "
-                   "HOST:PORT, ray://HOST:10001; default: start a local Ray instance)")
-    r.add_argument("--style", choices=["default", "paper"], help="report style (default: default)")
-    r.add_argument("--force", action="store_true", default=None, help="recompute cells already done")
-    r.add_argument("--cell-timeout", dest="cell_timeout", type=float, metavar="SECONDS",
-                   help="a cell running longer fails with a clear message and the grid goes on "
-                        "(default: no limit)")
-    r.add_argument("--wait", action="store_true", default=None,
-                   help="if another run holds --out, wait for it instead of exiting with an error")
-    r.add_argument("--no-progress", dest="progress", action="store_false", default=None,
-                   help="no progress bars or info messages on the console")
-    _plugins_arg(r)
+    add_run_flags(r)
 
     rp = sub.add_parser("report", help="rebuild tables and plots of a finished run folder",
                         description="Rebuild summary.csv, summary.md, summary.tex and plots from "
                         "the stored per-case results of DIR; print the Markdown table.",
                         epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     rp.add_argument("dir", metavar="DIR", help="a run folder (holds cases.csv.gz)")
-    rp.add_argument("--style", choices=["default", "paper"], default="default", help="table style")
+    rp.add_argument("--style", choices=STYLES, default="default", help="table style")
     rp.add_argument("--metrics", type=_names, metavar="A,B", help="metric columns (default: all)")
     rp.add_argument("--ks", type=_ints, metavar="1,5,10", help="K values shown (default: all stored)")
-    _plugins_arg(rp)
 
-    rs = sub.add_parser("rescore", help="score a finished run's stored paths again (no retraining)",
-                        description="Score the candidate paths stored in every cell of DIR again, with "
-                        "other eval simulators, metrics or ks, and rewrite its tables. No method is "
-                        "fitted; the eval simulators come from the cache.",
-                        epilog=RESCORE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    rs.add_argument("dir", metavar="DIR", help="a run folder (holds config.toml and cells/)")
-    rs.add_argument("--eval-simulator", dest="eval_simulators", type=_names, metavar="NAME[,NAME]",
-                    help="simulators that score the paths (default: those of the run)")
-    rs.add_argument("--metrics", type=_names, metavar="A,B", help="metrics (default: those of the run)")
-    rs.add_argument("--ks", type=_ints, metavar="1,5,10", help="K values; at most the stored candidates")
-    rs.add_argument("--cache-dir", metavar="DIR", help="trained-model cache (default: as for run)")
-    rs.add_argument("--data-dir", metavar="DIR", help="raw data folder, when it moved since the run")
-    rs.add_argument("--device", metavar="auto|cpu|cuda", help="torch device (default: auto)")
-    rs.add_argument("--wait", action="store_true", default=None, help="wait for a run holding DIR")
-    rs.add_argument("--no-progress", dest="progress", action="store_false", default=None,
-                    help="no progress bars or info messages on the console")
-    _plugins_arg(rs)
-
-    pa = sub.add_parser("paths", help="print a case's history, target and candidate paths",
-                        description="Print one case of a cell of DIR: history, target, reference "
-                        "path and the stored candidate paths, with item titles where the dataset "
-                        "has them, and the case's metric values.",
-                        epilog=PATHS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    pa.add_argument("dir", metavar="DIR", help="a run folder")
-    pa.add_argument("--method", required=True, help="the method whose paths to show")
-    pa.add_argument("--dataset", help="dataset (default: the run's first)")
-    pa.add_argument("--seed", type=int, help="seed (default: the run's first)")
-    pa.add_argument("--case", metavar="N|ID", help="case index or case id (default: 0)")
-    pa.add_argument("--k", type=int, metavar="K", help="show the first K candidates (default: all)")
-    pa.add_argument("--data-dir", metavar="DIR", help="raw data folder, for item titles")
+    add_rescore_parsers(sub, names=_names, ints=_ints, plugins_arg=_plugins_arg)
 
     ls = sub.add_parser("list", help="list registered plugins (and plugins that failed to load)",
                         description="Show every registered dataset, simulator, method, metric and "
@@ -179,6 +109,30 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--details", action="store_true", help="also show each plugin's config keys")
     _plugins_arg(ls)
     return p
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per :class:`RunConfig` field, with the field's help (declared once, there):
+    ``--NAME`` (underscores as dashes) unless the field's ``flag`` metadata names it; lists are
+    comma-separated; a boolean that defaults to true gets a ``--no-...`` flag."""
+    hints = typing.get_type_hints(RunConfig)
+    for f in dataclasses.fields(RunConfig):
+        if f.name not in RUN_KEYS:
+            continue
+        flag = dict(f.metadata.get("flag", {}))
+        name = flag.pop("name", "--" + f.name.replace("_", "-"))
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        help_text = f.metadata.get("help", "")
+        if hints[f.name] is bool:
+            action = "store_false" if default else "store_true"
+            p.add_argument(name, dest=f.name, action=action, default=None, help=help_text)
+            continue
+        if default not in ("", [], None):
+            shown = ",".join(map(str, default)) if isinstance(default, list) else default
+            help_text += f" (default: {shown})"
+        kind = {list[int]: _ints, list[str]: _names, int: int, float: float}.get(hints[f.name], str)
+        kw: dict[str, Any] = {"action": "append"} if f.name == "plugins_dirs" else {"type": kind}
+        p.add_argument(name, dest=f.name, help=help_text.replace("%", "%%"), **kw, **flag)
 
 
 def _plugins_arg(p: argparse.ArgumentParser) -> None:
@@ -215,11 +169,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = read_config_file(args.config) if args.config else RunConfig()
     overrides: dict[str, Any] = {}
-    for key in ("methods", "datasets", "seeds", "out", "name", "device", "simulator", "eval_simulators",
-                "data_dir", "profile", "ks", "metrics", "cache_dir", "executor", "ray_address", "style",
-                "force", "progress", "cell_timeout", "wait"):
+    for key in RUN_KEYS:
         val = getattr(args, key, None)
-        if val is not None:
+        if val is not None and key != "plugins_dirs":
             overrides[key] = val
     if args.plugins_dirs:
         overrides["plugins_dirs"] = list(cfg.plugins_dirs) + list(args.plugins_dirs)
@@ -256,53 +208,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .runner import build_report
+    from .report import write_report
 
     d = Path(args.dir)
     if not d.is_dir():
         raise UserError(f"{d}: not a folder")
     if not (d / "cases.csv.gz").exists():
         raise UserError(f"{d}: no cases.csv.gz here; is this a run folder (prorlbench run --out DIR)?")
-    registry = load_registry(args.plugins_dirs or ())
-    text = build_report(d, style=args.style, metrics=args.metrics, ks=args.ks, registry=registry)
+    text = write_report(d, style=args.style, metrics=args.metrics, ks=args.ks)
     print(text.rstrip("\n"))
     print()
     print(f"Tables and plots written to {d}")
-    return 0
-
-
-def cmd_rescore(args: argparse.Namespace) -> int:
-    from .rescore import rescore
-
-    handler, old_level = _console_logging(args.progress is not False)
-    try:
-        result = rescore(args.dir, eval_simulators=args.eval_simulators, metrics=args.metrics, ks=args.ks,
-                         cache_dir=args.cache_dir, data_dir=args.data_dir, device=args.device,
-                         progress=args.progress, wait=args.wait,
-                         plugins_dirs=list(args.plugins_dirs) if args.plugins_dirs else None)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; re-run the same command to finish re-scoring {args.dir}", file=sys.stderr)
-        return 130
-    finally:
-        logging.getLogger("prorlbench").removeHandler(handler)
-        logging.getLogger("prorlbench").setLevel(old_level)
-    if result.summary:
-        print(result.summary.rstrip("\n"))
-        print()
-    print(f"{len(result.cells)} cells re-scored from their stored paths ({len(result.skipped)} unchanged). "
-          f"Results: {result.out}")
-    if result.failed or result.report_error:
-        first = result.failed[0].error if result.failed else result.report_error
-        print(f"{PROG}: {len(result.failed)} cells failed (first: {first}); see run.log", file=sys.stderr)
-        return 1
-    return 0
-
-
-def cmd_paths(args: argparse.Namespace) -> int:
-    from .rescore import show_paths
-
-    print(show_paths(args.dir, args.method, dataset=args.dataset, seed=args.seed, case=args.case, k=args.k,
-                     data_dir=args.data_dir).rstrip("\n"))
     return 0
 
 
@@ -379,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "list":
             return cmd_list(args)
         if args.command == "rescore":
-            return cmd_rescore(args)
+            return cmd_rescore(args, _console_logging)
         if args.command == "paths":
             return cmd_paths(args)
     except UserError as exc:

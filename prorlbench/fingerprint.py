@@ -69,7 +69,7 @@ class FileHashes:
     def save(self) -> None:
         if self.store is None or not self.dirty:
             return
-        from .results import atomic_write_text
+        from .files import atomic_write_text
 
         try:
             atomic_write_text(self.store, json.dumps(self.known, sort_keys=True))

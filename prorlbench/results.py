@@ -3,6 +3,8 @@
 Layout (the contract with :mod:`prorlbench.report`)::
 
     <out>/config.toml                 everything needed to re-run
+    <out>/metadata.json               how to show the metrics and methods (from their specs), so
+                                      reports need no plugin registry
     <out>/cells/<cell>.cases.csv.gz   per-case tidy table of one cell
     <out>/cells/<cell>.train_log.csv  per-step training diagnostics of one cell
     <out>/cells/<cell>.paths.json.gz  the candidate paths the method generated, with the test cases
@@ -31,9 +33,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
-import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -41,6 +40,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .errors import UserError
+from .files import OutputError, atomic_write, atomic_write_text, safe_name, sha256_file
 
 CELL_FILES = ("cases", "paths", "train_log", "policy")
 """The files of a cell besides its status, by the names the status's checksums use."""
@@ -90,12 +90,6 @@ class CellStatus:
         return d
 
 
-def safe_name(name: str) -> str:
-    """``name`` with characters unsafe in file names replaced by ``-`` (used in cell file names;
-    the registry refuses two method or dataset names that give the same safe name)."""
-    return re.sub(r"[^A-Za-z0-9_.+-]", "-", name)
-
-
 def cell_name(method: str, dataset: str, seed: int) -> str:
     """``<method>__<dataset>__s<seed>`` (characters unsafe in file names become ``-``)."""
     return f"{safe_name(method)}__{safe_name(dataset)}__s{int(seed)}"
@@ -112,6 +106,10 @@ class RunFolder:
     @property
     def config(self) -> Path:
         return self.root / "config.toml"
+
+    @property
+    def metadata(self) -> Path:
+        return self.root / "metadata.json"
 
     @property
     def cases(self) -> Path:
@@ -279,81 +277,18 @@ def read_cases(path: str | Path) -> pd.DataFrame:
                                     "metric": str})
 
 
-def file_mode() -> int:
-    """The mode a newly created file gets under the current umask (``0o666 & ~umask``)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _tmp_path(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, file_mode())  # mkstemp creates 0600; results follow the umask like any file
-    finally:
-        os.close(fd)
-    return Path(tmp)
-
-
-class OutputError(UserError):
-    """A result file could not be written (read-only folder, full disk, ...)."""
-
-
-def _output_error(path: Path, exc: OSError) -> OutputError:
-    return OutputError(f"{path}: cannot write ({exc.strerror or exc}); what was finished is kept, "
-                       "re-run the same command to resume")
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write_bytes(path: str | Path, write: Any) -> None:
     """Call ``write(binary file)`` on a temporary file, fsync it, and move it to ``path``."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp_path(path)
-    except OSError as exc:
-        raise _output_error(path, exc) from None
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise _output_error(path, exc) from None
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and :func:`os.replace`."""
-    atomic_write_bytes(path, lambda fh: fh.write(text.encode("utf-8")))
+    atomic_write(path, write, "wb")
 
 
 def atomic_write_frame(path: str | Path, df: pd.DataFrame) -> None:
     """Write a CSV (gzip when the name ends in ``.gz``, with a fixed header time and no file name
     in the header, so equal tables give equal bytes) atomically."""
-    path = Path(path)
-    text = df.to_csv(index=False).encode("utf-8")
-    if path.name.endswith(".gz"):
+    data = df.to_csv(index=False).encode("utf-8")
+    if str(path).endswith(".gz"):
         buf = io.BytesIO()
         with gzip.GzipFile(filename="", fileobj=buf, mode="wb", mtime=0) as gz:
-            gz.write(text)
-        text = buf.getvalue()
-    atomic_write_bytes(path, lambda fh: fh.write(text))
+            gz.write(data)
+        data = buf.getvalue()
+    atomic_write(path, lambda fh: fh.write(data), "wb")

@@ -32,18 +32,18 @@ back with :func:`read_config_file` re-creates the run.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
-import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 from .config import _coerce, opt
+from .configpaths import DATASET_PATH_KEYS, dataset_table_from_file, run_value_from_file
 from .errors import ConfigError, did_you_mean
+from .files import safe_name
+from .tomlwriter import Table, _value, write_toml  # noqa: F401  (re-exported: the run config writer)
 
 PLUGIN_TABLES = ("datasets", "simulators", "methods")
 """Tables of tables: ``[KIND.NAME]`` configures plugin NAME of that kind."""
@@ -52,43 +52,64 @@ TOP_TABLES = ("run",) + PLUGIN_TABLES + ("cases",)
 CACHE_ENV = "PRORLBENCH_CACHE_DIR"
 MAX_K = 100
 """The largest K of ``ks``: every method generates ``max(ks)`` candidate paths per test case."""
+PROFILES = ("quick", "paper")
+"""Plugin config profiles (``--profile``)."""
+STYLES = ("default", "paper")
+"""Report styles (``--style``)."""
 
 
 @dataclass
 class RunConfig:
     """Everything ``prorlbench run`` needs; the ``[run]`` table of a config file holds these keys."""
 
-    methods: list[str] = opt([], "Methods to run (names from `prorlbench list methods`).")
-    datasets: list[str] = opt(["synthetic"], "Datasets to run on (`prorlbench list datasets`).")
+    methods: list[str] = opt([], "Methods to run (names from `prorlbench list methods`).", flag={"metavar": "A,B"})
+    datasets: list[str] = opt(["synthetic"], "Datasets to run on (`prorlbench list datasets`).",
+                              flag={"metavar": "A,B"})
     seeds: list[int] = opt([0], "Method seeds; each (method, dataset, seed) is one cell. Data "
-                                "splits and simulators do not depend on them.")
-    simulator: str = opt("sasrec", "The training simulator: methods may query it for rewards.")
+                                "splits and simulators do not depend on them.", flag={"metavar": "0,1,2"})
+    simulator: str = opt("sasrec", "The training simulator: methods may query it for rewards.",
+                         flag={"metavar": "NAME"})
     eval_simulators: list[str] = opt([], "Simulators that score the paths; empty means the "
-                                         "training simulator. E.g. ['sasrec', 'oracle'].")
-    profile: str = opt("quick", "Plugin config profile: 'quick' (minutes on a laptop) or 'paper'.")
-    ks: list[int] = opt([1, 5, 10], "K values of the @K metrics (best of the first K candidates).")
-    metrics: list[str] = opt([], "Metrics to compute; empty means every registered metric.")
-    simulator_seed: int = opt(0, "Seed of simulator training (fixed per run, not per cell).")
-    device: str = opt("auto", "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.")
+                                         "training simulator. E.g. sasrec,oracle.",
+                                  flag={"name": "--eval-simulator", "metavar": "NAME[,NAME]"})
+    profile: str = opt("quick", "Plugin config profile: 'quick' (minutes on a laptop) or 'paper'.",
+                       flag={"choices": PROFILES})
+    ks: list[int] = opt([1, 5, 10], "K values of the @K metrics (best of the first K candidates).",
+                        flag={"metavar": "1,5,10"})
+    metrics: list[str] = opt([], "Metrics to compute; empty means every registered metric.",
+                             flag={"metavar": "A,B"})
+    simulator_seed: int = opt(0, "Seed of simulator training (fixed per run, not per cell).",
+                              flag={"metavar": "N"})
+    device: str = opt("auto", "Torch device: 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.",
+                      flag={"metavar": "auto|cpu|cuda"})
     name: str = opt("", "Run name; the default output folder is results/<name>. Empty: "
                         "<methods>_<datasets>.")
-    out: str = opt("", "Output folder (default results/<name>). Re-using it resumes the run.")
-    data_dir: str = opt("", "Folder with raw data files for datasets that need them.")
+    out: str = opt("", "Output folder (default results/<name>). Re-using it resumes the run.",
+                   flag={"metavar": "DIR"})
+    data_dir: str = opt("", "Folder with raw data files for datasets that need them (movielens, csv, "
+                            "prorl-json).", flag={"metavar": "DIR"})
     cache_dir: str = opt("", "Cache of trained simulators/backbones. Empty: "
-                             "$PRORLBENCH_CACHE_DIR or ~/.cache/prorlbench.")
-    plugins_dirs: list[str] = opt([], "Extra folders of *.py plugin files.")
+                             "$PRORLBENCH_CACHE_DIR or ~/.cache/prorlbench.", flag={"metavar": "DIR"})
+    plugins_dirs: list[str] = opt([], "Extra folders of *.py plugin files (the flag is repeatable "
+                                      "and adds to the config file's).",
+                                  flag={"name": "--plugins-dir", "metavar": "DIR"})
     executor: str = opt("local", "How cells are executed: 'local' (in this process, in order) or "
-                                 "'ray' (parallel Ray tasks; pip install 'prorlbench[ray]').")
+                                 "'ray' (parallel Ray tasks; pip install 'prorlbench[ray]'), or one "
+                                 "a plugin registers.", flag={"metavar": "NAME"})
     ray_address: str = opt("", "Ray cluster for executor 'ray' ('auto', 'HOST:PORT', "
-                               "'ray://HOST:10001'); empty starts a local Ray instance.")
-    style: str = opt("default", "Report style: 'default' or 'paper'.")
-    eval_batch_size: int = opt(1024, "Paths scored per simulator forward pass during evaluation.")
+                               "'ray://HOST:10001'); empty starts a local Ray instance.",
+                         flag={"metavar": "ADDR"})
+    style: str = opt("default", "Report style: 'default' or 'paper'.", flag={"choices": STYLES})
+    eval_batch_size: int = opt(1024, "Paths scored per simulator forward pass during evaluation.",
+                               flag={"metavar": "N"})
     cell_timeout: float = opt(0.0, "Seconds a cell may run (fit, generate, score); a cell past it "
-                                    "fails with a clear message and the grid goes on. 0: no limit.")
+                                    "fails with a clear message and the grid goes on. 0: no limit.",
+                              flag={"metavar": "SECONDS"})
     wait: bool = opt(False, "When another run holds the output folder's lock, wait for it instead "
                             "of exiting with an error.")
     force: bool = opt(False, "Recompute cells that are already done.")
-    progress: bool = opt(True, "Show progress bars.")
+    progress: bool = opt(True, "Show progress bars and info messages on the console (the flag "
+                               "--no-progress turns both off).", flag={"name": "--no-progress"})
 
     plugin_tables: dict[str, dict[str, dict[str, Any]]] = field(
         default_factory=lambda: {k: {} for k in PLUGIN_TABLES},
@@ -110,47 +131,12 @@ RUN_KEYS: tuple[str, ...] = tuple(
     f.name for f in dataclasses.fields(RunConfig) if f.name not in ("plugin_tables", "cases", "source"))
 NOT_WRITTEN = ("force", "progress", "out", "cache_dir", "ray_address", "wait")
 """Run keys that describe this invocation or this machine, not the experiment."""
-FILE_PATH_KEYS = ("out", "cache_dir", "plugins_dirs")
-"""Path keys that may not contain ``..`` when they come from a config file."""
 _LIST_KEYS = {"methods", "datasets", "seeds", "eval_simulators", "ks", "metrics", "plugins_dirs"}
 
 
 def split_list(value: str) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
     return [p.strip() for p in value.split(",") if p.strip()]
-
-
-DATASET_PATH_KEYS = ("path", "data_dir")
-"""Keys of ``[datasets.NAME]`` tables that name input files; relative values resolve from the file."""
-
-
-def _check_no_dotdot(value: str, where: str) -> None:
-    if any(part == ".." for part in PurePath(value.replace("\\", "/")).parts):
-        raise ConfigError(f"{where}: '..' is not allowed in paths read from a config file "
-                          f"(got {value!r}); give the path on the command line instead")
-
-
-def _inside(value: str, base: Path, where: str) -> str:
-    """``value`` (a path from a config file) resolved from ``base``; it must stay inside it."""
-    _check_no_dotdot(value, where)
-    p = Path(value).expanduser() if value.startswith("~") else Path(value)
-    if p.is_absolute():
-        raise ConfigError(f"{where}: absolute paths are not allowed in a config file (got {value!r}); "
-                          "use a path relative to the file's folder, or give it on the command line")
-    target = (base / p).resolve()
-    root = base.resolve()
-    if target != root and root not in target.parents:
-        raise ConfigError(f"{where}: {value!r} leads outside the config file's folder {root} (through a "
-                          "symlink); give the path on the command line instead")
-    return str(base / p) if str(base) not in ("", ".") else value
-
-
-def _from_file(value: str, base: Path) -> str:
-    """A read-only path from a config file: relative values resolve from the file's folder."""
-    p = Path(value).expanduser()
-    if not value or p.is_absolute() or str(base) in ("", "."):
-        return value
-    return str(base / p)
 
 
 def coerce_run_value(key: str, value: Any, where: str) -> Any:
@@ -200,15 +186,8 @@ def parse_config(doc: dict[str, Any], source: str = "", *, trusted: bool = False
     base = Path(source).parent if source else Path(".")
     for key, value in run.items():
         value = coerce_run_value(key, value, cfg.where("run"))
-        where = f"{cfg.where('run')} key '{key}'"
         if not trusted:
-            if key in FILE_PATH_KEYS:
-                value = [_inside(v, base, where) for v in value] if isinstance(value, list) \
-                    else (_inside(value, base, where) if value else value)
-            elif key == "name" and (value in (".", "..") or any(c in value for c in "/\\\x00")):
-                raise ConfigError(f"{where}: a run name, not a path (got {value!r}); set out for the folder")
-            elif key == "data_dir":
-                value = _from_file(value, base)
+            value = run_value_from_file(key, value, base, f"{cfg.where('run')} key '{key}'")
         setattr(cfg, key, value)
     for kind in PLUGIN_TABLES:
         tables = doc.get(kind, {})
@@ -220,9 +199,7 @@ def parse_config(doc: dict[str, Any], source: str = "", *, trusted: bool = False
                                   f"got {type(table).__name__}")
             table = dict(table)
             if kind == "datasets" and not trusted:
-                for k in DATASET_PATH_KEYS:
-                    if isinstance(table.get(k), str):
-                        table[k] = _from_file(table[k], base)
+                table = dataset_table_from_file(table, base)
             cfg.plugin_tables[kind][str(name)] = table
     cases = doc.get("cases", {})
     if not isinstance(cases, dict):
@@ -276,107 +253,10 @@ def default_cache_dir() -> Path:
 
 
 def default_run_name(cfg: RunConfig) -> str:
-    name = f"{'+'.join(cfg.methods)}_{'+'.join(cfg.datasets)}"
-    name = re.sub(r"[^A-Za-z0-9_.+-]", "-", name)
-    return name[:100] or "run"
+    return safe_name(f"{'+'.join(cfg.methods)}_{'+'.join(cfg.datasets)}", limit=100, default="run")
 
 
 def out_dir(cfg: RunConfig) -> Path:
     if cfg.out:
         return Path(cfg.out).expanduser()
     return Path("results") / (cfg.name or default_run_name(cfg))
-
-
-# --------------------------------------------------------------------------------------------
-# Writing TOML (the standard library only reads it)
-# --------------------------------------------------------------------------------------------
-
-_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def _key(k: str) -> str:
-    return k if _BARE.match(k) else _string(k)
-
-
-def _string(s: str) -> str:
-    out = ['"']
-    for ch in s:
-        o = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif o < 0x20 or o == 0x7F:
-            out.append(f"\\u{o:04X}")
-        elif 0xD800 <= o <= 0xDFFF:
-            out.append("\uFFFD")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(v, str):
-        return _string(v)
-    if isinstance(v, Path):
-        return _string(str(v))
-    if isinstance(v, (list, tuple, set, frozenset)):
-        items = sorted(v) if isinstance(v, (set, frozenset)) else v
-        return "[" + ", ".join(_value(x) for x in items if x is not None) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{_key(str(k))} = {_value(x)}" for k, x in v.items() if x is not None) + "}"
-    if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        return _value({f.name: getattr(v, f.name) for f in dataclasses.fields(v)})
-    return _string(str(v))
-
-
-def write_toml(doc: dict[str, Any], comments: dict[str, str] | None = None) -> str:
-    """TOML text for a document of (nested) tables of scalars and lists. ``None`` values are
-    left out (TOML has no null), so such a key reads back as its default."""
-    comments = comments or {}
-    lines: list[str] = []
-
-    def emit(path: list[str], table: dict[str, Any]) -> None:
-        scalars = {k: v for k, v in table.items() if not isinstance(v, dict) or not _is_table(v)}
-        subs = {k: v for k, v in table.items() if isinstance(v, dict) and _is_table(v)}
-        if path and (scalars or not subs):
-            if lines:
-                lines.append("")
-            name = ".".join(_key(p) for p in path)
-            if name in comments:
-                lines.append(f"# {comments[name]}")
-            lines.append(f"[{name}]")
-        for k, v in scalars.items():
-            if v is None:
-                continue
-            lines.append(f"{_key(str(k))} = {_value(v)}")
-        for k, v in subs.items():
-            emit(path + [str(k)], v)
-
-    emit([], doc)
-    return "\n".join(lines) + "\n"
-
-
-def _is_table(v: dict[str, Any]) -> bool:
-    """Nested dicts are written as [tables] when they came from the structure (marked by
-    :class:`Table`), as inline tables when they are a plugin config value."""
-    return isinstance(v, Table)
-
-
-class Table(dict):
-    """A dict written as a ``[table]`` by :func:`write_toml` (plain dicts become inline tables)."""

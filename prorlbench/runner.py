@@ -1,5 +1,10 @@
 """The runner: a grid of (method, dataset, seed) cells, computed, stored and resumable.
 
+This module keeps :func:`run` and its :class:`RunResult`; the steps live in their own modules:
+:mod:`.resolve` (every name and plugin config checked and built up front), :mod:`.seeding`,
+:mod:`.prepare` (one dataset: data, simulators, cases), :mod:`.cell` (one cell: its job, work and
+failure status) and :mod:`.executors` (where the cells run).
+
 ``run(cfg)`` does, for each dataset:
 
 1. load the data (``DatasetSpec.load``), train or load from the cache the training simulator and
@@ -10,7 +15,8 @@
    :class:`~prorlbench.api.FitContext`, ``generate`` ``max(ks)`` candidate paths per test case,
    score them with :func:`prorlbench.evaluate.evaluate_paths` against each eval simulator, and
    write the cell's files (status last, see :mod:`prorlbench.results`);
-3. merge the cells into ``cases.csv.gz``, ``cells.csv``, ``train_log.csv`` and build the report.
+3. merge the cells into ``cases.csv.gz``, ``cells.csv``, ``train_log.csv`` and build the report
+   (from the run folder and its ``metadata.json``, never from the registry).
 
 Seeds. The run seed of a cell seeds only the method (its initialisation, sampling, and the
 backbones it asks for). The data split, the case construction and the simulators depend only on
@@ -23,655 +29,41 @@ Reliability. A cell that raises, or whose per-case metrics or logged training va
 infinite, is stored as failed with a one-line reason (traceback in run.log) and the grid goes on.
 A :class:`~prorlbench.errors.UserError` from loading data or resolving configs aborts the run
 (what is already stored stays). A cell whose status file says ``ok`` with the same configuration
-fingerprint is skipped unless ``force``; so re-running an interrupted command resumes it.
+fingerprint is skipped unless ``force``; so re-running an interrupted command resumes it. What
+invalidates a cell (input file content, the training and scoring fingerprints, file checksums),
+the run lock, ``cell_timeout`` and re-scoring: docs/reliability.md.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import hashlib
 import json
 import logging
-import random
-import time
-import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
-import numpy as np
-import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
-from .api import CaseSplits, FitContext, Interactions, SequenceModel, SimulatorInfo
-from .config import build_config, to_dict
-from .errors import ConfigError, UnknownNameError, UserError
+from .cell import REUSED_FILES, CellWork, reusable_paths, run_cell, store_failure, write_traceback
+from .errors import UserError, one_line
 from .executors import CellJob, make_executor
-from .logs import CellTrainLogger, NonFiniteError, run_log
+from .files import OutputError, atomic_write_text
+from .logs import run_log
 from .plugins import Registry, load_registry
-from .results import CASE_COLUMNS, CellStatus, OutputError, RunFolder, atomic_write_bytes, cell_name
-from .runconfig import (NOT_WRITTEN, PLUGIN_TABLES, RUN_KEYS, RunConfig, Table, default_cache_dir,
-                        out_dir, write_toml)
+from .prepare import BACKBONE_SEED_OFFSET, DatasetContext, make_backbone_factory, prepare_dataset
+from .report import write_report
+from .resolve import Resolved, expand_grid, resolve, resolve_device
+from .results import CellStatus, RunFolder, cell_name
+from .runconfig import RunConfig
+from .tomlwriter import write_toml
+from .seeding import preserved_rng, seed_everything
+
+__all__ = ["run", "RunResult", "resolve", "resolve_device", "expand_grid", "Resolved", "prepare_dataset",
+           "DatasetContext", "make_backbone_factory", "BACKBONE_SEED_OFFSET", "CellWork", "run_cell",
+           "seed_everything", "preserved_rng"]
+"""Re-exported: the names tests and benchmarks import from ``prorlbench.runner``."""
 
 log = logging.getLogger("prorlbench")
-
-BACKBONE_SEED_OFFSET = 1000
-"""``make_backbone(kind, seed)`` trains with seed ``BACKBONE_SEED_OFFSET + seed``."""
-PROFILES = ("quick", "paper")
-STYLES = ("default", "paper")
-
-
-# --------------------------------------------------------------------------------------------
-# Resolution: every name and config checked before anything is computed
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Resolved:
-    """A run configuration checked against the registry, with every plugin config built."""
-
-    cfg: RunConfig
-    registry: Registry
-    out: Path
-    cache_dir: Path
-    device: torch.device
-    dataset_cfgs: dict[str, Any]
-    simulator_cfgs: dict[str, Any]
-    method_cfgs: dict[str, Any]
-    cases_cfg: Any
-    eval_simulators: list[str]
-    metrics: list[Any]
-    inputs: dict[str, str] = field(default_factory=dict)
-    """Per dataset: the content fingerprint of its input files (:func:`input_fingerprint`)."""
-
-    @property
-    def k_max(self) -> int:
-        return max(self.cfg.ks)
-
-    # Pickling (for executors that run cells in other processes): the registry holds a plugin
-    # manager and loose plugin modules, so it is rebuilt from the config where it is unpickled.
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["registry"] = None
-        state["metrics"] = [m.name for m in self.metrics]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.registry = load_registry(self.cfg.plugins_dirs)
-        self.metrics = [self.registry.metric(n) for n in state["metrics"]]
-
-    def config_document(self) -> dict[str, Any]:
-        """The content of ``<out>/config.toml``: the resolved run and every plugin config used."""
-        run = {k: getattr(self.cfg, k) for k in RUN_KEYS if k not in NOT_WRITTEN}
-        run["eval_simulators"] = list(self.eval_simulators)
-        run["metrics"] = [m.name for m in self.metrics]
-        run["plugins_dirs"] = [str(Path(p).resolve()) for p in self.cfg.plugins_dirs]
-        if self.cfg.data_dir:  # absolute, so the file re-creates the run from any folder
-            run["data_dir"] = str(Path(self.cfg.data_dir).expanduser().resolve())
-        doc: dict[str, Any] = Table(run=Table(run))
-        doc["datasets"] = Table({n: Table(_absolute_paths(to_dict(c))) for n, c in self.dataset_cfgs.items()})
-        doc["simulators"] = Table({n: Table(to_dict(c)) for n, c in self.simulator_cfgs.items()})
-        doc["methods"] = Table({n: Table(to_dict(c)) for n, c in self.method_cfgs.items()})
-        doc["cases"] = Table(to_dict(self.cases_cfg))
-        return doc
-
-    def input_fingerprint(self, dataset: str) -> str:
-        """Content fingerprint of every file the dataset may read (see :mod:`prorlbench.fingerprint`):
-        an edited data file changes it, so the cells and caches that depend on it are recomputed."""
-        if dataset not in self.inputs:
-            from .fingerprint import HASHES_FILE, FileHashes, input_locations, inputs_fingerprint
-
-            hashes = FileHashes(self.cache_dir / HASHES_FILE if self.cache_dir.is_dir() else None)
-            locations = input_locations(self.cfg.data_dir, self.dataset_cfgs[dataset])
-            self.inputs[dataset] = inputs_fingerprint(locations, hashes)
-            hashes.save()
-        return self.inputs[dataset]
-
-    def fingerprint(self, job: CellJob) -> str:
-        """The training fingerprint: hash of everything the method's fit and its generated paths
-        depend on (method, seed, dataset and its input files' content, cases, training simulator).
-        The metrics, the eval simulators and the ks are not in it: changing them re-scores the
-        stored paths (:meth:`score_fingerprint`) without retraining."""
-        key = {
-            "method": job.method, "seed": job.seed, "dataset": job.dataset,
-            "method_cfg": to_dict(self.method_cfgs[job.method]),
-            "dataset_cfg": _without_paths(to_dict(self.dataset_cfgs[job.dataset])),
-            "cases": to_dict(self.cases_cfg), "simulator": self.cfg.simulator,
-            "simulator_cfg": to_dict(self.simulator_cfgs[self.cfg.simulator]),
-            "simulator_seed": self.cfg.simulator_seed, "inputs": self.input_fingerprint(job.dataset),
-        }
-        blob = json.dumps(key, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-    def score_fingerprint(self) -> str:
-        """Hash of how stored paths are scored: metrics, eval simulators (and configs), ks."""
-        key = {"metrics": [m.name for m in self.metrics], "ks": list(self.cfg.ks),
-               "eval": {n: to_dict(self.simulator_cfgs[n]) for n in self.eval_simulators},
-               "eval_order": list(self.eval_simulators), "simulator_seed": self.cfg.simulator_seed,
-               "eval_batch_size": self.cfg.eval_batch_size}
-        blob = json.dumps(key, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _absolute_paths(d: dict[str, Any]) -> dict[str, Any]:
-    from .runconfig import DATASET_PATH_KEYS
-
-    return {k: (str(Path(v).expanduser().resolve()) if k in DATASET_PATH_KEYS and isinstance(v, str) and v
-                else v) for k, v in d.items()}
-
-
-def _without_paths(d: dict[str, Any]) -> dict[str, Any]:
-    """A dataset config without its input-path keys: the inputs fingerprint (content and resolved
-    location) stands for them, so spelling a path relative or absolute changes nothing."""
-    from .runconfig import DATASET_PATH_KEYS
-
-    return {k: v for k, v in d.items() if k not in DATASET_PATH_KEYS}
-
-
-def resolve_device(name: str) -> torch.device:
-    name = (name or "auto").strip().lower()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: CUDA is not available on this machine "
-                              "(torch.cuda.is_available() is False); use --device cpu or auto")
-        try:
-            dev = torch.device(name)
-        except RuntimeError:
-            raise ConfigError(f"--device {name}: not a valid device name") from None
-        if dev.index is None:  # an explicit index, so device comparisons (cuda vs cuda:0) agree
-            dev = torch.device("cuda", torch.cuda.current_device())
-        if dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
-        return dev
-    raise ConfigError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
-
-
-def _check_names(kind: str, names: Sequence[str], registry: Registry) -> None:
-    for n in names:
-        if n not in registry.specs[kind]:
-            err = UnknownNameError(kind.rstrip("s"), n, registry.names(kind))
-            failed = [f.plugin for f in registry.failures]
-            if failed:
-                raise UserError(f"{err}; note: {len(failed)} plugin(s) failed to load "
-                                f"(see `prorlbench list`): {', '.join(failed)}")
-            raise err
-
-
-def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
-    """Check names, profile, device and every plugin table; build the plugin configs."""
-    from .cases import CaseConfig
-
-    if not cfg.methods:
-        raise ConfigError("no methods given: pass --methods A,B or set methods in the [run] table "
-                          "(see `prorlbench list methods`)")
-    if not cfg.datasets:
-        raise ConfigError("no datasets given: pass --datasets NAME or set datasets in [run]")
-    if not cfg.seeds:
-        raise ConfigError("no seeds given: pass --seeds 0,1,2 or set seeds in [run]")
-    for key in ("methods", "datasets", "seeds"):
-        vals = getattr(cfg, key)
-        dup = sorted({str(v) for v in vals if vals.count(v) > 1})
-        if dup:
-            raise ConfigError(f"{key}: listed twice: {', '.join(dup)}")
-    if cfg.profile not in PROFILES:
-        raise ConfigError(f"profile '{cfg.profile}': expected one of {', '.join(PROFILES)}")
-    if cfg.style not in STYLES:
-        raise ConfigError(f"style '{cfg.style}': expected one of {', '.join(STYLES)}")
-    make_executor(cfg.executor)  # unknown name -> UserError now, not after the data is loaded
-    _check_names("methods", cfg.methods, registry)
-    _check_names("datasets", cfg.datasets, registry)
-    eval_sims = list(dict.fromkeys(cfg.eval_simulators)) or [cfg.simulator]
-    _check_names("simulators", [cfg.simulator, *eval_sims], registry)
-    if cfg.metrics:
-        _check_names("metrics", cfg.metrics, registry)
-        metric_names = list(dict.fromkeys(cfg.metrics))
-    else:
-        metric_names = registry.names("metrics")
-    if not metric_names:
-        raise UserError("no metrics are registered (did the built-in metrics plugin fail to load? "
-                        "see `prorlbench list metrics`)")
-    metrics = [registry.metric(n) for n in metric_names]
-
-    # Every plugin table in the file must name a registered plugin, even if unused in this run.
-    for kind in PLUGIN_TABLES:
-        for name in cfg.plugin_tables.get(kind, {}):
-            if name not in registry.specs[kind]:
-                err = UnknownNameError(kind.rstrip("s"), name, registry.names(kind))
-                raise ConfigError(f"{cfg.where(kind + '.' + name)}: {err}")
-
-    def build(kind: str, name: str, cls: type) -> Any:
-        return build_config(cls, cfg.table(kind, name), where=cfg.where(f"{kind}.{name}"),
-                            profile=cfg.profile)
-
-    # Tables of plugins this run does not use are checked too: a typo there is still a typo.
-    for kind in PLUGIN_TABLES:
-        for name in cfg.plugin_tables.get(kind, {}):
-            build(kind, name, registry.get(kind, name).config_cls)
-    dataset_cfgs = {n: build("datasets", n, registry.dataset(n).config_cls) for n in cfg.datasets}
-    sims = list(dict.fromkeys([cfg.simulator, *eval_sims]))
-    simulator_cfgs = {n: build("simulators", n, registry.simulator(n).config_cls) for n in sims}
-    method_cfgs = {n: build("methods", n, registry.method(n).config_cls) for n in cfg.methods}
-    cases_cfg = build_config(CaseConfig, cfg.cases, where=cfg.where("cases"), profile=cfg.profile)
-    if not registry.simulator(cfg.simulator).learned:
-        log.warning("training simulator '%s' is a ground-truth simulator: methods will be trained "
-                    "against the true user model", cfg.simulator)
-    device = resolve_device(cfg.device)
-    cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
-    if cache.exists() and not cache.is_dir():
-        raise ConfigError(f"cache dir {cache}: is a file, expected a folder (--cache-dir, cache_dir "
-                          "or $PRORLBENCH_CACHE_DIR)")
-    return Resolved(cfg=cfg, registry=registry, out=out_dir(cfg), cache_dir=cache, device=device,
-                    dataset_cfgs=dataset_cfgs, simulator_cfgs=simulator_cfgs, method_cfgs=method_cfgs,
-                    cases_cfg=cases_cfg, eval_simulators=eval_sims, metrics=metrics)
-
-
-def expand_grid(methods: Sequence[str], datasets: Sequence[str], seeds: Sequence[int]) -> list[CellJob]:
-    """All cells, dataset-major then method then seed (the order they are computed in)."""
-    return [CellJob(m, d, int(s)) for d in datasets for m in methods for s in seeds]
-
-
-# --------------------------------------------------------------------------------------------
-# Per-dataset preparation
-# --------------------------------------------------------------------------------------------
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's global generators (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-@contextlib.contextmanager
-def preserved_rng() -> Iterator[None]:
-    """Restore Python's, NumPy's and torch's global RNG states after the block."""
-    py, npy, cpu = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    try:
-        yield
-    finally:
-        random.setstate(py)
-        np.random.set_state(npy)
-        torch.random.set_rng_state(cpu)
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
-
-
-@dataclass
-class DatasetContext:
-    """One dataset, ready for its cells: data, simulators and cases."""
-
-    name: str
-    data: Interactions
-    cases: CaseSplits
-    simulator: SequenceModel
-    simulator_info: SimulatorInfo
-    eval_models: dict[str, SequenceModel]
-    cache_dir: Path
-    max_path_len: int
-    metrics: list[str] = field(default_factory=list)
-    """Names of the run's metrics this dataset supports (attribute metrics need item attributes)."""
-    backbones: dict[tuple[str, int], SequenceModel] = field(default_factory=dict)
-    checks: dict[str, str] = field(default_factory=dict)
-    """:func:`prorlbench.guards.model_check` of the simulators when prepared; compared before
-    every cell is scored."""
-
-
-def _cache_folder(res: Resolved, dataset: str) -> Path:
-    """Per-dataset cache folder: a different dataset config never shares cached models."""
-    blob = json.dumps({"dataset": dataset, "config": to_dict(res.dataset_cfgs[dataset]),
-                       "inputs": res.input_fingerprint(dataset)}, sort_keys=True, default=str)
-    return res.cache_dir / f"{dataset}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
-
-
-def _build_simulator(res: Resolved, name: str, data: Interactions, seed: int, cache: Path,
-                     progress: bool) -> tuple[SequenceModel, SimulatorInfo]:
-    spec = res.registry.simulator(name)
-    cache.mkdir(parents=True, exist_ok=True)
-    model, info = spec.build(res.simulator_cfgs.get(name) or build_config(spec.config_cls, {}, profile=res.cfg.profile),
-                             data, device=res.device, seed=seed, cache_dir=cache, progress=progress)
-    return model, info
-
-
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.4f}"
-
-
-def prepare_dataset(res: Resolved, name: str, progress: bool, *, scoring_only: bool = False) -> DatasetContext:
-    """Load a dataset, its simulators and its cases (seeded by configs only, never by run seeds).
-
-    Ground-truth eval simulators (``oracle``) are built first, so one that does not exist for
-    this dataset is known before anything trains. ``scoring_only`` (re-scoring stored paths)
-    builds only the eval simulators and no cases.
-    """
-    from .cases import build_cases
-    from .guards import model_check
-
-    spec = res.registry.dataset(name)
-    data_dir = Path(res.cfg.data_dir).expanduser() if res.cfg.data_dir else None
-    # Datasets that need files take their folder from --data-dir or their own `data_dir` key; the
-    # loader says which is missing (one line, naming the dataset).
-    seed_everything(res.cfg.simulator_seed)
-    t0 = time.perf_counter()
-    data = spec.load(res.dataset_cfgs[name], data_dir)
-    n_seq = {k: len(v) for k, v in data.sequences.items()}
-    log.info("dataset %s: %d items, users per split %s (%.1fs)", name, data.n_items, n_seq,
-             time.perf_counter() - t0)
-    for note in data.notes:
-        log.info("dataset %s: %s", name, note)
-    cache = _cache_folder(res, name)
-    eval_models: dict[str, SequenceModel] = {}
-    truth = [ev for ev in res.eval_simulators if not res.registry.simulator(ev).learned]
-    for ev in truth:
-        seed_everything(res.cfg.simulator_seed)
-        try:
-            eval_models[ev], _ = _build_simulator(res, ev, data, res.cfg.simulator_seed, cache, progress)
-        except UserError as exc:
-            # A ground-truth simulator (oracle) exists only for some datasets: evaluating a grid of
-            # several datasets against it skips the others instead of aborting the whole run.
-            if len(truth) == len(res.eval_simulators):
-                raise UserError(f"--eval-simulator {','.join(truth)}: {exc}; nothing was trained") from None
-            log.warning("eval simulator %s skipped on %s: %s", ev, name, exc)
-    sim: Any = None
-    info = SimulatorInfo(name=res.cfg.simulator)
-    if not scoring_only or res.cfg.simulator in res.eval_simulators:
-        seed_everything(res.cfg.simulator_seed)
-        sim, info = _build_simulator(res, res.cfg.simulator, data, res.cfg.simulator_seed, cache, progress)
-        log.info("simulator %s on %s: HR@10 %s NDCG@10 %s (%s)", info.name, name, _fmt(info.hr10),
-                 _fmt(info.ndcg10), "trained" if info.trained else f"cached {info.cache_path or ''}".strip())
-    for ev in res.eval_simulators:
-        if ev in truth:
-            continue
-        if ev == res.cfg.simulator:
-            eval_models[ev] = sim
-            continue
-        seed_everything(res.cfg.simulator_seed)
-        model, einfo = _build_simulator(res, ev, data, res.cfg.simulator_seed, cache, progress)
-        log.info("eval simulator %s on %s: HR@10 %s NDCG@10 %s", einfo.name, name, _fmt(einfo.hr10),
-                 _fmt(einfo.ndcg10))
-        eval_models[ev] = model
-    eval_models = {ev: eval_models[ev] for ev in res.eval_simulators if ev in eval_models}  # run order
-    if scoring_only:
-        cases = CaseSplits([], [], [])
-    else:
-        seed_everything(res.cfg.simulator_seed)
-        cases = build_cases(data, sim, res.cases_cfg, device=res.device, progress=progress)
-        log.info("cases on %s: train %d, valid %d, test %d", name, len(cases.train), len(cases.valid),
-                 len(cases.test))
-        if not cases.test:
-            raise UserError(f"dataset '{name}': no test cases could be built; lower [cases] "
-                            "min_target_rank or n_history, or use more users")
-    metrics = [m.name for m in res.metrics if not (m.needs_attributes and data.item_attributes is None)]
-    dropped = [m.name for m in res.metrics if m.name not in metrics]
-    if dropped:
-        if not metrics:
-            raise UserError(f"dataset '{name}' has no item attributes, which metric(s) "
-                            f"{', '.join(dropped)} need; choose other --metrics")
-        log.warning("dataset %s has no item attributes: metric(s) %s not computed", name, ", ".join(dropped))
-    checks = {"simulator": model_check(sim), **{f"eval:{n}": model_check(m) for n, m in eval_models.items()}}
-    return DatasetContext(name=name, data=data, cases=cases, simulator=sim, simulator_info=info,
-                          eval_models=eval_models, cache_dir=cache,
-                          max_path_len=int(res.cases_cfg.max_path_len), metrics=metrics, checks=checks)
-
-
-def make_backbone_factory(res: Resolved, dctx: DatasetContext, progress: bool) -> Callable[[str, int], SequenceModel]:
-    """``make_backbone(kind, seed)`` for :class:`FitContext` (see the module docstring)."""
-
-    from .guards import frozen_view
-
-    views: dict[tuple[str, int], SequenceModel] = {}
-
-    def make_backbone(kind: str, seed: int) -> SequenceModel:
-        """The cell's own read-only copy of the shared backbone (memoised for the cell)."""
-        if (kind, seed) not in views:
-            views[(kind, seed)] = frozen_view(shared_backbone(kind, seed))
-        return views[(kind, seed)]
-
-    def shared_backbone(kind: str, seed: int) -> SequenceModel:
-        spec = res.registry.simulator(kind)
-        if not spec.learned:
-            raise ValueError(f"backbone kind '{kind}' is a ground-truth simulator; use a learned one "
-                             f"({', '.join(n for n in res.registry.names('simulators') if res.registry.simulator(n).learned)})")
-        bseed = BACKBONE_SEED_OFFSET + int(seed)
-        if bseed == res.cfg.simulator_seed:
-            bseed += 1_000_000
-        key = (kind, bseed)
-        if key not in dctx.backbones:
-            cfg = res.simulator_cfgs.get(kind) or build_config(
-                spec.config_cls, res.cfg.table("simulators", kind),
-                where=res.cfg.where(f"simulators.{kind}"), profile=res.cfg.profile)
-            with preserved_rng():  # building a backbone must not shift the method's RNG streams
-                model, info = spec.build(cfg, dctx.data, device=res.device, seed=bseed,
-                                         cache_dir=dctx.cache_dir, progress=progress)
-            log.info("backbone %s (seed %d) on %s: HR@10 %s NDCG@10 %s", kind, bseed, dctx.name,
-                     _fmt(info.hr10), _fmt(info.ndcg10))
-            dctx.backbones[key] = model
-        return dctx.backbones[key]
-
-    return make_backbone
-
-
-# --------------------------------------------------------------------------------------------
-# One cell
-# --------------------------------------------------------------------------------------------
-
-
-class CellFailure(Exception):
-    """A method broke the output contract (wrong number of candidate lists, ...)."""
-
-
-@dataclass
-class CellWork:
-    """Computes one cell of a prepared dataset and writes its files (picklable state only
-    besides the dataset context, so a remote executor can ship it)."""
-
-    res: Resolved
-    dctx: DatasetContext
-    folder: RunFolder
-    progress: bool
-    watch: Any = None
-    """The run's :class:`~prorlbench.guards.InterruptWatch` (not shipped to remote workers)."""
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "watch": None}
-
-    def __call__(self, job: CellJob) -> CellStatus:
-        return run_cell(self.res, self.dctx, job, self.folder, progress=self.progress, watch=self.watch)
-
-
-def _one_line(exc: BaseException) -> str:
-    msg = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
-
-
-REUSED_FILES = ("paths", "train_log", "policy")
-"""The cell files a re-scored cell keeps (each must match its checksum); its per-case table is rebuilt."""
-
-
-def reusable_paths(res: Resolved, folder: RunFolder, job: CellJob) -> CellStatus | None:
-    """The stored status of a cell whose paths can be scored again: ok, the same training
-    fingerprint, enough candidates stored, and every file matching its checksum."""
-    st = folder.read_status(job.name)
-    if st is None or not st.ok or st.fingerprint != res.fingerprint(job) or "paths" not in st.files:
-        return None
-    if st.n_candidates < res.k_max or folder.verify(job.name, st, kinds=REUSED_FILES) is not None:
-        return None
-    return st
-
-
-def score_paths(res: Resolved, dctx: DatasetContext, job: CellJob, test: Sequence[Any],
-                candidates: list[list[tuple[int, ...]]]) -> pd.DataFrame:
-    """The per-case table of one cell: every eval simulator scores the (first ``max(ks)``) paths."""
-    from .evaluate import evaluate_paths
-    from .guards import model_check
-
-    changed = [n for n, m in [("simulator", dctx.simulator), *((f"eval:{e}", m) for e, m in dctx.eval_models.items())]
-               if n in dctx.checks and model_check(m) != dctx.checks[n]]
-    if changed:
-        raise CellFailure(f"the shared simulator state changed ({', '.join(changed)}) before this cell "
-                          "was scored; a plugin edited it outside its own copy")
-    if not dctx.eval_models:
-        raise CellFailure("no eval simulator exists for this dataset")
-    candidates = [c[: res.k_max] for c in candidates]
-    frames = []
-    metrics = [res.registry.metric(n) for n in dctx.metrics]
-    for ev_name, model in dctx.eval_models.items():
-        df = evaluate_paths(model, test, candidates, metrics, ks=tuple(res.cfg.ks),
-                            item_attributes=dctx.data.item_attributes,
-                            batch_size=res.cfg.eval_batch_size, device=res.device)
-        frames.append(df.assign(method=job.method, dataset=job.dataset, simulator=ev_name, seed=job.seed))
-    table = pd.concat(frames, ignore_index=True)[CASE_COLUMNS]
-    values = pd.to_numeric(table["value"], errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        rows = table[bad]
-        which = ", ".join(sorted({f"{r.metric}@{r.k} ({r.simulator})" for r in rows.itertuples()}))
-        raise NonFiniteError(f"{int(bad.sum())} non-finite metric value(s): {which}")
-    return table
-
-
-def rescore_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolder,
-                 prev: CellStatus) -> CellStatus:
-    """Score a cell's stored paths again (new metrics, eval simulators or ks); no method is built."""
-    from .store import read_paths
-
-    name = job.name
-    status = dataclasses.replace(prev, eval_simulator=",".join(res.eval_simulators),
-                                 score_fingerprint=res.score_fingerprint(), skipped=False)
-    try:
-        test, candidates = read_paths(folder.cell_paths(name))
-        table = score_paths(res, dctx, job, test, candidates)
-    except OutputError:
-        raise
-    except Exception as exc:
-        status.status, status.error = "failed", f"re-scoring stored paths failed: {_one_line(exc)}"
-        log.error("cell %s: %s", name, status.error)
-        _write_traceback(folder, name)
-        folder.clear_cell(name)
-        folder.write_status(name, status)
-        return status
-    folder.write_cell_cases(name, table)
-    status.files = folder.checksums(name)
-    folder.write_status(name, status)
-    log.info("cell %s re-scored from its stored paths (%d cases)", name, len(test))
-    return status
-
-
-def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolder, *,
-             progress: bool = False, watch: Any = None) -> CellStatus:
-    """Fit, generate, evaluate and store one cell; failures are contained in the status.
-
-    A cell whose stored paths are still valid for its training fingerprint is only re-scored
-    (:func:`rescore_cell`). The method gets a frozen private copy of the simulator; a cell whose
-    method changed it, raised ``SystemExit``, raised ``KeyboardInterrupt`` itself (not a real
-    Ctrl-C, which stops the grid) or ran past ``cell_timeout`` fails with a one-line reason.
-    """
-    from .guards import CellTimeout, deadline, frozen_view, model_check
-    from .store import write_paths
-
-    name = job.name
-    prev = None if res.cfg.force else reusable_paths(res, folder, job)
-    if prev is not None:
-        return rescore_cell(res, dctx, job, folder, prev)
-    folder.clear_cell(name)
-    status = CellStatus(method=job.method, dataset=job.dataset, seed=job.seed, simulator=res.cfg.simulator,
-                        eval_simulator=",".join(res.eval_simulators), status="failed",
-                        fingerprint=res.fingerprint(job), score_fingerprint=res.score_fingerprint())
-    logger = CellTrainLogger(folder.cell_train_log(name), job.method, job.dataset, job.seed)
-    t0 = time.perf_counter()
-    if res.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(res.device)
-    try:
-        with deadline(res.cfg.cell_timeout):
-            seed_everything(job.seed)
-            spec = res.registry.method(job.method)
-            method = spec.factory(res.method_cfgs[job.method])
-            view = frozen_view(dctx.simulator)
-            before = model_check(view)
-            ctx = FitContext(
-                data=dctx.data, cases=dctx.cases, simulator=view, simulator_name=res.cfg.simulator,
-                device=res.device, seed=job.seed, cache_dir=dctx.cache_dir, max_path_len=dctx.max_path_len,
-                logger=logger, progress=progress, make_backbone=make_backbone_factory(res, dctx, progress),
-            )
-            method.fit(ctx)
-            test = dctx.cases.test
-            candidates = method.generate(test, res.k_max)
-            if len(candidates) != len(test):
-                raise CellFailure(f"generate returned {len(candidates)} candidate lists for {len(test)} cases")
-            candidates = [[tuple(int(i) for i in p) for p in list(c)[: res.k_max]] for c in candidates]
-            too_long = max((len(p) for c in candidates for p in c), default=0)
-            if too_long > dctx.max_path_len:
-                raise CellFailure(f"generate returned a path of {too_long} items; max_path_len is {dctx.max_path_len}")
-            if model_check(view) != before:
-                raise CellFailure("the method changed the simulator it was given (ctx.simulator: weights, "
-                                  "train/eval mode or requires_grad); treat it as read-only")
-            table = score_paths(res, dctx, job, test, candidates)
-        logger.close()
-        write_paths(folder.cell_paths(name), test, candidates)
-        policy = getattr(method, "policy", None)
-        if isinstance(policy, torch.nn.Module):
-            state = {k: v.detach().cpu() for k, v in policy.state_dict().items()}
-            atomic_write_bytes(folder.cell_policy(name), lambda fh: torch.save(state, fh))
-        folder.write_cell_cases(name, table)
-        status.files = folder.checksums(name)
-        status.status = "ok"
-        status.n_cases = len(test)
-        status.n_candidates = res.k_max
-    except KeyboardInterrupt:
-        logger.close()
-        if watch is None or watch.real():
-            raise
-        _fail(status, folder, name, "KeyboardInterrupt raised by the method itself (not a Ctrl-C)")
-    except SystemExit as exc:
-        _fail(status, folder, name, f"SystemExit({exc.code!r}) raised by the method (sys.exit in a plugin)")
-    except CellTimeout as exc:
-        _fail(status, folder, name, f"timed out: {exc}; the grid goes on")
-    except OutputError:
-        raise
-    except Exception as exc:  # containment: the grid goes on
-        _fail(status, folder, name, _one_line(exc))
-    finally:
-        logger.close()
-        if res.device.type == "cuda":
-            status.peak_gpu_mib = round(torch.cuda.max_memory_allocated(res.device) / 2**20, 1)
-            torch.cuda.empty_cache()
-    status.seconds = round(time.perf_counter() - t0, 3)
-    if status.ok and folder.cell_train_log(name).exists():
-        status.files = folder.checksums(name)  # the train log is complete now
-    folder.write_status(name, status)
-    if status.ok:
-        gpu = f", peak GPU memory {status.peak_gpu_mib:.0f} MiB" if status.peak_gpu_mib is not None else ""
-        log.info("cell %s ok (%d cases, %.1fs%s)", name, status.n_cases, status.seconds, gpu)
-    return status
-
-
-def _fail(status: CellStatus, folder: RunFolder, name: str, error: str) -> None:
-    status.status, status.error = "failed", error
-    log.error("cell %s failed: %s", name, status.error)
-    _write_traceback(folder, name)
-
-
-def _write_traceback(folder: RunFolder, name: str) -> None:
-    """The full traceback goes to run.log (file only, not the console)."""
-    for h in log.handlers:
-        if isinstance(h, logging.FileHandler):
-            try:
-                h.stream.write(traceback.format_exc())
-                h.flush()
-            except (OSError, ValueError):
-                pass
-
-
-# --------------------------------------------------------------------------------------------
-# The grid
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -715,17 +107,30 @@ def _done(folder: RunFolder, res: Resolved, job: CellJob) -> CellStatus | None:
     return st
 
 
+def _why_not_rescorable(res: Resolved, folder: RunFolder, job: CellJob) -> str | None:
+    if reusable_paths(res, folder, job) is not None:
+        return None
+    st = folder.read_status(job.name)
+    if st is None or not st.ok:
+        return "it is not stored as ok"
+    if st.fingerprint != res.fingerprint(job):
+        return "its training configuration differs from the stored one"
+    if st.n_candidates < res.k_max:
+        return f"only {st.n_candidates} candidates are stored (max ks {res.k_max})"
+    return folder.verify(job.name, st, kinds=REUSED_FILES) or "no paths are stored"
+
+
 def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | None = None,
         report: bool = True, rescore_only: bool = False) -> RunResult:
     """Run (or resume) the grid of ``cfg`` and write the run folder; see the module docstring.
 
     ``rescore_only`` (``prorlbench rescore``): every cell must have stored paths valid for its
     training fingerprint; they are scored again and no method is built or fitted.
-    Raises :class:`UserError` for bad input and lets ``KeyboardInterrupt`` through (finished
-    cells stay on disk). Never prints.
+    The run holds the output folder's lock (:func:`prorlbench.guards.run_lock`; ``cfg.wait``
+    waits for another run instead of failing). Raises :class:`UserError` for bad input and lets
+    ``KeyboardInterrupt`` through (finished cells stay on disk). Never prints.
     """
     from .guards import InterruptWatch, run_lock
-    from .results import atomic_write_text
 
     if registry is None:
         registry = load_registry(cfg.plugins_dirs)
@@ -736,36 +141,33 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
         folder.make()
     except OSError as exc:
         raise UserError(f"cannot create output folder {res.out}: {exc.strerror}") from None
-    executor = make_executor(cfg.executor)
+    executor = make_executor(cfg.executor, res.executor_factories())
     jobs = expand_grid(cfg.methods, cfg.datasets, cfg.seeds)
     with run_lock(res.out, wait=cfg.wait), InterruptWatch() as watch:
         if rescore_only:
             for j in jobs:
-                if reusable_paths(res, folder, j) is None:
-                    st = folder.read_status(j.name)
-                    why = ("it is not stored as ok" if st is None or not st.ok else
-                           "its training configuration differs from the stored one" if st.fingerprint != res.fingerprint(j)
-                           else f"only {st.n_candidates} candidates are stored (max ks {res.k_max})"
-                           if st.n_candidates < res.k_max else
-                           folder.verify(j.name, st, kinds=REUSED_FILES) or "no paths are stored")
+                why = _why_not_rescorable(res, folder, j)
+                if why is not None:
                     raise UserError(f"cell {j.name} cannot be re-scored: {why}; run `prorlbench run` "
                                     "to compute it")
         folder.remove_stale_tmp()
         atomic_write_text(folder.config, write_toml(res.config_document()))
+        atomic_write_text(folder.metadata, json.dumps(res.metadata_document(), indent=1) + "\n")
         try:
             log_cm = run_log(folder.log)
             log_cm.__enter__()
         except OSError as exc:
             raise OutputError(f"{folder.log}: cannot write ({exc.strerror or exc})") from None
         try:
-            return _run_grid(res, registry, folder, executor, jobs, progress, report, watch, rescore_only)
+            return _run_grid(res, folder, executor, jobs, progress, report, watch, rescore_only)
         finally:
             log_cm.__exit__(None, None, None)
 
 
-def _run_grid(res: Resolved, registry: Registry, folder: RunFolder, executor: Any, jobs: list[CellJob],
-              progress: bool, report: bool, watch: Any, rescore_only: bool) -> RunResult:
+def _run_grid(res: Resolved, folder: RunFolder, executor: Any, jobs: list[CellJob], progress: bool,
+              report: bool, watch: Any, rescore_only: bool) -> RunResult:
     cfg = res.cfg
+    where = res.executor_context(folder.root)
     statuses: dict[str, CellStatus] = {}
     log.info("run %s: %d cells (%s x %s x seeds %s), device %s, executor %s", res.out, len(jobs),
              ",".join(cfg.methods), ",".join(cfg.datasets), ",".join(map(str, cfg.seeds)),
@@ -792,20 +194,15 @@ def _run_grid(res: Resolved, registry: Registry, folder: RunFolder, executor: An
             except (UserError, KeyboardInterrupt):
                 raise
             except Exception as exc:  # e.g. a simulator crashed: this dataset's cells fail
-                msg = f"preparing dataset '{dataset}' failed: {_one_line(exc)}"
+                msg = f"preparing dataset '{dataset}' failed: {one_line(exc)}"
                 log.error(msg)
-                _write_traceback(folder, dataset)
+                write_traceback()
                 for j in todo:
-                    st = CellStatus(method=j.method, dataset=j.dataset, seed=j.seed,
-                                    simulator=cfg.simulator, eval_simulator=",".join(res.eval_simulators),
-                                    status="failed", error=msg, fingerprint=res.fingerprint(j))
-                    folder.clear_cell(j.name)
-                    folder.write_status(j.name, st)
-                    statuses[j.name] = st
+                    statuses[j.name] = store_failure(res, j, folder, msg, log_error=False)
                     bar.update(1)
                 continue
             work = CellWork(res, dctx, folder, progress, watch)
-            for st in executor.run(todo, work):
+            for st in executor.run(todo, work, where):
                 statuses[cell_name(st.method, st.dataset, st.seed)] = st
                 bar.set_postfix_str(f"{st.method}/{st.dataset}/s{st.seed} {st.status}")
                 bar.update(1)
@@ -819,24 +216,12 @@ def _run_grid(res: Resolved, registry: Registry, folder: RunFolder, executor: An
              len(result.computed), len(result.skipped), n_fail)
     if report:
         try:
-            result.summary = build_report(res.out, style=cfg.style, registry=registry)
+            result.summary = write_report(res.out, style=cfg.style)
         except UserError as exc:
             result.report_error = str(exc)
             log.error("report: %s", exc)
         except Exception as exc:
-            result.report_error = _one_line(exc)
+            result.report_error = one_line(exc)
             log.error("report failed: %s", result.report_error)
-            _write_traceback(folder, "report")
+            write_traceback()
     return result
-
-
-def build_report(run_dir: Path, *, style: str = "default", metrics: Sequence[str] | None = None,
-                 ks: Sequence[int] | None = None, registry: Registry | None = None) -> str:
-    """:func:`prorlbench.report.write_report`, with a clear error while it is unavailable."""
-    try:
-        from .report import write_report
-    except ImportError as exc:
-        raise UserError(f"the report module is not available ({exc}); the per-case results are in "
-                        f"{run_dir / 'cases.csv.gz'}") from None
-    return write_report(Path(run_dir), style=style, metrics=list(metrics) if metrics else None,
-                        ks=list(ks) if ks else None, registry=registry)

@@ -41,10 +41,10 @@ def encode_paths(cases: Sequence[Case], candidates: Sequence[Sequence[Sequence[i
 
 
 def write_paths(path: str | Path, cases: Sequence[Case], candidates: Sequence[Sequence[Sequence[int]]]) -> None:
-    from .results import atomic_write_bytes
+    from .files import atomic_write
 
     data = encode_paths(cases, candidates)
-    atomic_write_bytes(path, lambda fh: fh.write(data))
+    atomic_write(path, lambda fh: fh.write(data), "wb")
 
 
 def read_paths(path: str | Path) -> tuple[list[Case], list[list[tuple[int, ...]]]]:

@@ -92,14 +92,18 @@ def test_oracle_without_a_ground_truth_world_is_refused_before_training(tmp_path
     _, cfg = setup(tmp_path, monkeypatch, methods=["pop"], eval_simulators=["oracle"])
     monkeypatch.setenv("PRORLBENCH_PLUGINS", "simple_baselines,metrics,oracle")
     reg = load_registry(cfg.plugins_dirs)
+    import importlib.util
+
+    mod = importlib.import_module("prorlbench.prepare") if importlib.util.find_spec("prorlbench.prepare") \
+        else runner  # where prepare_dataset lives
     built = []
-    real = runner._build_simulator
+    real = mod._build_simulator
 
     def spy(res, name, *a, **kw):
         built.append(name)
         return real(res, name, *a, **kw)
 
-    monkeypatch.setattr(runner, "_build_simulator", spy)
+    monkeypatch.setattr(mod, "_build_simulator", spy)
     with pytest.raises(UserError, match="oracle.*ground-truth world.*nothing was trained"):
         run(cfg, reg, report=False)
     assert built == ["oracle"]

@@ -22,34 +22,27 @@ takes optional explicit ``positions`` and a ``key_mask`` of real items.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from prorlbench import hookimpl
-from prorlbench.api import Interactions, SimulatorInfo, SimulatorSpec
-from prorlbench.config import opt
-from prorlbench.errors import ConfigError
-from prorlbench.seqtrain import SharedEmbeddingHead, check_training_keys, train_or_load
+from prorlbench.api import SimulatorSpec
+from prorlbench.toolkit import ConfigError, SeqTrainConfig, SharedEmbeddingHead, opt, simulator_build
 
 
 @dataclass
-class SASRecConfig:
+class SASRecConfig(SeqTrainConfig):
+    """SASRec's architecture keys; the training keys (lr, epochs, ...) are ``SeqTrainConfig``'s."""
+
     hidden: int = opt(64, "hidden size d (item and position embeddings, attention, output)")
     n_layers: int = opt(2, "number of transformer blocks")
     n_heads: int = opt(2, "attention heads per block")
     inner: int = opt(256, "feed-forward inner size")
     dropout: float = opt(0.5, "dropout on hidden states and attention weights during training")
     layer_norm_eps: float = opt(1e-12, "LayerNorm epsilon (RecBole default)")
-    init_std: float = opt(0.02, "std of the normal weight initialisation")
-    max_seq_len: int = opt(50, "longest input sequence; older items are dropped")
-    lr: float = opt(1e-3, "learning rate (AdamW)")
-    weight_decay: float = opt(0.0, "AdamW weight decay (0 = Adam, RecBole's default)")
-    batch_size: int = opt(128, "training windows per batch")
-    epochs: int = opt(15, "maximum training epochs")
-    patience: int = opt(3, "stop after this many epochs without a better validation NDCG@10")
 
     PROFILES: ClassVar[dict[str, dict]] = {
         "quick": {"epochs": 15, "patience": 3, "batch_size": 128},
@@ -57,7 +50,7 @@ class SASRecConfig:
     }
 
     def __post_init__(self) -> None:
-        check_training_keys("sasrec", self)
+        super().__post_init__()
         for key in ("hidden", "n_layers", "n_heads", "inner"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"simulators.sasrec: {key} must be >= 1, got {getattr(self, key)}")
@@ -66,8 +59,8 @@ class SASRecConfig:
                               f"{self.n_heads}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"simulators.sasrec: dropout must be in [0, 1), got {self.dropout}")
-        if self.layer_norm_eps <= 0 or self.init_std <= 0:
-            raise ConfigError("simulators.sasrec: layer_norm_eps and init_std must be > 0")
+        if self.layer_norm_eps <= 0:
+            raise ConfigError(f"simulators.sasrec: layer_norm_eps must be > 0, got {self.layer_norm_eps}")
 
 
 class _Block(nn.Module):
@@ -151,11 +144,8 @@ class SASRec(SharedEmbeddingHead, nn.Module):
         return x
 
 
-def build(cfg: SASRecConfig, data: Interactions, *, device: Any = "cpu", seed: int = 0,
-          cache_dir: Any = None, progress: bool = False) -> tuple[SASRec, SimulatorInfo]:
-    """Train SASRec on ``data.sequences["train"]`` (or load it from ``cache_dir``)."""
-    return train_or_load("sasrec", lambda c, n: SASRec(c, n), cfg, data, device=device, seed=seed,
-                         cache_dir=cache_dir, progress=progress)
+build = simulator_build("sasrec", SASRec)
+"""Train SASRec on ``data.sequences["train"]`` (or load it from ``cache_dir``)."""
 
 
 @hookimpl

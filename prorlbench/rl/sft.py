@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -29,8 +28,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..api import Case, FitContext
+from ..files import atomic_write, entry_lock
 from ..fingerprint import state_fingerprint
-from ..seqtrain import entry_lock
 from .config import SFT_FIELDS, RLConfig
 from .policy import CaseTensors, PathPolicy
 from .trainer import log_finite, validation_ioi
@@ -111,10 +110,7 @@ def _train_or_load_sft(ctx: FitContext, cfg: RLConfig, max_path_len: int, path: 
         torch.manual_seed(ctx.seed)
         policy = build_policy(cfg, n_items, max_path_len).to(ctx.device)
         info = _fit(policy, ctx, cfg, max_path_len)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"policy": policy.state_dict(), "info": info}, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save({"policy": policy.state_dict(), "info": info}, f))
     return policy.eval(), {**info, "cached": 0.0}
 
 
