@@ -90,11 +90,17 @@ REUSED_FILES = ("paths", "train_log", "policy")
 """The cell files a re-scored cell keeps (each must match its checksum); its per-case table is rebuilt."""
 
 
+RESCORE_FAILED = "re-scoring stored paths failed"
+"""Error prefix of a cell whose stored paths could not be scored (they are kept)."""
+
+
 def reusable_paths(res: Resolved, folder: RunFolder, job: CellJob) -> CellStatus | None:
     """The stored status of a cell whose paths can be scored again: ok, the same training
     fingerprint, enough candidates stored, and every file matching its checksum."""
     st = folder.read_status(job.name)
-    if st is None or not st.ok or st.fingerprint != res.fingerprint(job) or "paths" not in st.files:
+    rescore_failed = st is not None and (st.error or "").startswith(RESCORE_FAILED)
+    if st is None or not (st.ok or rescore_failed) or st.fingerprint != res.fingerprint(job) \
+            or "paths" not in st.files:
         return None
     if st.n_candidates < res.k_max or folder.verify(job.name, st, kinds=REUSED_FILES) is not None:
         return None
@@ -137,18 +143,19 @@ def rescore_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunF
     from .store import read_paths
 
     name = job.name
-    status = dataclasses.replace(prev, eval_simulator=",".join(res.eval_simulators),
+    status = dataclasses.replace(prev, eval_simulator=",".join(res.eval_simulators), status="ok", error=None,
                                  score_fingerprint=res.score_fingerprint(), skipped=False)
     try:
         test, candidates = read_paths(folder.cell_paths(name))
         table = score_paths(res, dctx, job, test, candidates)
     except OutputError:
         raise
-    except Exception as exc:
-        status.status, status.error = "failed", f"re-scoring stored paths failed: {one_line(exc)}"
+    except Exception as exc:  # the stored paths stay: the cell can be re-scored again
+        status.status, status.error = "failed", f"{RESCORE_FAILED}: {one_line(exc)}"
         log.error("cell %s: %s", name, status.error)
         write_traceback()
-        folder.clear_cell(name)
+        folder.cell_cases(name).unlink(missing_ok=True)
+        status.files = {k: v for k, v in status.files.items() if k != "cases"}
         folder.write_status(name, status)
         return status
     folder.write_cell_cases(name, table)

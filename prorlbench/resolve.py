@@ -79,6 +79,12 @@ class Resolved:
         doc["simulators"] = Table({n: Table(to_dict(c)) for n, c in self.simulator_cfgs.items()})
         doc["methods"] = Table({n: Table(to_dict(c)) for n, c in self.method_cfgs.items()})
         doc["cases"] = Table(to_dict(self.cases_cfg))
+        # Tables of plugins this run did not use are kept as given (already validated), so that
+        # `prorlbench rescore --eval-simulator NAME` finds the user's [simulators.NAME].
+        for kind in PLUGIN_TABLES:
+            for name, table in self.cfg.plugin_tables.get(kind, {}).items():
+                if name not in doc[kind]:
+                    doc[kind][name] = Table(dict(table))
         return doc
 
     def metadata_document(self) -> dict[str, Any]:

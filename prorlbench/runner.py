@@ -197,6 +197,8 @@ def _run_grid(res: Resolved, folder: RunFolder, executor: Any, jobs: list[CellJo
                 msg = f"preparing dataset '{dataset}' failed: {one_line(exc)}"
                 log.error(msg)
                 write_traceback()
+                if scoring_only:  # never turn cells with stored paths into failures
+                    raise UserError(f"{msg}; the stored cells are unchanged") from None
                 for j in todo:
                     statuses[j.name] = store_failure(res, j, folder, msg, log_error=False)
                     bar.update(1)

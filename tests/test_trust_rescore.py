@@ -125,3 +125,33 @@ def test_rescore_cli(tmp_path, monkeypatch, capsys):
     assert code == 0, captured.err
     assert "re-scored from their stored paths" in captured.out
     assert set(pd.read_csv(Path(cfg.out) / "summary.csv")["simulator"]) == {"fakesim2"}
+
+
+def test_a_failed_rescore_keeps_the_stored_paths(tmp_path, monkeypatch):
+    from prorlbench import evaluate
+
+    reg, cfg = setup(tmp_path, monkeypatch, methods=["behaving"])
+    run(cfg, reg, report=False)
+    real = evaluate.evaluate_paths
+
+    def broken(*a, **kw):
+        raise RuntimeError("scorer broke")
+
+    monkeypatch.setattr(evaluate, "evaluate_paths", broken)
+    res = rescore(cfg.out, cache_dir=str(tmp_path / "cache"), progress=False, report=False)
+    assert [c.error.startswith("re-scoring stored paths failed") for c in res.failed] == [True]
+    assert RunFolder(cfg.out).cell_paths("behaving__tinyfake__s0").exists()
+    monkeypatch.setattr(evaluate, "evaluate_paths", real)
+    res = rescore(cfg.out, cache_dir=str(tmp_path / "cache"), progress=False, report=False)
+    assert not res.failed and fits(tmp_path) == 1
+
+
+def test_rescore_with_an_unused_simulator_table_uses_it(tmp_path, monkeypatch):
+    """config.toml keeps [simulators.NAME] tables the run did not use, for a later rescore."""
+    from prorlbench.runconfig import read_config_file
+
+    reg, cfg = setup(tmp_path, monkeypatch, methods=["pop"])
+    cfg.plugin_tables["simulators"]["fakesim2"] = {"dim": 4}
+    run(cfg, reg, report=False)
+    stored = read_config_file(Path(cfg.out) / "config.toml", trusted=True)
+    assert stored.plugin_tables["simulators"]["fakesim2"] == {"dim": 4}
