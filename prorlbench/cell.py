@@ -102,9 +102,15 @@ def reusable_paths(res: Resolved, folder: RunFolder, job: CellJob) -> CellStatus
     if st is None or not (st.ok or rescore_failed) or st.fingerprint != res.fingerprint(job) \
             or "paths" not in st.files:
         return None
-    if st.n_candidates < res.k_max or folder.verify(job.name, st, kinds=REUSED_FILES) is not None:
+    if st.n_candidates < res.k_max or not backbones_match(res, st) \
+            or folder.verify(job.name, st, kinds=REUSED_FILES) is not None:
         return None
     return st
+
+
+def backbones_match(res: Resolved, st: CellStatus) -> bool:
+    """Every backbone the cell's method used still has the config it was trained with."""
+    return all(res.backbone_fingerprint(kind) == digest for kind, digest in st.backbones.items())
 
 
 def score_paths(res: Resolved, dctx: DatasetContext, job: CellJob, test: Sequence[Any],
@@ -192,12 +198,19 @@ def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolde
             seed_everything(job.seed)
             spec = res.registry.method(job.method)
             method = spec.factory(res.method_cfgs[job.method])
+            make_backbone = make_backbone_factory(res, dctx, progress)
+
+            def recording(kind: str, seed: int) -> Any:
+                model = make_backbone(kind, seed)
+                status.backbones[kind] = res.backbone_fingerprint(kind)
+                return model
+
             view = frozen_view(dctx.simulator)
             before = model_check(view)
             ctx = FitContext(
                 data=dctx.data, cases=dctx.cases, simulator=view, simulator_name=res.cfg.simulator,
                 device=res.device, seed=job.seed, cache_dir=dctx.cache_dir, max_path_len=dctx.max_path_len,
-                logger=logger, progress=progress, make_backbone=make_backbone_factory(res, dctx, progress),
+                logger=logger, progress=progress, make_backbone=recording,
             )
             method.fit(ctx)
             test = dctx.cases.test

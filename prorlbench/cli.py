@@ -101,11 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_rescore_parsers(sub, names=_names, ints=_ints, plugins_arg=_plugins_arg)
 
     ls = sub.add_parser("list", help="list registered plugins (and plugins that failed to load)",
-                        description="Show every registered dataset, simulator, method, metric and "
-                        "estimator with a one-line summary and the plugin providing it.",
+                        description="Show every registered dataset, simulator, method, metric, "
+                        "estimator and executor with a one-line summary and the plugin providing it.",
                         epilog=LIST_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     ls.add_argument("kind", nargs="?", metavar="KIND",
-                    help="methods, datasets, simulators, metrics or estimators (default: all)")
+                    help="methods, datasets, simulators, metrics, estimators or executors (default: all)")
     ls.add_argument("--details", action="store_true", help="also show each plugin's config keys")
     _plugins_arg(ls)
     return p

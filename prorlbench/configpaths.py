@@ -66,3 +66,15 @@ def dataset_table_from_file(table: dict[str, Any], base: Path) -> dict[str, Any]
     """A ``[datasets.NAME]`` table read from a config file: relative input paths resolve from ``base``."""
     return {k: (_from_file(v, base) if k in DATASET_PATH_KEYS and isinstance(v, str) else v)
             for k, v in table.items()}
+
+
+def absolute_paths(d: dict[str, Any]) -> dict[str, Any]:
+    """A dataset config with its input paths absolute (for the config.toml a run writes)."""
+    return {k: (str(Path(v).expanduser().resolve()) if k in DATASET_PATH_KEYS and isinstance(v, str) and v
+                else v) for k, v in d.items()}
+
+
+def without_paths(d: dict[str, Any]) -> dict[str, Any]:
+    """A dataset config without its input-path keys: the inputs fingerprint (content and resolved
+    location) stands for them, so spelling a path relative or absolute changes nothing."""
+    return {k: v for k, v in d.items() if k not in DATASET_PATH_KEYS}

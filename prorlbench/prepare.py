@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from .api import CaseSplits, Interactions, SequenceModel, SimulatorInfo
 from .cases import build_cases
-from .config import build_config, to_dict
+from .config import to_dict
 from .errors import UserError
 from .resolve import Resolved
 from .seeding import preserved_rng, seed_everything
@@ -60,9 +60,8 @@ def _build_simulator(res: Resolved, name: str, data: Interactions, seed: int, ca
                      progress: bool) -> tuple[SequenceModel, SimulatorInfo]:
     spec = res.registry.simulator(name)
     cache.mkdir(parents=True, exist_ok=True)
-    model, info = spec.build(res.simulator_cfgs.get(name) or build_config(spec.config_cls, {}, profile=res.cfg.profile),
-                             data, device=res.device, seed=seed, cache_dir=cache, progress=progress)
-    return model, info
+    return spec.build(res.simulator_config(name), data, device=res.device, seed=seed, cache_dir=cache,
+                      progress=progress)
 
 
 def _fmt(x: float | None) -> str:
@@ -168,9 +167,7 @@ def make_backbone_factory(res: Resolved, dctx: DatasetContext, progress: bool) -
             bseed += 1_000_000
         key = (kind, bseed)
         if key not in dctx.backbones:
-            cfg = res.simulator_cfgs.get(kind) or build_config(
-                spec.config_cls, res.cfg.table("simulators", kind),
-                where=res.cfg.where(f"simulators.{kind}"), profile=res.cfg.profile)
+            cfg = res.simulator_config(kind)
             with preserved_rng():  # building a backbone must not shift the method's RNG streams
                 model, info = spec.build(cfg, dctx.data, device=res.device, seed=bseed,
                                          cache_dir=dctx.cache_dir, progress=progress)

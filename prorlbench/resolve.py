@@ -21,6 +21,7 @@ import torch
 
 from .cases import CaseConfig
 from .config import build_config, to_dict
+from .configpaths import absolute_paths, without_paths
 from .errors import ConfigError, UnknownNameError, UserError
 from .executors import CellJob, ExecutorContext, make_executor
 from .plugins import Registry, load_registry
@@ -48,6 +49,8 @@ class Resolved:
     metrics: list[Any]
     inputs: dict[str, str] = field(default_factory=dict)
     """Per dataset: the content fingerprint of its input files (:meth:`input_fingerprint`)."""
+    backbone_cfgs: dict[str, Any] = field(default_factory=dict)
+    """Configs of the other learned simulators, for ``ctx.make_backbone(kind, seed)``."""
 
     @property
     def k_max(self) -> int:
@@ -75,7 +78,7 @@ class Resolved:
         if self.cfg.data_dir:  # absolute, so the file re-creates the run from any folder
             run["data_dir"] = str(Path(self.cfg.data_dir).expanduser().resolve())
         doc: dict[str, Any] = Table(run=Table(run))
-        doc["datasets"] = Table({n: Table(_absolute_paths(to_dict(c))) for n, c in self.dataset_cfgs.items()})
+        doc["datasets"] = Table({n: Table(absolute_paths(to_dict(c))) for n, c in self.dataset_cfgs.items()})
         doc["simulators"] = Table({n: Table(to_dict(c)) for n, c in self.simulator_cfgs.items()})
         doc["methods"] = Table({n: Table(to_dict(c)) for n, c in self.method_cfgs.items()})
         doc["cases"] = Table(to_dict(self.cases_cfg))
@@ -86,6 +89,10 @@ class Resolved:
                 if name not in doc[kind]:
                     doc[kind][name] = Table(dict(table))
         return doc
+
+    def simulator_config(self, name: str) -> Any:
+        """The built config of simulator ``name`` (a run simulator or a backbone kind)."""
+        return self.simulator_cfgs[name] if name in self.simulator_cfgs else self.backbone_cfgs[name]
 
     def metadata_document(self) -> dict[str, Any]:
         """The content of ``<out>/metadata.json``: how the report shows the run's metrics (in
@@ -126,13 +133,22 @@ class Resolved:
         key = {
             "method": job.method, "seed": job.seed, "dataset": job.dataset,
             "method_cfg": to_dict(self.method_cfgs[job.method]),
-            "dataset_cfg": _without_paths(to_dict(self.dataset_cfgs[job.dataset])),
+            "dataset_cfg": without_paths(to_dict(self.dataset_cfgs[job.dataset])),
             "cases": to_dict(self.cases_cfg), "simulator": self.cfg.simulator,
             "simulator_cfg": to_dict(self.simulator_cfgs[self.cfg.simulator]),
             "simulator_seed": self.cfg.simulator_seed, "inputs": self.input_fingerprint(job.dataset),
         }
         blob = json.dumps(key, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def backbone_fingerprint(self, kind: str) -> str:
+        """Hash of the config of backbone kind ``kind`` ("" when it is not a known simulator).
+        A cell stores the hashes of the backbones its method asked for; a change recomputes it."""
+        try:
+            cfg = self.simulator_config(kind)
+        except KeyError:
+            return ""
+        return hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def score_fingerprint(self) -> str:
         """Hash of how stored paths are scored: metrics, eval simulators (and configs), ks."""
@@ -142,21 +158,6 @@ class Resolved:
                "eval_batch_size": self.cfg.eval_batch_size}
         blob = json.dumps(key, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _absolute_paths(d: dict[str, Any]) -> dict[str, Any]:
-    from .runconfig import DATASET_PATH_KEYS
-
-    return {k: (str(Path(v).expanduser().resolve()) if k in DATASET_PATH_KEYS and isinstance(v, str) and v
-                else v) for k, v in d.items()}
-
-
-def _without_paths(d: dict[str, Any]) -> dict[str, Any]:
-    """A dataset config without its input-path keys: the inputs fingerprint (content and resolved
-    location) stands for them, so spelling a path relative or absolute changes nothing."""
-    from .runconfig import DATASET_PATH_KEYS
-
-    return {k: v for k, v in d.items() if k not in DATASET_PATH_KEYS}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -244,6 +245,8 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
     sims = list(dict.fromkeys([cfg.simulator, *eval_sims]))
     simulator_cfgs = {n: build("simulators", n, registry.simulator(n).config_cls) for n in sims}
     method_cfgs = {n: build("methods", n, registry.method(n).config_cls) for n in cfg.methods}
+    backbone_cfgs = {n: build("simulators", n, registry.simulator(n).config_cls)
+                     for n in registry.names("simulators") if registry.simulator(n).learned and n not in simulator_cfgs}
     cases_cfg = build_config(CaseConfig, cfg.cases, where=cfg.where("cases"), profile=cfg.profile)
     if not registry.simulator(cfg.simulator).learned:
         log.warning("training simulator '%s' is a ground-truth simulator: methods will be trained "
@@ -255,7 +258,8 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
                           "or $PRORLBENCH_CACHE_DIR)")
     return Resolved(cfg=cfg, registry=registry, out=out_dir(cfg), cache_dir=cache, device=device,
                     dataset_cfgs=dataset_cfgs, simulator_cfgs=simulator_cfgs, method_cfgs=method_cfgs,
-                    cases_cfg=cases_cfg, eval_simulators=eval_sims, metrics=metrics)
+                    cases_cfg=cases_cfg, eval_simulators=eval_sims, metrics=metrics,
+                    backbone_cfgs=backbone_cfgs)
 
 
 def executor_factories(registry: Registry) -> dict[str, Any]:

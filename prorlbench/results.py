@@ -75,6 +75,8 @@ class CellStatus:
     differs, the stored paths are scored again and nothing is retrained."""
     n_candidates: int = 0
     """Candidate paths stored per case (``max(ks)`` of the run that generated them)."""
+    backbones: dict[str, str] = field(default_factory=dict)
+    """Config hash of each backbone kind the method asked for (``ctx.make_backbone``)."""
     files: dict[str, str] = field(default_factory=dict)
     """SHA-256 of each of the cell's files (``cases``, ``paths``, ``train_log``, ``policy``)."""
     skipped: bool = field(default=False, compare=False)
@@ -204,6 +206,7 @@ class RunFolder:
             st = CellStatus(**{k: v for k, v in d.items() if k in fields and k != "skipped"})
             if not (isinstance(st.method, str) and isinstance(st.dataset, str) and isinstance(st.seed, int)
                     and isinstance(st.status, str) and isinstance(st.files, dict)
+                    and isinstance(st.backbones, dict)
                     and isinstance(st.n_candidates, int)):
                 raise ValueError("fields of the wrong type")
             return st

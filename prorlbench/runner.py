@@ -44,7 +44,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .cell import REUSED_FILES, CellWork, reusable_paths, run_cell, store_failure, write_traceback
+from .cell import (REUSED_FILES, CellWork, backbones_match, reusable_paths, run_cell, store_failure,
+                   write_traceback)
 from .errors import UserError, one_line
 from .executors import CellJob, make_executor
 from .files import OutputError, atomic_write_text
@@ -97,7 +98,8 @@ def _done(folder: RunFolder, res: Resolved, job: CellJob) -> CellStatus | None:
     st = folder.read_status(job.name)
     if st is None or not st.ok or st.fingerprint != res.fingerprint(job):
         return None
-    if st.score_fingerprint != res.score_fingerprint() or st.n_candidates < res.k_max:
+    if st.score_fingerprint != res.score_fingerprint() or st.n_candidates < res.k_max \
+            or not backbones_match(res, st):
         return None
     problem = folder.verify(job.name, st)
     if problem is not None:
@@ -117,6 +119,8 @@ def _why_not_rescorable(res: Resolved, folder: RunFolder, job: CellJob) -> str |
         return "its training configuration differs from the stored one"
     if st.n_candidates < res.k_max:
         return f"only {st.n_candidates} candidates are stored (max ks {res.k_max})"
+    if not backbones_match(res, st):
+        return "a backbone its method used has another config now"
     return folder.verify(job.name, st, kinds=REUSED_FILES) or "no paths are stored"
 
 

@@ -155,3 +155,16 @@ def test_rescore_with_an_unused_simulator_table_uses_it(tmp_path, monkeypatch):
     run(cfg, reg, report=False)
     stored = read_config_file(Path(cfg.out) / "config.toml", trusted=True)
     assert stored.plugin_tables["simulators"]["fakesim2"] == {"dim": 4}
+
+
+def test_a_changed_backbone_config_recomputes_only_the_cells_that_used_it(tmp_path, monkeypatch):
+    """Eval simulators left the training fingerprint; the backbones a method asked for did not."""
+    reg, cfg = setup(tmp_path, monkeypatch, methods=["uses-backbone", "pop"])
+    cfg.plugin_tables["methods"]["uses-backbone"] = {"kind": "fakesim2"}
+    run(cfg, reg, report=False)
+    status = json.loads(RunFolder(cfg.out).cell_status("uses-backbone__tinyfake__s0").read_text())
+    assert set(status["backbones"]) == {"fakesim2"}
+    assert len(run(cfg, reg, report=False).skipped) == 2
+    cfg.plugin_tables["simulators"]["fakesim2"] = {"dim": 4}
+    res = run(cfg, reg, report=False)
+    assert [c.method for c in res.computed] == ["uses-backbone"] and not res.failed

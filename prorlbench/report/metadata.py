@@ -6,7 +6,7 @@ plugin registry and a plugin metric is shown with its own name and precision. Me
 in their registration order, which is also the order of the table columns.
 
 A folder without ``metadata.json`` (written before it existed, or made by hand) is shown with
-:data:`LEGACY`: the built-in metrics as they were then (``tests/test_report_package.py`` checks it
+:data:`LEGACY`: the built-in metrics as they were then (``tests/test_architecture.py`` checks it
 still agrees with the built-in metric plugin); other metrics show their raw name, 3 decimals and no
 direction.
 """
