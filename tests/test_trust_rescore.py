@@ -168,3 +168,14 @@ def test_a_changed_backbone_config_recomputes_only_the_cells_that_used_it(tmp_pa
     cfg.plugin_tables["simulators"]["fakesim2"] = {"dim": 4}
     res = run(cfg, reg, report=False)
     assert [c.method for c in res.computed] == ["uses-backbone"] and not res.failed
+
+
+def test_paths_labels_items_with_raw_ids_and_titles():
+    from prorlbench.api import Interactions
+    from prorlbench.rescore import _label
+
+    data = Interactions(name="d", n_items=2, sequences={}, item_ids=("50", "7"),
+                        item_names=("Star Wars (1977)", ""))
+    assert _label(0, data) == "0 (id 50) Star Wars (1977)"
+    assert _label(1, data) == "1 (id 7)"
+    assert _label(1, None) == "1"
