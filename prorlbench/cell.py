@@ -150,7 +150,8 @@ def rescore_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunF
 
     name = job.name
     status = dataclasses.replace(prev, eval_simulator=",".join(res.eval_simulators), status="ok", error=None,
-                                 score_fingerprint=res.score_fingerprint(), skipped=False)
+                                 score_fingerprint=res.score_fingerprint(), skipped=False,
+                                 rescored=True)
     try:
         test, candidates = read_paths(folder.cell_paths(name))
         table = score_paths(res, dctx, job, test, candidates)

@@ -192,7 +192,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(result.summary.rstrip("\n"))
         print()
     n = len(result.cells)
-    print(f"{n} cells ({len(result.computed)} computed, {len(result.skipped)} already done, "
+    rescored = f"{len(result.rescored)} re-scored from stored paths, " if result.rescored else ""
+    print(f"{n} cells ({len(result.computed) - len(result.rescored)} computed, {rescored}"
+          f"{len(result.skipped)} already done, "
           f"{len(result.failed)} failed). Results: {result.out}")
     code = 0
     if result.report_error:

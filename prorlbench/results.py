@@ -81,6 +81,8 @@ class CellStatus:
     """SHA-256 of each of the cell's files (``cases``, ``paths``, ``train_log``, ``policy``)."""
     skipped: bool = field(default=False, compare=False)
     """Not stored: ``True`` when this run found the cell done and did not recompute it."""
+    rescored: bool = field(default=False, compare=False)
+    """Not stored: ``True`` when this run only scored the cell's stored paths again."""
 
     @property
     def ok(self) -> bool:
@@ -89,6 +91,7 @@ class CellStatus:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("skipped")
+        d.pop("rescored")
         return d
 
 
@@ -203,7 +206,7 @@ class RunFolder:
             if not isinstance(d, dict):
                 raise ValueError("not a JSON object")
             fields = CellStatus.__dataclass_fields__
-            st = CellStatus(**{k: v for k, v in d.items() if k in fields and k != "skipped"})
+            st = CellStatus(**{k: v for k, v in d.items() if k in fields and k not in ("skipped", "rescored")})
             if not (isinstance(st.method, str) and isinstance(st.dataset, str) and isinstance(st.seed, int)
                     and isinstance(st.status, str) and isinstance(st.files, dict)
                     and isinstance(st.backbones, dict)

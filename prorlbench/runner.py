@@ -89,6 +89,11 @@ class RunResult:
     def computed(self) -> list[CellStatus]:
         return [c for c in self.cells if not c.skipped]
 
+    @property
+    def rescored(self) -> list[CellStatus]:
+        """Cells whose stored paths were only scored again (no fit)."""
+        return [c for c in self.cells if c.rescored]
+
 
 def _done(folder: RunFolder, res: Resolved, job: CellJob) -> CellStatus | None:
     """The stored status when the cell needs nothing: ok, the same training and scoring

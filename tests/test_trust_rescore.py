@@ -179,3 +179,16 @@ def test_paths_labels_items_with_raw_ids_and_titles():
     assert _label(0, data) == "0 (id 50) Star Wars (1977)"
     assert _label(1, data) == "1 (id 7)"
     assert _label(1, None) == "1"
+
+
+def test_run_says_which_cells_were_only_rescored(tmp_path, monkeypatch, capsys):
+    from prorlbench.cli import main
+
+    _, cfg = setup(tmp_path, monkeypatch, methods=["behaving"])
+    args = ["run", "--config", str(tmp_path / "fake.toml"), "--methods", "behaving", "--plugins-dir",
+            str(tmp_path / "fakeplugins"), "--out", cfg.out, "--cache-dir", cfg.cache_dir, "--no-progress",
+            "--device", "cpu"]
+    assert main(args) == 0
+    assert main(args + ["--metrics", "ioi"]) == 0
+    assert "1 cells (0 computed, 1 re-scored from stored paths, 0 already done" in capsys.readouterr().out
+    assert fits(tmp_path) == 1
