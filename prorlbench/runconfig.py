@@ -96,6 +96,10 @@ class RunConfig:
     style: str = opt("default", "Report style: 'default' or 'paper'.", flag={"choices": STYLES})
     eval_batch_size: int = opt(1024, "Paths scored per simulator forward pass during evaluation.",
                                flag={"metavar": "N"})
+    threads: int = opt(0, "torch CPU threads. 0: torch's default (one per core) with the local "
+                          "executor, and for Ray each worker gets the cluster's cores divided by the "
+                          "workers running at once. On a machine shared with other jobs, 1 is often "
+                          "several times faster than the default.", flag={"metavar": "N"})
     force: bool = opt(False, "Recompute cells that are already done.")
     progress: bool = opt(True, "Show progress bars and info messages on the console (the flag "
                                "--no-progress turns both off).", flag={"name": "--no-progress"})
@@ -154,6 +158,8 @@ def coerce_run_value(key: str, value: Any, where: str) -> Any:
         raise ConfigError(f"{where} key '{key}': values must be >= 0, got {value!r}")
     if key == "ks" and (not value or any(v < 1 for v in value)):
         raise ConfigError(f"{where} key 'ks': need at least one K >= 1, got {value!r}")
+    if key == "threads" and value < 0:
+        raise ConfigError(f"{where} key 'threads': must be >= 0 (0: the default), got {value}")
     if key == "eval_batch_size" and value < 1:
         raise ConfigError(f"{where} key 'eval_batch_size': must be >= 1, got {value}")
     return value

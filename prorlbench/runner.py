@@ -53,7 +53,7 @@ from .resolve import Resolved, expand_grid, resolve, resolve_device
 from .results import CellStatus, RunFolder, cell_name
 from .runconfig import RunConfig
 from .tomlwriter import write_toml
-from .seeding import preserved_rng, seed_everything
+from .seeding import preserved_rng, seed_everything, torch_threads
 
 __all__ = ["run", "RunResult", "resolve", "resolve_device", "expand_grid", "Resolved", "prepare_dataset",
            "DatasetContext", "make_backbone_factory", "BACKBONE_SEED_OFFSET", "CellWork", "run_cell",
@@ -120,7 +120,7 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
     where = res.executor_context(folder.root)
     jobs = expand_grid(cfg.methods, cfg.datasets, cfg.seeds)
     statuses: dict[str, CellStatus] = {}
-    with run_log(folder.log):
+    with run_log(folder.log), torch_threads(cfg.threads):
         log.info("run %s: %d cells (%s x %s x seeds %s), device %s, executor %s", res.out, len(jobs),
                  ",".join(cfg.methods), ",".join(cfg.datasets), ",".join(map(str, cfg.seeds)),
                  res.device, executor.name)
