@@ -108,7 +108,8 @@ class Resolved:
     def executor_context(self, folder: Path) -> ExecutorContext:
         """What an executor is told about this run (see :mod:`prorlbench.executors`)."""
         return ExecutorContext(folder=folder, device=str(self.device), address=self.cfg.ray_address,
-                               plugins_dirs=tuple(str(Path(d).resolve()) for d in self.cfg.plugins_dirs))
+                               plugins_dirs=tuple(str(Path(d).resolve()) for d in self.cfg.plugins_dirs),
+                               threads=self.cfg.threads)
 
     def executor_factories(self) -> dict[str, Any]:
         return executor_factories(self.registry)

@@ -107,6 +107,10 @@ class RunConfig:
                               flag={"metavar": "SECONDS"})
     wait: bool = opt(False, "When another run holds the output folder's lock, wait for it instead "
                             "of exiting with an error.")
+    threads: int = opt(0, "torch CPU threads. 0: torch's default (one per core) with the local "
+                          "executor, and for Ray each worker gets the cluster's cores divided by the "
+                          "workers running at once. On a machine shared with other jobs, 1 is often "
+                          "several times faster than the default.", flag={"metavar": "N"})
     force: bool = opt(False, "Recompute cells that are already done.")
     progress: bool = opt(True, "Show progress bars and info messages on the console (the flag "
                                "--no-progress turns both off).", flag={"name": "--no-progress"})
@@ -162,6 +166,8 @@ def coerce_run_value(key: str, value: Any, where: str) -> Any:
                           f"per case; at most {MAX_K}, got {max(value)}")
     if key == "cell_timeout" and value < 0:
         raise ConfigError(f"{where} key 'cell_timeout': must be >= 0 seconds (0: no limit), got {value}")
+    if key == "threads" and value < 0:
+        raise ConfigError(f"{where} key 'threads': must be >= 0 (0: the default), got {value}")
     if key == "eval_batch_size" and value < 1:
         raise ConfigError(f"{where} key 'eval_batch_size': must be >= 1, got {value}")
     return value

@@ -57,7 +57,7 @@ from .resolve import Resolved, expand_grid, resolve, resolve_device
 from .results import CellStatus, RunFolder, cell_name
 from .runconfig import RunConfig
 from .tomlwriter import write_toml
-from .seeding import preserved_rng, seed_everything
+from .seeding import preserved_rng, seed_everything, torch_threads
 
 __all__ = ["run", "RunResult", "resolve", "resolve_device", "expand_grid", "Resolved", "prepare_dataset",
            "DatasetContext", "make_backbone_factory", "BACKBONE_SEED_OFFSET", "CellWork", "run_cell",
@@ -168,7 +168,8 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
         except OSError as exc:
             raise OutputError(f"{folder.log}: cannot write ({exc.strerror or exc})") from None
         try:
-            return _run_grid(res, folder, executor, jobs, progress, report, watch, rescore_only)
+            with torch_threads(cfg.threads):
+                return _run_grid(res, folder, executor, jobs, progress, report, watch, rescore_only)
         finally:
             log_cm.__exit__(None, None, None)
 
