@@ -14,7 +14,13 @@ prorl-no-positional-baseline    centred         R - mean_group(R)
 naive-pg (REINFORCE)            scaled only     R
 grpo                            scaled only     (R - mean_group(R)) / (std_group(R) + 1e-6)
 rloo                            scaled only     R - mean of R over the other G - 1 samples
+noise-pg (placebo)              none            i.i.d. N(0, 1) per active action, no reward
 ==============================  ==============  =============================================
+
+``noise-pg`` is the placebo control: it trains with the same loss, KL and schedule but with
+advantages that carry no reward signal. Whatever an estimator gains over it on its own objective
+is what the reward signal bought; what ``noise-pg`` also does (for example, longer paths) comes
+from the protocol, not from the estimator.
 
 Source: Hou et al., "ProRL" (the paper's SRC and PSAE); GRPO (Shao et al., 2024), RLOO (Ahmadian
 et al., 2024) as peers. Deviation: the paper's policy is a T5 over semantic ids; ours is a small
@@ -48,7 +54,7 @@ def psae(b: AdvantageBatch) -> torch.Tensor:
 def path_baseline(b: AdvantageBatch) -> torch.Tensor:
     """One path-level baseline: ``R - mean_group(R)`` on every step."""
     r = b.path_return
-    return on_every_step(b, r - group_mean(r))
+    return on_every_step(b, r - group_mean(r, b.samples))
 
 
 def reinforce(b: AdvantageBatch) -> torch.Tensor:
@@ -59,13 +65,19 @@ def reinforce(b: AdvantageBatch) -> torch.Tensor:
 def grpo(b: AdvantageBatch) -> torch.Tensor:
     """Group-normalised return: ``(R - mean) / (unbiased std + 1e-6)`` on every step."""
     r = b.path_return
-    return on_every_step(b, (r - group_mean(r)) / (group_std(r) + 1e-6))
+    return on_every_step(b, (r - group_mean(r, b.samples)) / (group_std(r, b.samples) + 1e-6))
 
 
 def rloo(b: AdvantageBatch) -> torch.Tensor:
     """Leave-one-out baseline: ``R`` minus the mean ``R`` of the other G - 1 samples."""
     r = b.path_return
-    return on_every_step(b, r - leave_one_out_mean(r))
+    return on_every_step(b, r - leave_one_out_mean(r, b.samples))
+
+
+def noise(b: AdvantageBatch) -> torch.Tensor:
+    """Placebo: i.i.d. standard normal weights on every active action (seeded), no reward."""
+    z = torch.randn(b.rewards.shape, generator=b.generator, device=b.rewards.device, dtype=b.rewards.dtype)
+    return b.masked(z)
 
 
 ESTIMATORS = (
@@ -76,6 +88,8 @@ ESTIMATORS = (
     EstimatorSpec("naive-pg", "REINFORCE: path return on every step, no baseline", reinforce, centered=False),
     EstimatorSpec("grpo", "GRPO: group-normalised path return", grpo, centered=False),
     EstimatorSpec("rloo", "RLOO: leave-one-out baseline on the path return", rloo, centered=False),
+    EstimatorSpec("noise-pg", "Placebo: i.i.d. N(0, 1) advantages, no reward signal (the control)", noise,
+                  centered=False),
 )
 
 

@@ -111,12 +111,14 @@ class SASRec(SharedEmbeddingHead, nn.Module):
             self.item_emb.weight[n_items].zero_()
 
     def encode(self, seqs: torch.Tensor, lengths: torch.Tensor, *, positions: torch.Tensor | None = None,
-               key_mask: torch.Tensor | None = None) -> torch.Tensor:
+               key_mask: torch.Tensor | None = None, attn_bias: torch.Tensor | None = None) -> torch.Tensor:
         """States after each prefix, ``[B, T, d]`` (see ``SequenceModel.encode``).
 
-        Right-padded input needs neither keyword. ``positions [B, T]`` and ``key_mask [B, T]``
+        Right-padded input needs no keyword. ``positions [B, T]`` and ``key_mask [B, T]``
         (True at real items) let a caller feed left-padded sequences: keys outside ``key_mask``
         are hidden from every row (a row still sees itself, so all-padding rows stay finite).
+        ``attn_bias [B, T, T]`` replaces that mask by an additive one, as RecBole builds it
+        (the RL switch ``reward_state = 'official-leftpad'``).
         """
         T = seqs.shape[1]
         if T > self.max_seq_len:
@@ -127,8 +129,8 @@ class SASRec(SharedEmbeddingHead, nn.Module):
             pos = self.pos_emb(positions.clamp(0, self.max_seq_len - 1))
         x = self.item_emb(seqs) + pos
         x = F.dropout(self.ln(x), self.p, self.training)
-        mask = None
-        if key_mask is not None:
+        mask = attn_bias
+        if key_mask is not None and attn_bias is None:
             causal = torch.ones(T, T, dtype=torch.bool, device=seqs.device).tril()
             eye = torch.eye(T, dtype=torch.bool, device=seqs.device)
             mask = (causal[None] & key_mask[:, None, :]) | eye[None]

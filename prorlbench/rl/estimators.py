@@ -48,6 +48,12 @@ class AdvantageBatch:
     components: dict[str, torch.Tensor] = field(default_factory=dict)
     """Normalised reward components ``[B, G, P]`` by name (``ctr`` already divided by ``P``),
     for estimators that want to weigh them differently; ``rewards`` is their weighted sum."""
+    samples: torch.Tensor | None = None
+    """``[B, G]`` bool: the samples that take part (None: all). With ``empty_paths = 'skip'``,
+    0-item paths are left out: they have no active position, and the group helpers below
+    (baselines, group mean/std) ignore them when given ``batch.samples``."""
+    generator: torch.Generator | None = None
+    """A seeded generator for estimators that draw random numbers (``noise-pg``)."""
 
     @property
     def n_positions(self) -> int:
@@ -67,8 +73,9 @@ class AdvantageBatch:
 
     @property
     def active(self) -> torch.Tensor:
-        """``[B, G, P]`` bool: the path takes an action at ``t`` (an item or STOP)."""
-        return self.item_mask | self.stop_mask
+        """``[B, G, P]`` bool: the path takes an action at ``t`` (an item or STOP) and takes part."""
+        act = self.item_mask | self.stop_mask
+        return act if self.samples is None else act & self.samples[..., None]
 
     @property
     def returns_to_go(self) -> torch.Tensor:
@@ -107,24 +114,38 @@ def positional_baseline(batch: AdvantageBatch, values: torch.Tensor) -> torch.Te
     return total / count.clamp(min=1.0)
 
 
-def group_mean(x: torch.Tensor) -> torch.Tensor:
-    """Mean over the ``G`` samples of each case: ``[B, G] -> [B, 1]``."""
-    return x.mean(1, keepdim=True)
+def group_mean(x: torch.Tensor, samples: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over the ``G`` samples of each case (those in ``samples`` when given): ``[B, G] -> [B, 1]``."""
+    if samples is None:
+        return x.mean(1, keepdim=True)
+    m = samples.to(x.dtype)
+    return (x * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp(min=1.0)
 
 
-def group_std(x: torch.Tensor) -> torch.Tensor:
-    """Unbiased std over the ``G`` samples of each case (0 when ``G == 1``): ``[B, G] -> [B, 1]``."""
-    if x.shape[1] < 2:
-        return torch.zeros_like(x[:, :1])
-    return x.std(1, keepdim=True, unbiased=True)
+def group_std(x: torch.Tensor, samples: torch.Tensor | None = None) -> torch.Tensor:
+    """Unbiased std over the ``G`` samples of each case (those in ``samples`` when given; 0 with
+    fewer than 2): ``[B, G] -> [B, 1]``."""
+    if samples is None:
+        if x.shape[1] < 2:
+            return torch.zeros_like(x[:, :1])
+        return x.std(1, keepdim=True, unbiased=True)
+    m = samples.to(x.dtype)
+    n = m.sum(1, keepdim=True)
+    dev = (x - group_mean(x, samples)) * m
+    return ((dev * dev).sum(1, keepdim=True) / (n - 1).clamp(min=1.0)).sqrt() * (n > 1)
 
 
-def leave_one_out_mean(x: torch.Tensor) -> torch.Tensor:
-    """For each sample, the mean of ``x`` over the other ``G - 1`` samples of its case (0 if G == 1)."""
-    g = x.shape[1]
-    if g < 2:
-        return torch.zeros_like(x)
-    return (x.sum(1, keepdim=True) - x) / (g - 1)
+def leave_one_out_mean(x: torch.Tensor, samples: torch.Tensor | None = None) -> torch.Tensor:
+    """For each sample, the mean of ``x`` over the other samples of its case (those in ``samples``
+    when given; 0 when there are none)."""
+    if samples is None:
+        g = x.shape[1]
+        if g < 2:
+            return torch.zeros_like(x)
+        return (x.sum(1, keepdim=True) - x) / (g - 1)
+    m = samples.to(x.dtype)
+    others = m.sum(1, keepdim=True) - m
+    return ((x * m).sum(1, keepdim=True) - x * m) / others.clamp(min=1.0)
 
 
 def on_every_step(batch: AdvantageBatch, path_weight: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ import torch
 from ..api import Case, EstimatorSpec, FitContext, MethodSpec
 from ..errors import UserError
 from .config import RLConfig
+from .decode import candidates
 from .policy import CaseTensors, PathPolicy
 from .sft import build_policy, train_sft
 from .trainer import train_rl
@@ -34,7 +35,7 @@ class RLMethod:
         self.info: dict[str, float] = {}
 
     def fit(self, ctx: FitContext) -> None:
-        cfg = self.config
+        cfg = self.config = self.config.for_dataset(ctx.data.name)
         max_len = cfg.max_path_len or ctx.max_path_len
         self.device, self.seed = torch.device(ctx.device), ctx.seed
         ref, info = train_sft(ctx, cfg, max_len)
@@ -52,7 +53,7 @@ class RLMethod:
 
     @torch.no_grad()
     def generate(self, cases: Sequence[Case], k: int, batch: int = 256) -> list[list[tuple[int, ...]]]:
-        """Candidate 1 is the greedy path, candidates 2..k are samples (seeded: deterministic)."""
+        """The ``k`` candidates of ``decode`` (:func:`prorlbench.rl.decode.candidates`; seeded)."""
         if self.policy is None:
             raise UserError("generate() called before fit()")
         if k <= 0 or not cases:
@@ -64,10 +65,7 @@ class RLMethod:
         for s in range(0, len(cases), batch):
             part = list(cases[s : s + batch])
             ct = CaseTensors.from_cases(part, pol.n_items, self.device)
-            greedy = (torch.arange(len(ct) * k, device=self.device) % k) == 0
-            paths, lengths, _ = pol.sample(ct.hist_left, ct.target, gen, greedy=greedy, repeat=k,
-                                           temperature=self.config.sample_temperature,
-                                           stop_threshold=self.config.stop_threshold)
+            paths, lengths = candidates(pol, ct.hist_left, ct.target, k, self.config, gen)
             paths, lengths = paths.cpu().tolist(), lengths.cpu().tolist()
             for c in range(len(part)):
                 out.append([tuple(paths[c * k + j][: lengths[c * k + j]]) for j in range(k)])

@@ -10,6 +10,11 @@ output at ``<T>`` predicts action 0, the output at ``a_t`` predicts action ``t``
 is tied to the item embeddings (one logit per item) plus a separate STOP logit (index
 ``n_items``).
 
+What the trainer needs from a policy (a semantic-ID policy provides the same): ``sample`` (paths,
+lengths, stopped for ``repeat`` rows per case, greedy or sampled), ``action_log_probs`` (log pi of
+given actions, optionally with the full per-step distribution), ``beam_search``, ``n_items``,
+``max_path_len``, ``stop_id`` and ``parameters()``; decoding lives in :mod:`prorlbench.rl.decode`.
+
 Validity mask (``mask_invalid``): items in H, items already in the path and (``mask_target``) the
 target itself get probability 0, so sampled paths are valid by construction. STOP is always
 allowed. A path that reaches ``max_path_len`` items ends without a STOP action.
@@ -115,6 +120,10 @@ class _Cache:
     kv: list[tuple[torch.Tensor, torch.Tensor]]
     key_ok: torch.Tensor  # [N, s] bool
     length: int  # tokens seen (s)
+
+    def index(self, rows: torch.Tensor) -> "_Cache":
+        """The cache of rows ``rows`` (beam search reorders its beams)."""
+        return _Cache([(k[rows], v[rows]) for k, v in self.kv], self.key_ok[rows], self.length)
 
     def repeat(self, g: int) -> "_Cache":
         if g == 1:
@@ -238,86 +247,61 @@ class PathPolicy(nn.Module):
         return torch.log_softmax(logits.float(), -1)
 
     def action_log_probs(self, hist_left: torch.Tensor, target: torch.Tensor, paths: torch.Tensor,
-                         lengths: torch.Tensor, stopped: torch.Tensor, repeat: int = 1) -> torch.Tensor:
+                         lengths: torch.Tensor, stopped: torch.Tensor, repeat: int = 1,
+                         full: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``log pi(a_t)`` ``[N, P]`` of the actions taken (items, then STOP when ``stopped``);
-        0 at inactive positions. ``P = paths.shape[1]``; ``N = cases * repeat``."""
+        0 at inactive positions. ``P = paths.shape[1]``; ``N = cases * repeat``. With ``full``,
+        also the whole masked ``log pi(. | prefix)`` ``[N, P, n_items + 1]`` (for the exact KL)."""
         n, p = paths.shape
         logp = self.masked_log_probs(hist_left, target, paths, p, repeat)  # [N, P, V + 1]
         t = torch.arange(p, device=paths.device)[None]
         actions = torch.where(t < lengths[:, None], paths, self.stop_id)
         active = (t < lengths[:, None]) | ((t == lengths[:, None]) & stopped[:, None])
         taken = logp.gather(2, actions[..., None]).squeeze(2)
-        return torch.where(active, taken, torch.zeros((), device=paths.device))
+        taken = torch.where(active, taken, torch.zeros((), device=paths.device))
+        return (taken, logp) if full else taken
 
-    # -- sampling -------------------------------------------------------------------------------
+    # -- decoding (prorlbench.rl.decode) ---------------------------------------------------------
+
+    def _sampling_head(self, out: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+        """Logits for decoding, ``weight = [E, b]`` precomputed once per call; ``scale [n, 1]``
+        multiplies each row's logits (1 / temperature) inside the one catalog matmul."""
+        stop = self.stop_head(out)
+        if scale is not None:
+            out, stop = out * scale, stop * scale
+            ones = scale
+        else:
+            ones = torch.ones(out.shape[0], 1, dtype=out.dtype, device=out.device)
+        return torch.cat([torch.cat([out, ones], 1) @ weight.T, stop], -1)
 
     @torch.no_grad()
     def sample(self, hist_left: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None,
                greedy: bool | torch.Tensor = False, temperature: float = 1.0,
-               max_len: int | None = None, repeat: int = 1, stop_threshold: float = 0.5
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               max_len: int | None = None, repeat: int = 1, stop_threshold: float = 0.5,
+               top_k: int = 0, rule: str = "threshold") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample (or greedily decode) ``repeat`` paths per case, all rows at once (KV cache).
 
-        ``greedy`` may be a bool or a ``[N * repeat]`` bool tensor (greedy rows). Greedy decoding
-        takes the likeliest *item* at each step and stops once the probability of having continued
-        this far, ``prod_k (1 - pi(STOP at k))`` along the greedy path, drops below
-        ``stop_threshold`` (0.5: the policy's median length along that path). A plain argmax over
-        items + STOP would almost always stop at once: STOP is one action holding the whole "end
-        here" mass while the "continue" mass is spread over the catalog. Returns
-        ``(paths [N * repeat, P] padded with n_items, lengths, stopped)``; a case's rows are adjacent.
+        ``greedy`` may be a bool or a ``[N * repeat]`` bool tensor (greedy rows). Greedy rows
+        follow ``rule``: ``'threshold'`` takes the likeliest *item* at each step and stops once
+        ``prod_k (1 - pi(STOP at k))`` along the path drops below ``stop_threshold`` (a plain
+        argmax over items + STOP would almost always stop at once: STOP is one action holding the
+        whole "end here" mass while the "continue" mass is spread over the catalog);
+        ``'greedy'`` is that plain argmax (the official @1). Sampled rows draw from the policy at
+        ``temperature``, among its ``top_k`` likeliest actions when ``top_k > 0``, with one
+        uniform number per row and step from ``generator``. Returns ``(paths [N * repeat, P]
+        padded with n_items, lengths, stopped)``; a case's rows are adjacent.
         """
-        p = max_len or self.max_path_len
-        first, cache = self._prefill(hist_left, target)
-        out = first.repeat_interleave(repeat, 0) if repeat > 1 else first
-        cache = cache.repeat(repeat)
-        n = out.shape[0]
-        dev = out.device
-        paths = torch.full((n, p), self.n_items, dtype=torch.long, device=dev)
-        banned = self._base_banned(hist_left, target, repeat)
-        done = torch.zeros(n, dtype=torch.bool, device=dev)
-        lengths = torch.zeros(n, dtype=torch.long, device=dev)
-        # No host sync inside the loop on accelerators: which rows are greedy is known without
-        # looking at the device when ``greedy`` is a bool, and the early exit once every row is
-        # done (it only saves work) is taken on the CPU only, where checking costs nothing.
-        if isinstance(greedy, bool):
-            any_greedy, sample_any = greedy, not greedy
-            greedy_rows = torch.full((n,), greedy, dtype=torch.bool, device=dev)
-        else:
-            greedy_rows = torch.as_tensor(greedy, device=dev).expand(n)
-            any_greedy, sample_any = True, not bool(greedy_rows.all())
-        check_done = dev.type == "cpu"
-        survive = torch.ones(n, device=dev)
-        for t in range(p):
-            logits = self._head(out).float().masked_fill(banned[:, : self.n_items + 1], float("-inf"))
-            action = None
-            if any_greedy:
-                # greedy: the likeliest item, until the chance of having gone on this far drops below
-                # stop_threshold (0.5: the median length of the policy along this path)
-                p_stop = torch.softmax(logits, -1)[:, self.stop_id]
-                best_item = logits[:, : self.n_items].argmax(-1)
-                survive = survive * (1.0 - p_stop)
-                action = torch.where(survive < stop_threshold, self.stop_id, best_item)
-                if self.n_items:  # every item banned: STOP
-                    action = torch.where(torch.isinf(logits[:, : self.n_items]).all(-1), self.stop_id, action)
-            if sample_any:
-                temp = max(temperature, 1e-6)
-                probs = torch.softmax(logits if temp == 1.0 else logits / temp, -1)
-                # one categorical draw per row, as torch.multinomial(probs, 1) draws it (the same
-                # exponential race on the same generator, so the same samples), minus its
-                # validity check, which would wait for the device
-                race = torch.empty_like(probs).exponential_(1, generator=generator)
-                drawn = (probs / race).argmax(-1)
-                action = drawn if action is None else torch.where(greedy_rows, action, drawn)
-            is_item = (action != self.stop_id) & ~done
-            paths[:, t] = torch.where(is_item, action, self.n_items)
-            lengths += is_item.long()
-            done |= ~is_item
-            if t == p - 1 or (check_done and bool(done.all())):
-                break
-            if self.mask_invalid:
-                banned.scatter_(1, self._pads_to_scratch(paths[:, t : t + 1]), True)
-                banned[:, self.n_items] = False
-            step_out, cache = self._extend(cache, paths[:, t : t + 1], t)
-            out = step_out[:, 0]
-        stopped = lengths < p
-        return paths, lengths, stopped
+        from .decode import sample_paths
+
+        return sample_paths(self, hist_left, target, generator, greedy=greedy, temperature=temperature,
+                            max_len=max_len, repeat=repeat, stop_threshold=stop_threshold, top_k=top_k,
+                            rule=rule)
+
+    @torch.no_grad()
+    def beam_search(self, hist_left: torch.Tensor, target: torch.Tensor, k: int, width: int = 10,
+                    length_norm: float = 0.0, max_len: int | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The ``k`` best paths per case (:func:`prorlbench.rl.decode.beam_search`)."""
+        from .decode import beam_search
+
+        return beam_search(self, hist_left, target, k, width=width, length_norm=length_norm, max_len=max_len)

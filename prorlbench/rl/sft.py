@@ -4,7 +4,7 @@ Each training case with a reference P* = (p_1 .. p_m, T) teaches the policy the 
 ``p_1 .. p_m`` then STOP (items beyond ``max_path_len`` are cut, and then no STOP is taught).
 Teacher-forced cross-entropy under the same validity mask as sampling; a label the mask forbids
 (a reference item that is in H or repeated) contributes no loss. After every epoch the greedy
-paths of the first ``n_valid_cases`` validation cases are scored with the training simulator and
+paths (``decode``) of the first ``n_valid_cases`` validation cases are scored with the training simulator and
 the epoch with the best mean IoI@1 is kept.
 
 The checkpoint is cached under ``ctx.cache_dir / "rl_sft"`` keyed by everything that changes it
@@ -112,7 +112,7 @@ def _fit(policy: PathPolicy, ctx: FitContext, cfg: RLConfig, max_path_len: int) 
     valid = CaseTensors.from_cases(ctx.cases.valid[: cfg.n_valid_cases], policy.n_items, dev)
     if not train_cases:
         log.warning("SFT: no training case has a reference path; the policy stays at its initialisation")
-        v_ioi, _ = validation_ioi(policy, ctx.simulator, valid, cfg.stop_threshold)
+        v_ioi, _ = validation_ioi(policy, ctx.simulator, valid, cfg)
         return {"sft_epoch": 0.0, "sft_valid_ioi": v_ioi}
     ct = CaseTensors.from_cases(train_cases, policy.n_items, dev)
     actions, paths = reference_targets(train_cases, max_path_len, policy.stop_id)
@@ -142,7 +142,7 @@ def _fit(policy: PathPolicy, ctx: FitContext, cfg: RLConfig, max_path_len: int) 
             total += float(nll.detach()) * int(ok.sum())
             count += int(ok.sum())
             step += 1
-        v_ioi, v_len = validation_ioi(policy, ctx.simulator, valid, cfg.stop_threshold)
+        v_ioi, v_len = validation_ioi(policy, ctx.simulator, valid, cfg)
         ctx.logger.log(epoch + 1, sft_loss=total / max(count, 1))
         log_finite(ctx, epoch + 1, sft_valid_ioi=v_ioi, sft_valid_len=v_len)
         if not (v_ioi <= best[0]):  # NaN (no validation cases): keep the newest

@@ -14,7 +14,8 @@ from prorlbench.rl.estimators import COMPONENTS, AdvantageBatch, RewardNormalize
 from prorlbench_plugins.methods.rl_family import ESTIMATORS
 
 VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors" / "advantages.json"
-SPECS = {s.name: s for s in ESTIMATORS}
+SPECS = {s.name: s for s in ESTIMATORS if s.name != "noise-pg"}
+"""The reward-driven estimators (the placebo ``noise-pg`` has no reference values: it ignores rewards)."""
 
 
 def batch_from_samples(samples, max_len, norm, weights, centered) -> AdvantageBatch:
