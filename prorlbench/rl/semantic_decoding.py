@@ -10,7 +10,7 @@ digit. EOS is allowed where a code may start, and is the only choice once every 
 Every completed code is therefore a catalog item that the masks allow.
 
 **Sampling and greedy** run at the token level, all rows at once, and an item is complete after
-``D`` tokens. ``greedy_rule = "argmax"`` takes the likeliest token (EOS included, the official
+``D`` tokens. ``greedy_rule = "greedy"`` takes the likeliest token (EOS included, the official
 greedy decoding); ``"threshold"`` takes the likeliest non-EOS token at a code's first digit until
 ``prod(1 - pi(EOS))`` along the path drops below ``stop_threshold`` (our own rule, as for the item
 policy). Sampled rows draw from the temperature-scaled distribution restricted to its ``top_k``
@@ -114,7 +114,7 @@ def _pick(logits: torch.Tensor, greedy_rows: torch.Tensor, any_greedy: bool, sam
 @torch.no_grad()
 def sample_paths(policy, hist_left: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None,
                  greedy: bool | torch.Tensor = False, temperature: float = 1.0, max_len: int | None = None,
-                 repeat: int = 1, stop_threshold: float = 0.5, top_k: int = 0, greedy_rule: str = "argmax"
+                 repeat: int = 1, stop_threshold: float = 0.5, top_k: int = 0, greedy_rule: str = "greedy"
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``repeat`` paths per case (rows of a case adjacent): ``(paths [N, P], lengths, stopped)``;
     invalid codes (free decoding) are negative ids (see :mod:`.seq2seq_policy`)."""

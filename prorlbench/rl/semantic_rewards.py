@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from ..api import SequenceModel
-from ..scoring import score_paths
+from .rewards import path_rewards
 
 
 def compact(paths: torch.Tensor, lengths: torch.Tensor, n_items: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -39,13 +39,14 @@ def compact(paths: torch.Tensor, lengths: torch.Tensor, n_items: int) -> tuple[t
 
 @torch.no_grad()
 def official_free_rewards(simulator: SequenceModel, hist: torch.Tensor, hist_len: torch.Tensor,
-                          targets: torch.Tensor, paths: torch.Tensor, lengths: torch.Tensor
+                          targets: torch.Tensor, paths: torch.Tensor, lengths: torch.Tensor, state: str = "causal"
                           ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-    """``(raw {"ctr", "ioi", "ior"} [N, P], stats_mask [N, P], credit_mask [N, P])`` by the rule above."""
+    """``(raw {"ctr", "ioi", "ior"} [N, P], stats_mask [N, P], credit_mask [N, P])`` by the rule
+    above; ``state`` is ``RLConfig.reward_state``."""
     n, p = paths.shape
     n_items = simulator.n_items
     comp, comp_len, known, slot = compact(paths, lengths, n_items)
-    sc = score_paths(simulator, hist=hist, hist_len=hist_len, targets=targets, path_tensor=comp, path_len=comp_len)
+    _, _, sc = path_rewards(simulator, hist, hist_len, targets, comp, comp_len, state=state)
     ioi_c = sc.log_p[:, 1:] - sc.log_p[:, :-1]
     ior_c = sc.rank[:, :-1] - sc.rank[:, 1:]
     zero = torch.zeros((), device=paths.device)
@@ -67,3 +68,24 @@ def official_free_rewards(simulator: SequenceModel, hist: torch.Tensor, hist_len
         "ior": torch.where(invalid, min_ior - 1.0, ior),
     }
     return raw, real, in_path
+
+
+def rollout_rewards(policy, simulator: SequenceModel, hist: torch.Tensor, hist_len: torch.Tensor,
+                    targets: torch.Tensor, paths: torch.Tensor, lengths: torch.Tensor, state: str = "causal"
+                    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Raw step rewards of sampled paths for the trainer: ``(raw, stats_mask, credit_mask)``.
+
+    The normaliser learns from ``stats_mask``; ioi / ior count where ``credit_mask``. Paths of a
+    policy with ``free`` decoding follow the official rule (:func:`official_free_rewards`); every
+    other path is scored by :func:`~prorlbench.rl.rewards.path_rewards` (both masks: its valid
+    steps)."""
+    if getattr(policy, "decoding", "constrained") == "free":
+        return official_free_rewards(simulator, hist, hist_len, targets, paths, lengths, state)
+    raw, valid, _ = path_rewards(simulator, hist, hist_len, targets, paths, lengths, state=state)
+    return raw, valid, valid
+
+
+def drop_unknown(paths: torch.Tensor, lengths: torch.Tensor, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paths without their invalid codes (ids outside the catalog), as the metrics see them."""
+    comp, comp_len, _, _ = compact(paths, lengths, n_items)
+    return comp, comp_len

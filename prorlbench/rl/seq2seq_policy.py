@@ -28,89 +28,15 @@ Decoding itself (sampling, greedy, beam) lives in :mod:`.semantic_decoding`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .semantic_ids import SemanticIds
+from .seq2seq_blocks import DecoderBlock, DecoderCache, EncoderBlock
 
 DECODINGS = ("constrained", "free")
 TOKEN_LOGPROBS = ("mean", "sum")
-
-
-class _Attention(nn.Module):
-    def __init__(self, d: int, heads: int, dropout: float):
-        super().__init__()
-        self.q, self.kv, self.o = nn.Linear(d, d), nn.Linear(d, 2 * d), nn.Linear(d, d)
-        self.heads, self.p = heads, dropout
-
-    def split(self, x: torch.Tensor) -> torch.Tensor:
-        n, t, d = x.shape
-        return x.view(n, t, self.heads, d // self.heads).transpose(1, 2)
-
-    def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        k, v = self.kv(x).chunk(2, -1)
-        return self.split(k), self.split(v)
-
-    def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allow: torch.Tensor | None) -> torch.Tensor:
-        n, t, d = x.shape
-        att = F.scaled_dot_product_attention(self.split(self.q(x)), k, v, attn_mask=allow,
-                                             dropout_p=self.p if self.training else 0.0)
-        return self.o(att.transpose(1, 2).reshape(n, t, d))
-
-
-class _FF(nn.Sequential):
-    def __init__(self, d: int, d_ff: int, dropout: float, activation: str):
-        act = {"relu": nn.ReLU(), "gelu": nn.GELU()}[activation]
-        super().__init__(nn.Linear(d, d_ff), act, nn.Dropout(dropout), nn.Linear(d_ff, d))
-
-
-class _EncBlock(nn.Module):
-    def __init__(self, d: int, heads: int, d_ff: int, dropout: float, activation: str):
-        super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.att, self.ff, self.drop = _Attention(d, heads, dropout), _FF(d, d_ff, dropout, activation), nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, allow: torch.Tensor) -> torch.Tensor:
-        h = self.ln1(x)
-        x = x + self.drop(self.att(h, *self.att.keys_values(h), allow))
-        return x + self.drop(self.ff(self.ln2(x)))
-
-
-class _DecBlock(nn.Module):
-    def __init__(self, d: int, heads: int, d_ff: int, dropout: float, activation: str):
-        super().__init__()
-        self.ln1, self.ln2, self.ln3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
-        self.self_att, self.cross = _Attention(d, heads, dropout), _Attention(d, heads, dropout)
-        self.ff, self.drop = _FF(d, d_ff, dropout, activation), nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, self_allow: torch.Tensor | None, past: tuple | None,
-                mem_kv: tuple[torch.Tensor, torch.Tensor], mem_allow: torch.Tensor) -> tuple[torch.Tensor, tuple]:
-        h = self.ln1(x)
-        k, v = self.self_att.keys_values(h)
-        if past is not None:
-            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
-        x = x + self.drop(self.self_att(h, k, v, self_allow))
-        x = x + self.drop(self.cross(self.ln2(x), *mem_kv, mem_allow))
-        return x + self.drop(self.ff(self.ln3(x))), (k, v)
-
-
-@dataclass
-class DecoderCache:
-    """Per decoder block: self-attention keys/values so far and the cross-attention keys/values."""
-
-    self_kv: list[tuple[torch.Tensor, torch.Tensor] | None]
-    mem_kv: list[tuple[torch.Tensor, torch.Tensor]]
-    mem_allow: torch.Tensor  # [N, 1, 1, S_enc]
-    length: int = 0
-
-    def select(self, idx: torch.Tensor) -> "DecoderCache":
-        """Rows ``idx`` (repeat, reorder or prune rows: beams, G samples per case)."""
-        pick = (lambda kv: None if kv is None else (kv[0][idx], kv[1][idx]))
-        return DecoderCache([pick(kv) for kv in self.self_kv], [pick(kv) for kv in self.mem_kv],  # type: ignore[misc]
-                            self.mem_allow[idx], self.length)
 
 
 class SemanticIdPolicy(nn.Module):
@@ -147,8 +73,8 @@ class SemanticIdPolicy(nn.Module):
         n_enc = (max_history + 1) * self.n_digits + 1
         self.enc_pos = nn.Embedding(n_enc, d_model)
         self.dec_pos = nn.Embedding(max_path_len * self.n_digits + 1, d_model)
-        self.encoder = nn.ModuleList(_EncBlock(d_model, n_heads, d_ff, dropout, activation) for _ in range(n_enc_layers))
-        self.decoder = nn.ModuleList(_DecBlock(d_model, n_heads, d_ff, dropout, activation) for _ in range(n_dec_layers))
+        self.encoder = nn.ModuleList(EncoderBlock(d_model, n_heads, d_ff, dropout, activation) for _ in range(n_enc_layers))
+        self.decoder = nn.ModuleList(DecoderBlock(d_model, n_heads, d_ff, dropout, activation) for _ in range(n_dec_layers))
         self.enc_ln, self.dec_ln = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.out_bias = nn.Parameter(torch.zeros(self.vocab))
         self.drop = nn.Dropout(dropout)
@@ -230,6 +156,10 @@ class SemanticIdPolicy(nn.Module):
         """Teacher-forced ``log pi(token_s | prefix)`` ``[N, S]`` of the decoder targets ``tokens``
         (``N = cases * repeat``) under the decoding distribution (masked when constrained); 0 at
         padding; ``-inf`` where a target token is forbidden by the mask."""
+        return self._token_log_probs(hist_left, target, tokens, repeat)[0]
+
+    def _token_log_probs(self, hist_left: torch.Tensor, target: torch.Tensor, tokens: torch.Tensor,
+                         repeat: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         from .semantic_decoding import allowed_tokens_teacher_forced
 
         n, s = tokens.shape
@@ -242,40 +172,68 @@ class SemanticIdPolicy(nn.Module):
         allow = allow | ~allow.any(-1, keepdim=True)  # rows past EOS: no all -inf row (NaN gradients)
         logp = torch.log_softmax(logits.float().masked_fill(~allow, float("-inf")), -1)
         taken = logp.gather(2, tokens[..., None]).squeeze(2)
-        return torch.where(tokens != 0, taken, torch.zeros((), device=tokens.device))
+        return torch.where(tokens != 0, taken, torch.zeros((), device=tokens.device)), logp
 
     def action_log_probs(self, hist_left: torch.Tensor, target: torch.Tensor, paths: torch.Tensor,
-                         lengths: torch.Tensor, stopped: torch.Tensor, repeat: int = 1) -> torch.Tensor:
+                         lengths: torch.Tensor, stopped: torch.Tensor, repeat: int = 1, full: bool = False
+                         ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``log pi(a_t)`` ``[N, P]``: item ``t`` = mean (or sum) of its tokens' log-probabilities,
-        STOP = the EOS token's; 0 at inactive positions."""
+        STOP = the EOS token's; 0 at inactive positions. With ``full``, also every token decision's
+        whole log-distribution ``[N, P, D * vocab]`` (``-inf`` where no decision is made: the digits
+        after an EOS, inactive positions), for the exact KL (a sum of per-token KLs)."""
         n, p = paths.shape
         toks = self.path_tokens(paths, lengths, stopped)
-        tok_lp = self.token_log_probs(hist_left, target, toks, repeat).view(n, p, self.n_digits)
+        tok_lp, logp = self._token_log_probs(hist_left, target, toks, repeat)
+        tok_lp = tok_lp.view(n, p, self.n_digits)
         item_lp = tok_lp.sum(-1) if self.token_logprob == "sum" else tok_lp.mean(-1)
         t = torch.arange(p, device=paths.device)[None]
         is_item = t < lengths[:, None]
         is_stop = (t == lengths[:, None]) & stopped[:, None]
         out = torch.where(is_item, item_lp, tok_lp[..., 0])  # EOS sits at digit 0 of position len
-        return torch.where(is_item | is_stop, out, torch.zeros((), device=paths.device))
+        out = torch.where(is_item | is_stop, out, torch.zeros((), device=paths.device))
+        if not full:
+            return out
+        digit = torch.arange(self.n_digits, device=paths.device)[None, None]
+        used = is_item[..., None] | (is_stop[..., None] & (digit == 0))  # [N, P, D]
+        logp = logp.view(n, p, self.n_digits, self.vocab).masked_fill(~used[..., None], float("-inf"))
+        return out, logp.reshape(n, p, self.n_digits * self.vocab)
+
+    def sft_nll(self, hist_left: torch.Tensor, target: torch.Tensor, paths: torch.Tensor, actions: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """SFT loss as the official pre-training: token cross-entropy on the reference items'
+        codes then EOS (``actions [N, P]``: items, then ``stop_id`` when the path is shorter than
+        P, -1 after). Tokens the decoding mask forbids give no loss. Returns ``(mean nll, tokens)``."""
+        lengths = ((actions >= 0) & (actions != self.stop_id)).sum(1)
+        stopped = (actions == self.stop_id).any(1)
+        toks = self.path_tokens(paths, lengths, stopped)
+        tok_lp, _ = self._token_log_probs(hist_left, target, toks, 1)
+        ok = (toks != 0) & torch.isfinite(tok_lp)
+        count = ok.sum()
+        return -torch.where(ok, tok_lp, torch.zeros((), device=toks.device)).sum() / count.clamp(min=1), count
 
     # -- decoding (see .semantic_decoding) -------------------------------------------------------
 
     def sample(self, hist_left: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None,
                greedy: bool | torch.Tensor = False, temperature: float = 1.0, max_len: int | None = None,
-               repeat: int = 1, stop_threshold: float = 0.5, top_k: int = 0, greedy_rule: str = "argmax"
+               repeat: int = 1, stop_threshold: float = 0.5, top_k: int = 0, rule: str = "threshold"
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sampled / greedy paths, all ``N * repeat`` rows at once: ``(paths [N*repeat, P], lengths,
-        stopped)``; see :func:`~prorlbench.rl.semantic_decoding.sample_paths`."""
+        stopped)``; greedy rows follow ``rule`` (``'greedy'``: token argmax, EOS included;
+        ``'threshold'``); see :func:`~prorlbench.rl.semantic_decoding.sample_paths`."""
         from .semantic_decoding import sample_paths
 
         return sample_paths(self, hist_left, target, generator, greedy=greedy, temperature=temperature,
                             max_len=max_len, repeat=repeat, stop_threshold=stop_threshold, top_k=top_k,
-                            greedy_rule=greedy_rule)
+                            greedy_rule=rule)
 
-    def beam(self, hist_left: torch.Tensor, target: torch.Tensor, width: int, n_return: int,
-             max_len: int | None = None, length_norm: float = 0.0
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Item-level beam search ``(paths, lengths, stopped, scores)``; see :func:`~prorlbench.rl.semantic_decoding.beam_paths`."""
+    def beam_search(self, hist_left: torch.Tensor, target: torch.Tensor, k: int, width: int = 10,
+                    length_norm: float = 0.0, max_len: int | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The ``k`` best paths per case by item-level beam search (``max(width, k)`` beams):
+        ``(paths [N * k, P], lengths, stopped, scores [N, k])``; see
+        :func:`~prorlbench.rl.semantic_decoding.beam_paths`."""
         from .semantic_decoding import beam_paths
 
-        return beam_paths(self, hist_left, target, width, n_return, max_len=max_len, length_norm=length_norm)
+        paths, lengths, stopped, scores = beam_paths(self, hist_left, target, width, k, max_len=max_len,
+                                                     length_norm=length_norm)
+        return paths, lengths, stopped, scores.view(len(target), k)

@@ -5,7 +5,8 @@ Per step, for a batch of ``B`` training cases:
 1. sample ``G`` paths per case from ``pi`` (all ``B * G`` rows at once; ``sample_temperature``,
    ``sample_top_k``);
 2. raw step rewards from the *training* simulator, one forward pass per path
-   (:func:`prorlbench.rl.rewards.path_rewards`; ``reward_state``);
+   (:func:`prorlbench.rl.rewards.path_rewards`; ``reward_state``; a ``free``-decoding semantic-ID
+   policy's invalid codes get the official penalties, :mod:`prorlbench.rl.semantic_rewards`);
 3. normalise them (``centering``, :mod:`prorlbench.rl.normalize`: Welford statistics over valid
    steps of the first ``normalizer_epochs`` epochs, frozen afterwards), centred or scaled-only as
    the estimator's spec says, and sum into the step reward ``r_k``;
@@ -52,7 +53,8 @@ from .diagnostics import PositionProfile, gradient_variance, gradient_variance_t
 from .estimators import AdvantageBatch, RewardNormalizer, step_rewards
 from .normalize import make_normalizer
 from .policy import CaseTensors, PathPolicy
-from .rewards import check_leftpad, path_rewards
+from .rewards import check_leftpad
+from .semantic_rewards import drop_unknown, rollout_rewards
 
 __all__ = ["rl_step", "rollout", "pg_loss", "train_rl", "validation_ioi", "gradient_variance",
            "gradient_variance_terms", "kl_term"]
@@ -87,7 +89,7 @@ def validation_ioi(policy: PathPolicy, simulator: SequenceModel, ct: CaseTensors
     iois, lens = [], []
     for s in range(0, len(ct), batch):
         part = ct.index(torch.arange(s, min(s + batch, len(ct)), device=ct.target.device))
-        paths, lengths = candidates(policy, part.hist_left, part.target, 1, cfg)
+        paths, lengths = drop_unknown(*candidates(policy, part.hist_left, part.target, 1, cfg), simulator.n_items)
         sc = score_paths(simulator, hist=part.hist, hist_len=part.hist_len, targets=part.target,
                          path_tensor=paths, path_len=lengths)
         iois.append((sc.final(sc.log_p) - sc.log_p[:, 0]).float().cpu())
@@ -137,13 +139,13 @@ def rollout(policy: PathPolicy, simulator: SequenceModel, cases: CaseTensors, cf
     policy.eval()
     paths, lengths, stopped = policy.sample(cases.hist_left, cases.target, generator, max_len=max_path_len,
                                             repeat=g, temperature=cfg.sample_temperature, top_k=cfg.sample_top_k)
-    raw, valid, _ = path_rewards(simulator, rows.hist, rows.hist_len, rows.target, paths, lengths,
-                                 state=cfg.reward_state)
+    raw, valid, credit = rollout_rewards(policy, simulator, rows.hist, rows.hist_len, rows.target, paths, lengths,
+                                         state=cfg.reward_state)  # free decoding: the official penalties
     normalizer.update(raw, valid)  # 0-item paths have no valid step: never in the statistics
     item_mask = torch.arange(max_path_len, device=paths.device)[None] < lengths[:, None]
     normed = normalizer.normalize(raw, centered=estimator.centered)
     weights = {"ctr": cfg.w_ctr, "ioi": cfg.w_ioi, "ior": cfg.w_ior}
-    r, comps = step_rewards(normed, item_mask, valid, weights, max_path_len)
+    r, comps = step_rewards(normed, item_mask, credit, weights, max_path_len)
     b = len(cases)
     shape = (b, g, max_path_len)
     batch = AdvantageBatch(

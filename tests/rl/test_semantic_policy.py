@@ -149,7 +149,7 @@ def test_constrained_decoding_never_emits_an_invalid_or_masked_item(seed, n_hist
     with torch.no_grad():
         for name, (paths, lengths, _s, *rest) in {
             "sample": pol.sample(hist, tgt, g, greedy=greedy, repeat=3, top_k=top_k, temperature=2.0),
-            "beam": pol.beam(hist, tgt, 4, 4),
+            "beam": pol.beam_search(hist, tgt, 4, width=4),
         }.items():
             reps = paths.shape[0] // 4
             for r in range(paths.shape[0]):
@@ -199,11 +199,11 @@ def test_beam_search_equals_brute_force_on_a_tiny_catalog(token_logprob):
     paths, scores = _brute_force(pol, hist, tgt, 2)
     order = scores.argsort(descending=True)
     k = 5
-    bp, bl, bs, bscore = pol.beam(hist[None], tgt[None], width=len(paths), n_return=k, max_len=2)
+    bp, bl, bs, bscore = pol.beam_search(hist[None], tgt[None], k, width=len(paths), max_len=2)
     got = [tuple(bp[r, : bl[r]].tolist()) for r in range(k)]
     want = [paths[i] for i in order[:k].tolist()]
     assert got == want
-    torch.testing.assert_close(bscore, scores[order[:k]], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(bscore[0], scores[order[:k]], atol=1e-5, rtol=1e-5)
     assert bs.tolist() == [len(p) < 2 for p in got]
 
 
