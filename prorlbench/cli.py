@@ -55,6 +55,7 @@ examples:
   prorlbench list                  everything, then plugins that failed to load
   prorlbench list methods --details
   prorlbench list --plugins-dir ./my_plugins
+  prorlbench list methods --config experiments/rl_protocol.toml   (with its [variants])
 """
 
 
@@ -96,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulators that score the paths (default: the training simulator); "
                         "e.g. sasrec,oracle")
     r.add_argument("--data-dir", metavar="DIR", help="folder with raw data files (movielens, csv, prorl-json)")
-    r.add_argument("--profile", choices=["quick", "paper"], help="plugin config profile (default: quick)")
+    r.add_argument("--profile", choices=["quick", "paper", "official"],
+                   help="plugin config profile (default: quick; official: the released ProRL code's "
+                   "RL values, sized for GPUs)")
     r.add_argument("--ks", type=_ints, metavar="1,5,10", help="K values of the @K metrics")
     r.add_argument("--metrics", type=_names, metavar="A,B", help="metrics (default: all registered)")
     r.add_argument("--cache-dir", metavar="DIR", help="trained-model cache (default: "
@@ -128,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("kind", nargs="?", metavar="KIND",
                     help="methods, datasets, simulators, metrics or estimators (default: all)")
     ls.add_argument("--details", action="store_true", help="also show each plugin's config keys")
+    ls.add_argument("--config", metavar="FILE", help="a run config whose [variants.NAME] methods to list too")
     _plugins_arg(ls)
     return p
 
@@ -240,6 +244,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     kinds = [_plural(args.kind)] if args.kind else list(KINDS)
     registry = load_registry(args.plugins_dirs or ())
+    if getattr(args, "config", None):
+        from .runconfig import read_config_file
+        from .variants import add_variants
+
+        run_cfg = read_config_file(args.config)
+        add_variants(registry, run_cfg.variants, run_cfg.plugin_tables, run_cfg.source)
     blocks = []
     for kind in kinds:
         rows = []

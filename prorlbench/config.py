@@ -18,6 +18,11 @@ from typing import Any
 from .errors import ConfigError, did_you_mean
 
 
+PROFILE_FALLBACK = {"official": "paper"}
+"""A profile that only some configs define falls back to this one for the others (``official``
+sets the RL family's keys; datasets, simulators and cases then use ``paper``)."""
+
+
 def opt(default: Any, help: str, **kw: Any) -> Any:
     """A config field with a default and a help text (shown by ``prorlbench list --details`` and docs)."""
     if isinstance(default, (list, dict, set)):
@@ -81,6 +86,8 @@ def build_config(cls: type, values: dict[str, Any] | None = None, *, where: str 
     values = dict(values or {})
     merged: dict[str, Any] = {}
     profiles = getattr(cls, "PROFILES", None) or {}
+    if profile is not None and profile not in profiles:
+        profile = PROFILE_FALLBACK.get(profile, profile)
     if profile is not None and profile in profiles:
         merged.update(profiles[profile])
     merged.update(values)

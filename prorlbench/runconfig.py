@@ -14,6 +14,10 @@ defaults, a TOML file (``--config FILE``) and command-line flags. The TOML file 
     [methods.prorl]            # ... of method plugin "prorl"
     [cases]                    # prorlbench.cases.CaseConfig (n_history, max_path_len, ...)
 
+    [variants."prorl+position"]  # a method made from another: its keys, then these
+    method = "prorl"
+    centering = "position"
+
 Unknown tables and keys are a :class:`~prorlbench.errors.ConfigError` that names the file, the
 table and the closest valid key. Plugin tables are checked against the plugin's config class by
 :func:`prorlbench.runner.resolve` (which knows the registry); this module only checks structure.
@@ -44,7 +48,7 @@ from .errors import ConfigError, did_you_mean
 
 PLUGIN_TABLES = ("datasets", "simulators", "methods")
 """Tables of tables: ``[KIND.NAME]`` configures plugin NAME of that kind."""
-TOP_TABLES = ("run",) + PLUGIN_TABLES + ("cases",)
+TOP_TABLES = ("run",) + PLUGIN_TABLES + ("cases", "variants")
 
 CACHE_ENV = "PRORLBENCH_CACHE_DIR"
 
@@ -86,6 +90,9 @@ class RunConfig:
         metadata={"help": "Raw [datasets.NAME] / [simulators.NAME] / [methods.NAME] tables."})
     cases: dict[str, Any] = field(default_factory=dict,
                                   metadata={"help": "Raw [cases] table (CaseConfig)."})
+    variants: dict[str, dict[str, Any]] = field(
+        default_factory=dict, metadata={"help": "[variants.NAME] tables: methods made from another "
+                                                "method plus keys (prorlbench.variants)."})
     source: str = field(default="", metadata={"help": "The config file this came from."})
 
     def table(self, kind: str, name: str) -> dict[str, Any]:
@@ -98,7 +105,7 @@ class RunConfig:
 
 
 RUN_KEYS: tuple[str, ...] = tuple(
-    f.name for f in dataclasses.fields(RunConfig) if f.name not in ("plugin_tables", "cases", "source"))
+    f.name for f in dataclasses.fields(RunConfig) if f.name not in ("plugin_tables", "cases", "source", "variants"))
 NOT_WRITTEN = ("force", "progress", "out", "cache_dir", "ray_address")
 """Run keys that describe this invocation or this machine, not the experiment."""
 FILE_PATH_KEYS = ("out", "cache_dir", "plugins_dirs")
@@ -172,6 +179,9 @@ def parse_config(doc: dict[str, Any], source: str = "") -> RunConfig:
     if not isinstance(cases, dict):
         raise ConfigError(f"{label}: 'cases' must be a table ([cases])")
     cfg.cases = dict(cases)
+    from .variants import parse_variants
+
+    cfg.variants = parse_variants(doc.get("variants", {}), label)
     return cfg
 
 
@@ -204,7 +214,7 @@ def parse_config_text(text: str, source: str = "config") -> RunConfig:
 def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """A copy of ``cfg`` with command-line values (already typed) replacing file values."""
     new = dataclasses.replace(cfg, plugin_tables={k: dict(v) for k, v in cfg.plugin_tables.items()},
-                              cases=dict(cfg.cases))
+                              cases=dict(cfg.cases), variants={k: dict(v) for k, v in cfg.variants.items()})
     for key, value in overrides.items():
         if value is None:
             continue

@@ -49,6 +49,7 @@ from .config import build_config, to_dict
 from .errors import ConfigError, UnknownNameError, UserError
 from .executors import CellJob, make_executor
 from .logs import CellTrainLogger, NonFiniteError, run_log
+from .variants import add_variants
 from .plugins import Registry, load_registry
 from .results import CASE_COLUMNS, CellStatus, RunFolder, cell_name
 from .runconfig import (NOT_WRITTEN, PLUGIN_TABLES, RUN_KEYS, RunConfig, Table, default_cache_dir,
@@ -58,7 +59,7 @@ log = logging.getLogger("prorlbench")
 
 BACKBONE_SEED_OFFSET = 1000
 """``make_backbone(kind, seed)`` trains with seed ``BACKBONE_SEED_OFFSET + seed``."""
-PROFILES = ("quick", "paper")
+PROFILES = ("quick", "paper", "official")
 STYLES = ("default", "paper")
 
 
@@ -98,6 +99,7 @@ class Resolved:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.registry = load_registry(self.cfg.plugins_dirs)
+        add_variants(self.registry, self.cfg.variants, self.cfg.plugin_tables)
         self.metrics = [self.registry.metric(n) for n in state["metrics"]]
 
     def config_document(self) -> dict[str, Any]:
@@ -111,6 +113,9 @@ class Resolved:
         doc["simulators"] = Table({n: Table(to_dict(c)) for n, c in self.simulator_cfgs.items()})
         doc["methods"] = Table({n: Table(to_dict(c)) for n, c in self.method_cfgs.items()})
         doc["cases"] = Table(to_dict(self.cases_cfg))
+        used = {n: v for n, v in self.cfg.variants.items() if n in self.method_cfgs}
+        if used:  # [methods.NAME] above holds the full config; the variant names its base
+            doc["variants"] = Table({n: Table(method=v["method"]) for n, v in used.items()})
         return doc
 
     def fingerprint(self, job: CellJob) -> str:
@@ -125,6 +130,8 @@ class Resolved:
             "simulator_seed": self.cfg.simulator_seed, "ks": list(self.cfg.ks),
             "metrics": [m.name for m in self.metrics], "data_dir": self.cfg.data_dir,
         }
+        if job.method in self.cfg.variants:
+            key["variant_of"] = self.cfg.variants[job.method]["method"]
         blob = json.dumps(key, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -183,6 +190,7 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
     if cfg.style not in STYLES:
         raise ConfigError(f"style '{cfg.style}': expected one of {', '.join(STYLES)}")
     make_executor(cfg.executor)  # unknown name -> UserError now, not after the data is loaded
+    variant_tables = add_variants(registry, cfg.variants, cfg.plugin_tables, cfg.source)
     _check_names("methods", cfg.methods, registry)
     _check_names("datasets", cfg.datasets, registry)
     eval_sims = list(dict.fromkeys(cfg.eval_simulators)) or [cfg.simulator]
@@ -211,7 +219,10 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
     dataset_cfgs = {n: build("datasets", n, registry.dataset(n).config_cls) for n in cfg.datasets}
     sims = list(dict.fromkeys([cfg.simulator, *eval_sims]))
     simulator_cfgs = {n: build("simulators", n, registry.simulator(n).config_cls) for n in sims}
-    method_cfgs = {n: build("methods", n, registry.method(n).config_cls) for n in cfg.methods}
+    method_cfgs = {n: build_config(registry.method(n).config_cls, variant_tables[n],
+                                   where=cfg.where(f"variants.{n}"), profile=cfg.profile)
+                   if n in variant_tables else build("methods", n, registry.method(n).config_cls)
+                   for n in cfg.methods}
     cases_cfg = build_config(CaseConfig, cfg.cases, where=cfg.where("cases"), profile=cfg.profile)
     if not registry.simulator(cfg.simulator).learned:
         log.warning("training simulator '%s' is a ground-truth simulator: methods will be trained "
