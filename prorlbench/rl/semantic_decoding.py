@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import torch
 
+from .decode import draw
+
 NEG = float("-inf")
 
 
@@ -100,12 +102,7 @@ def _pick(logits: torch.Tensor, greedy_rows: torch.Tensor, any_greedy: bool, sam
     tok = logits.argmax(-1) if any_greedy else None
     if sample_any:
         lg = logits / max(temperature, 1e-6) if temperature != 1.0 else logits
-        if 0 < top_k < lg.shape[-1]:
-            kth = lg.topk(top_k, -1).values[:, -1:]
-            lg = lg.masked_fill(lg < kth, NEG)
-        probs = torch.softmax(lg, -1)
-        race = torch.empty_like(probs).exponential_(1, generator=generator)
-        drawn = (probs / race).argmax(-1)  # one categorical draw per row (exponential race)
+        drawn = draw(lg, generator, top_k)  # one uniform number per row, as the item policy draws
         tok = drawn if tok is None else torch.where(greedy_rows, tok, drawn)
     assert tok is not None
     return tok
