@@ -111,3 +111,14 @@ def test_auto_policy_follows_the_dataset_codes_and_bad_keys_are_config_errors(tm
     for bad in ({"policy": "tiger"}, {"token_logprob": "max"}, {"decoding": "beam"}, {"sem_heads": 3}):
         with pytest.raises(ConfigError):
             build_config(RLConfig, bad)
+
+
+def test_auto_policy_trains_on_the_dataset_codes(tmp_path):
+    ctx = sem_ctx(tmp_path)
+    codes = tuple((i // 8, i % 8) for i in range(40))
+    ctx.data = dataclasses.replace(ctx.data, item_codes=codes)
+    m = RLMethod(build_config(RLConfig, {**SEM, "policy": "auto", "decoding": "free", "sft_epochs": 1}), None)
+    m.fit(ctx)
+    assert isinstance(m.policy, SemanticIdPolicy) and m.policy.decoding == "free"
+    assert m.policy.sem.codes.tolist() == [list(c) for c in codes]  # the shipped codes, not RQ-KMeans
+    assert not (tmp_path / "semantic_ids").exists()
