@@ -1,11 +1,9 @@
 """The ``semantic-id`` policy: the official ProRL architecture (an encoder-decoder over codes).
 
 Each item is a code of ``D`` tokens (:mod:`.semantic_ids`). The encoder reads the codes of the
-last ``max_history`` items of H, then the target's code, then EOS; the decoder emits the path's
-codes one token at a time, then EOS. Shape options follow the official T5 configuration
-(3 + 3 layers, d_model 128, d_ff 512, 4 heads, ReLU, dropout 0.1). It is T5-*like*, not T5:
-pre-LN LayerNorm blocks with learned absolute positions (T5 uses RMSNorm and relative position
-buckets), and the output head is tied to the token embeddings.
+last ``max_history`` items of H, the target's code and EOS; the decoder emits the path's codes,
+then EOS. Defaults follow the official T5 (3 + 3 layers, d_model 128, d_ff 512, 4 heads, ReLU,
+dropout 0.1); it is T5-*like*: pre-LN LayerNorm, learned absolute positions, tied output head.
 
 The trainer sees the same interface as :class:`~prorlbench.rl.policy.PathPolicy`: paths are
 item ids ``[N, P]`` padded with ``n_items``, and ``action_log_probs`` gives one log-probability
@@ -20,9 +18,8 @@ code may match no item: such an *invalid* item is kept in ``paths`` as a negativ
 encodes its tokens (``-1 - key(tokens)``), so its log-probability can be recomputed. EOS may
 only follow a complete code (both modes).
 
-The encoder runs once per case; its cross-attention keys/values are shared by the case's ``G``
-rows, and decoding extends a self-attention KV cache one token per step for all rows at once.
-Decoding itself (sampling, greedy, beam) lives in :mod:`.semantic_decoding`.
+The encoder runs once per case (its cross-attention keys/values are shared by the case's ``G``
+rows); decoding (:mod:`.semantic_decoding`) extends a KV cache one token per step for all rows.
 """
 
 from __future__ import annotations
