@@ -230,13 +230,15 @@ def build_cases(
     """Guidance cases for every split (SPEC section 4, step 3).
 
     When ``data.cases`` is given (ready-made cases, e.g. ``prorl-json``) those are returned, only
-    subsampled to ``cfg.max_cases_per_split`` when that cap is set. Otherwise cases are built from
+    subsampled to ``cfg.max_cases_per_split`` when that cap is set. Otherwise, and for every split
+    that ``data.cases`` leaves out (a released split without targets), cases are built from
     ``data.sequences[split]`` with ``model`` (the simulator) deciding which targets are hard.
     Users with fewer than ``n_history + 2`` items yield no case. ``device`` defaults to the
     model's device.
     """
-    if data.cases is not None:
-        return CaseSplits(*(_cap(list(data.cases.get(s, [])), cfg.max_cases_per_split, cfg.seed, k)
+    ready = data.cases or {}
+    if data.cases is not None and all(s in ready for s in SPLITS):
+        return CaseSplits(*(_cap(list(ready[s]), cfg.max_cases_per_split, cfg.seed, k)
                             for k, s in enumerate(SPLITS)))
     dev = torch.device(device) if device is not None else _model_device(model)
     if isinstance(model, torch.nn.Module):
@@ -245,6 +247,13 @@ def build_cases(
     out = []
     try:
         for k, split in enumerate(SPLITS):
+            if split in ready:
+                out.append(_cap(list(ready[split]), cfg.max_cases_per_split, cfg.seed, k))
+                continue
+            if data.cases is not None:
+                log.info("%s: the %s split has no targets; its cases are built like every other "
+                         "dataset's (targets ranked worse than %d, at distance 2..%d after H)",
+                         data.name, split, cfg.min_target_rank, cfg.max_path_len + 1)
             seqs = list(data.sequences.get(split, []))
             users = list(data.users.get(split, [])) if data.users else []
             if len(users) != len(seqs):

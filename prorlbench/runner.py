@@ -219,9 +219,9 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
     dataset_cfgs = {n: build("datasets", n, registry.dataset(n).config_cls) for n in cfg.datasets}
     sims = list(dict.fromkeys([cfg.simulator, *eval_sims]))
     simulator_cfgs = {n: build("simulators", n, registry.simulator(n).config_cls) for n in sims}
-    method_cfgs = {n: build_config(registry.method(n).config_cls, variant_tables[n],
-                                   where=cfg.where(f"variants.{n}"), profile=cfg.profile)
-                   if n in variant_tables else build("methods", n, registry.method(n).config_cls)
+    variant_cfgs = {n: build_config(registry.method(n).config_cls, t, where=cfg.where(f"variants.{n}"),
+                                    profile=cfg.profile) for n, t in variant_tables.items()}  # all checked
+    method_cfgs = {n: variant_cfgs[n] if n in variant_cfgs else build("methods", n, registry.method(n).config_cls)
                    for n in cfg.methods}
     cases_cfg = build_config(CaseConfig, cfg.cases, where=cfg.where("cases"), profile=cfg.profile)
     if not registry.simulator(cfg.simulator).learned:

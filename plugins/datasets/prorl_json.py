@@ -23,6 +23,13 @@ the reference path without the target is ``reference[:-1]``), ``target = proc_pa
 Cases are kept exactly as released (6,928 test cases for ML-1M), including the few whose target
 also occurs in the history.
 
+A split file whose cases carry no ``"target"`` (the shared ML-1M ``.val``) has natural next items
+as targets, while the test targets were chosen low-ranked. Such a split (and a training split
+carved from it) is not passed on as ready-made cases: the harness builds its cases from its
+sequences with the rule every other dataset uses (SPEC section 4: a target at distance
+2..max_path_len+1 after H that the simulator ranks worse than ``min_target_rank``), and a note
+says so.
+
 No ``*.train`` (the shared ML-1M copy has none): a training split is carved out of the validation
 cases, by user when the cases carry ``"user"`` (else by case): a seeded ``train_fraction`` of
 the validation users (default 0.5) becomes the training split, the rest stays validation.
@@ -192,6 +199,12 @@ def _read_sem_ids(path: Path, catalog: list[str]) -> tuple[tuple[int, ...], ...]
     return tuple(codes)
 
 
+def _has_targets(path: Path) -> bool:
+    """Whether the split file's cases carry a ``target`` (read from the first case)."""
+    data = _load_json(path)
+    return bool(data) and isinstance(data[0], dict) and "target" in data[0]
+
+
 def _carve(cases: list[Case], fraction: float, seed: int) -> tuple[list[Case], list[Case], str]:
     rng = np.random.default_rng(seed)
     if all(c.user for c in cases):
@@ -222,11 +235,14 @@ def load(cfg: ProrlJsonConfig, data_dir: Path | None = None) -> Interactions:
     dense = {raw: k for k, raw in enumerate(catalog)}
     valid = _read_cases(val_path, dense, dm_path.name, "valid")
     test = _read_cases(test_path, dense, dm_path.name, "test")
+    targeted = {"valid": _has_targets(val_path), "test": _has_targets(test_path)}
     notes = []
     if train_path is not None:
         train = _read_cases(train_path, dense, dm_path.name, "train")
+        targeted["train"] = _has_targets(train_path)
     else:
         train, valid, how = _carve(valid, cfg.train_fraction, cfg.seed)
+        targeted["train"] = targeted["valid"]
         notes.append(f"prorl-json: no *.train file in {folder}: the training split is {how} from "
                      f"{val_path.name} (train_fraction={cfg.train_fraction:g}, seed={cfg.seed}); "
                      f"{len(train)} training and {len(valid)} validation cases remain")
@@ -241,6 +257,11 @@ def load(cfg: ProrlJsonConfig, data_dir: Path | None = None) -> Interactions:
             notes.append(f"prorl-json: semantic IDs from {sem_path.name} ({len(item_codes[0])} tokens per item)")
     cases = {"train": train, "valid": valid, "test": test}
     notes.append(f"prorl-json: {len(catalog)} items, cases: {len(train)} train, {len(valid)} valid, {len(test)} test")
+    rebuilt = [s for s in cases if not targeted[s]]
+    if rebuilt:
+        notes.append(f"prorl-json: the {', '.join(rebuilt)} cases carry no target (natural next items); "
+                     "their targets are rebuilt with the case rule of every other dataset "
+                     "(ranked worse than min_target_rank under the simulator)")
     return Interactions(
         name=f"prorl-{prefix}",
         n_items=len(catalog),
@@ -249,7 +270,7 @@ def load(cfg: ProrlJsonConfig, data_dir: Path | None = None) -> Interactions:
         item_ids=tuple(catalog),
         item_attributes=tuple(attrs[raw] for raw in catalog) if attrs is not None else None,
         item_names=tuple(titles.get(raw, "") for raw in catalog) if titles else (),
-        cases=cases,
+        cases={s: cs for s, cs in cases.items() if targeted[s]},
         item_codes=item_codes,
         notes=tuple(notes),
     )

@@ -5,7 +5,12 @@
 * ``train_path_len.png``: mean sampled path length per RL step, one line per method (mean over
   seeds; a light moving average), one panel per dataset: the *length shortcut* shows as a
   line climbing to ``max_path_len``;
-* ``train_grad_var.png``: the gradient-variance estimate per step (log scale), same layout.
+* ``train_grad_var.png``: the gradient-variance estimate per step (log scale), same layout
+  (an in-training diagnostic: each method along its own trajectory);
+* ``train_dynamics.png``: one row per dataset, one panel each for the sampled path length, the
+  raw reward components of sampled paths (IoI, IoR, CTR per item), the KL term, and the
+  validation IoI (greedy IoI@1 solid, sampled paths dashed); one line per method, the placebo
+  ``noise-pg`` in black, so that what every method shares with it is visible.
 
 Uses matplotlib's object API (no pyplot global state).
 """
@@ -27,6 +32,47 @@ PLOTS = (
 def _smooth(s: pd.Series) -> pd.Series:
     window = max(1, len(s) // 40)
     return s.rolling(window, min_periods=1, center=True).mean() if window > 1 else s
+
+
+DYNAMICS = (("path_len", "sampled path length"), ("reward_ioi", "raw IoI of sampled paths"),
+            ("reward_ior", "raw IoR of sampled paths"), ("reward_ctr", "raw CTR per sampled item"),
+            ("kl", "KL term per path"), ("valid_ioi", "validation IoI (— IoI@1, - - sampled)"))
+
+
+def _line_style(method: str) -> dict:
+    return {"color": "black", "linewidth": 2.0} if method == "noise-pg" else {"linewidth": 1.3}
+
+
+def plot_dynamics(df: pd.DataFrame, out_dir: Path) -> Path | None:
+    """``train_dynamics.png`` (see the module docstring); None when the log has no RL steps."""
+    sub = df[df["metric"].isin([m for m, _ in DYNAMICS] + ["vs_ioi"]) & df["value"].notna()]
+    if sub[sub["metric"] == "path_len"].empty:
+        return None
+    datasets = sorted(sub["dataset"].astype(str).unique())
+    fig = Figure(figsize=(3.6 * len(DYNAMICS), 3.2 * len(datasets)))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(datasets), len(DYNAMICS), squeeze=False)
+    for row, ds in zip(axes, datasets):
+        part = sub[sub["dataset"].astype(str) == ds]
+        for ax, (metric, title) in zip(row, DYNAMICS):
+            for method, rows in sorted(part.groupby("method"), key=lambda kv: str(kv[0])):
+                method = str(method)
+                for name, dash in ((metric, "-"), ("vs_ioi", "--") if metric == "valid_ioi" else (None, "")):
+                    curve = rows[rows["metric"] == name].groupby("step")["value"].mean().sort_index()
+                    if name is None or curve.empty:
+                        continue
+                    ax.plot(curve.index, _smooth(curve).values if name != "valid_ioi" else curve.values, dash,
+                            label=method if dash == "-" else None, **_line_style(method))
+            ax.set_title(f"{ds}: {title}", fontsize=9)
+            ax.set_xlabel("RL step", fontsize=8)
+            ax.grid(True, alpha=0.3)
+            ax.tick_params(labelsize=7)
+        row[0].legend(fontsize=6)
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "train_dynamics.png"
+    fig.savefig(path, dpi=110)
+    return path
 
 
 def plot_training(train_log: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -67,4 +113,7 @@ def plot_training(train_log: pd.DataFrame, out_dir: Path) -> list[Path]:
         path = out_dir / fname
         fig.savefig(path, dpi=120)
         written.append(path)
+    dyn = plot_dynamics(df, out_dir)
+    if dyn is not None:
+        written.append(dyn)
     return written

@@ -24,7 +24,8 @@ Diagnostics logged each step (``ctx.logger.log``): ``path_len`` (mean items of t
 paths), ``stop_rate`` (share of paths that chose STOP before ``max_path_len``), ``reward_ctr``
 (mean raw accept over sampled items), ``reward_ioi`` / ``reward_ior`` (mean raw path IoI / IoR,
 i.e. summed over the path's valid steps), ``return`` (mean normalised path return R), ``loss``,
-``pg_loss``, ``kl`` (mean over paths of ``sum_t log pi - log pi_ref``), ``adv_abs``.
+``pg_loss``, ``kl`` (mean per path of the ``kl`` form summed over its actions), ``adv_abs``,
+``empty_rate`` (share of 0-item paths), ``lr`` (after warm-up).
 
 After each epoch: ``valid_ioi`` / ``valid_len`` (the ``decode`` candidate 1 on validation) and
 the training objective of *sampled* validation paths (``vs_*``,
@@ -56,7 +57,7 @@ from .policy import CaseTensors, PathPolicy
 from .rewards import check_leftpad
 from .semantic_rewards import drop_unknown, rollout_rewards
 
-__all__ = ["rl_step", "rollout", "pg_loss", "train_rl", "validation_ioi", "gradient_variance",
+__all__ = ["rl_step", "rollout", "advantages", "pg_loss", "train_rl", "validation_ioi", "gradient_variance",
            "gradient_variance_terms", "kl_term"]
 
 log = logging.getLogger("prorlbench")
@@ -142,6 +143,19 @@ def rollout(policy: PathPolicy, simulator: SequenceModel, cases: CaseTensors, cf
     raw, valid, credit = rollout_rewards(policy, simulator, rows.hist, rows.hist_len, rows.target, paths, lengths,
                                          state=cfg.reward_state)  # free decoding: the official penalties
     normalizer.update(raw, valid)  # 0-item paths have no valid step: never in the statistics
+    return advantages(cases, rows, paths, lengths, stopped, raw, valid, cfg, estimator, normalizer,
+                      max_path_len, noise_generator, credit=credit)
+
+
+def advantages(cases: CaseTensors, rows: CaseTensors, paths: torch.Tensor, lengths: torch.Tensor,
+               stopped: torch.Tensor, raw: dict[str, torch.Tensor], valid: torch.Tensor, cfg: RLConfig,
+               estimator: EstimatorSpec, normalizer: RewardNormalizer, max_path_len: int,
+               noise_generator: torch.Generator | None = None, credit: torch.Tensor | None = None) -> Rollout:
+    """Normalise raw step rewards, build the :class:`AdvantageBatch` and run ``estimator`` on it
+    (``benchmarks.grad_variance`` calls this once per estimator on the same sampled paths).
+    ``credit``: the steps whose ioi / ior count (default ``valid``; free decoding: every item)."""
+    g = cfg.samples_per_case
+    credit = valid if credit is None else credit
     item_mask = torch.arange(max_path_len, device=paths.device)[None] < lengths[:, None]
     normed = normalizer.normalize(raw, centered=estimator.centered)
     weights = {"ctr": cfg.w_ctr, "ioi": cfg.w_ioi, "ior": cfg.w_ior}
@@ -309,9 +323,11 @@ def train_rl(policy: PathPolicy, ref: PathPolicy, ctx: FitContext, cfg: RLConfig
         profile = PositionProfile(max_path_len, dev) if epoch in (0, cfg.epochs - 1) else None
         for s in range(0, n_epoch_cases, cfg.batch_cases):
             cases = train.index(perm[s : s + cfg.batch_cases])
+            lr = float(sched.get_last_lr()[0])
             values = rl_step(policy, ref, opt, ctx.simulator, cases, cfg, estimator, norm, max_path_len, gen,
                              grad_var=bool(cfg.grad_var_every) and (step - step_offset) % cfg.grad_var_every == 0,
                              noise_generator=noise_gen, profile=profile)
+            values["lr"] = lr
             sched.step()
             ctx.logger.log(step, **values)
             step += 1

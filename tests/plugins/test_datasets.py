@@ -247,7 +247,10 @@ def test_prorl_json_real_ml1m(shared_data):
     assert time.perf_counter() - t < 10
     assert d.cases is not None
     assert len(d.cases["test"]) == 6928
-    assert len(d.cases["train"]) + len(d.cases["valid"]) == 6771
+    # the .val file has no targets: train and valid are passed on as sequences, for the case rule
+    assert "train" not in d.cases and "valid" not in d.cases
+    assert len(d.sequences["train"]) + len(d.sequences["valid"]) == 6771
+    assert any("carry no target" in n and "train, valid" in n for n in d.notes)
     assert d.n_items == 3043 and len(d.item_attributes) == 3043
     raw_test = json.loads((shared_data / "prorl-ml-1m" / "ml-1m.test").read_text())
     for c, raw in zip(d.cases["test"][:50], raw_test):
@@ -256,10 +259,10 @@ def test_prorl_json_real_ml1m(shared_data):
         assert d.item_ids[c.target] == raw["target"] and c.reference[-1] == c.target
     assert all(len(c.history) == 10 for c in d.cases["test"])
     # carved training split: user-disjoint from what remains in validation, and noted
-    tr, va = {c.user for c in d.cases["train"]}, {c.user for c in d.cases["valid"]}
+    tr, va = set(d.users["train"]), set(d.users["valid"])
     assert tr and va and not (tr & va)
     assert any("no *.train" in n for n in d.notes)
-    assert d.sequences["train"] == [c.history + c.reference for c in d.cases["train"]]
+    assert all(len(s) >= 12 for s in d.sequences["train"])  # inters (10) + proc_path (>= 2)
     assert d.item_names[d.item_ids.index("1")] == "Toy Story (1995)"
 
 
@@ -304,7 +307,35 @@ def test_prorl_json_small(tmp_path):
 def test_prorl_json_without_target_key(tmp_path):
     prorl_files(tmp_path, target_key=False)
     d = prorl_json.load(prorl_json.ProrlJsonConfig(), tmp_path)
-    assert all(c.target == c.reference[-1] for c in d.cases["test"])
+    assert d.cases == {}  # no split has targets: every split goes to the case rule
+    assert len(d.sequences["test"]) == 7 and any("carry no target" in n for n in d.notes)
+
+
+def test_prorl_json_split_without_targets_gets_the_case_rule(tmp_path, caplog):
+    """A .val without targets (as ML-1M's) gets low-ranked targets like the test split, not the
+    natural next items; the released test cases stay as they are."""
+    import logging
+
+    from prorlbench.cases import CaseConfig, build_cases
+    from tests.rl.fakes import DriftModel
+
+    prorl_files(tmp_path / "no", target_key=False)
+    prorl_files(tmp_path, train=True)
+    (tmp_path / "toy.val").write_text((tmp_path / "no" / "toy.val").read_text())
+    d = prorl_json.load(prorl_json.ProrlJsonConfig(), tmp_path)
+    assert set(d.cases) == {"train", "test"}
+    model = DriftModel(n_items=30).eval()
+    cfg = CaseConfig(n_history=10, max_path_len=3, min_target_rank=8, max_cases_per_user=None)
+    with caplog.at_level(logging.INFO, logger="prorlbench"):
+        splits = build_cases(d, model, cfg)
+    assert splits.test == d.cases["test"] and splits.train == d.cases["train"]
+    assert any("valid split has no targets" in r.getMessage() for r in caplog.records)
+    assert splits.valid  # some windows have a low-ranked target
+    for c in splits.valid:
+        st = model.encode(torch.tensor([c.history]), torch.tensor([len(c.history)]))[0, -1]
+        lg = model.logits(st)
+        assert int((lg > lg[c.target]).sum()) + 1 > 8
+        assert len(c.reference) >= 2 and c.target == c.reference[-1]
 
 
 @pytest.mark.parametrize("file, content, message, line", [
