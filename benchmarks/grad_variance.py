@@ -51,13 +51,16 @@ class _NullLogger:
 
 
 def bootstrap(stat, r: int, n_boot: int, gen: torch.Generator) -> tuple[float, float]:
-    """95 % percentile interval of ``stat(weights [R])`` over multinomial resamples of R replicates."""
+    """95 % basic bootstrap interval ``[2 s - q_97.5, 2 s - q_2.5]`` of ``stat(weights [R])`` over
+    multinomial resamples of the R replicates (the basic interval corrects the downward bias that
+    resampling with repeats gives a variance)."""
     vals = []
     for _ in range(n_boot):
         idx = torch.randint(r, (r,), generator=gen)
         vals.append(stat(torch.bincount(idx, minlength=r).double()))
     v = torch.tensor(vals, dtype=torch.float64)
-    return float(v.nanquantile(0.025)), float(v.nanquantile(0.975))
+    s = stat(torch.ones(r, dtype=torch.float64))
+    return 2 * s - float(v.nanquantile(0.975)), 2 * s - float(v.nanquantile(0.025))
 
 
 def summarise(grads: torch.Tensor, ref: torch.Tensor, n_boot: int, gen: torch.Generator) -> dict[str, tuple]:
@@ -80,7 +83,7 @@ def summarise(grads: torch.Tensor, ref: torch.Tensor, n_boot: int, gen: torch.Ge
             "cos": out(lambda w: float(w @ cos) / float(w.sum())), "_gram": gram, "_ref_sq": ref_sq}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> dict[str, dict[str, tuple]]:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.grad_variance", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="synthetic", help="dataset plugin name (default: synthetic)")
@@ -93,14 +96,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="SFT seed and rollout seed (default 0)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--cache-dir", default="", help="simulator / SFT cache (default: the prorlbench cache)")
+    ap.add_argument("--simulator", default="sasrec", help="training simulator (default sasrec)")
+    ap.add_argument("--tiny", action="store_true", help="a very small world and policy (smoke test; not a measurement)")
     args = ap.parse_args(argv)
     if args.replicates < 2:
         ap.error("--replicates must be >= 2")
     t0 = time.perf_counter()
     options = {"data_dir": args.data_dir} if args.data_dir else None
+    case_opts, rl_opts = None, {}
+    if args.tiny:
+        options = {"n_users": 60, "n_items": 40}
+        case_opts = {"n_history": 4, "max_path_len": 3, "min_target_rank": 5}
+        rl_opts = {"d_model": 16, "n_layers": 1, "batch_cases": 4, "samples_per_case": 2, "sft_epochs": 1}
     res, dctx = prepare(args.dataset, args.data_dir, args.device, args.cache_dir or str(default_cache_dir()),
-                        "quick", dataset_options=options)
-    cfg = build_config(RLConfig, {}, profile=args.profile)
+                        "quick", dataset_options=options, case_options=case_opts, simulator=args.simulator)
+    cfg = build_config(RLConfig, rl_opts, profile=args.profile)
     max_len = cfg.max_path_len or dctx.max_path_len
     ctx = FitContext(data=dctx.data, cases=dctx.cases, simulator=dctx.simulator, simulator_name=res.cfg.simulator,
                      device=res.device, seed=args.seed, cache_dir=dctx.cache_dir, max_path_len=dctx.max_path_len,
@@ -172,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"paired: rel_var({a}) / rel_var({c}) = {ratio(torch.ones(args.replicates, dtype=torch.float64)):.3f} "
               f"[95% CI {lo:.3f}, {hi:.3f}] (< 1: PSAE lowers the relative variance)")
     print(f"\n{time.perf_counter() - t0:.0f} s wall")
-    return 0
+    return {name: {k: v for k, v in st.items() if not k.startswith("_")} for name, st in stats.items()}
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    sys.exit(0)

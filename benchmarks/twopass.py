@@ -47,10 +47,14 @@ def twopass_step_scores(model, hist: torch.Tensor, hist_len: torch.Tensor, targe
 
     ``model`` is a SASRec (needs ``encode(..., positions=, key_mask=)``). ``rows_per_pass``:
     sequences per forward pass (default: 2,048 on CPU, where larger batches gain nothing, and
-    32,768 on an accelerator, its fastest setting in our measurements).
+    32,768 on an accelerator, its fastest setting in our measurements; fewer when a pass's logits
+    would exceed 2**26 floats, i.e. above 32k items on CPU).
     """
     if rows_per_pass is None:
         rows_per_pass = 2048 if hist.device.type == "cpu" else 32768
+        # large catalogs: cap a pass's logits at 2**26 floats (256 MiB), so that 100k items stay
+        # within memory; the work per row is unchanged
+        rows_per_pass = max(64, min(rows_per_pass, (1 << 26) // max(model.n_items, 1)))
     dev = hist.device
     N, L = paths.shape
     W, pad = model.max_seq_len, model.n_items

@@ -240,6 +240,8 @@ class MethodSpec:
     config_cls: type
     family: str = "baseline"
     """Free-form grouping used in reports (``"baseline"``, ``"rl"``, ...)."""
+    display: str = ""
+    """The method's name in report tables (empty: ``name``)."""
 
 
 @dataclass(frozen=True)
@@ -258,6 +260,12 @@ class MetricSpec:
     compute: Callable[..., torch.Tensor]
     higher_is_better: bool | None = True
     needs_attributes: bool = False
+    display: str = ""
+    """The metric's name in report tables and plots, e.g. ``"SR@10"`` (empty: ``name``)."""
+    decimals: int = 3
+    """Printed decimals of its means and stds (Markdown and LaTeX alike)."""
+    headline: bool = False
+    """Shown in the report's ``metrics.png``."""
 
 
 @dataclass(frozen=True)
@@ -275,3 +283,17 @@ class EstimatorSpec:
     summary: str
     estimate: Callable[..., torch.Tensor]
     centered: bool = True
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """An executor plugin (how the cells of a dataset are run, e.g. on Slurm or Dask).
+
+    ``factory() -> Executor``: an object with a ``name`` and
+    ``run(jobs, work, where) -> Iterator[CellStatus]`` (the protocol of
+    :mod:`prorlbench.executors.base`); chosen with ``--executor NAME``.
+    """
+
+    name: str
+    summary: str
+    factory: Callable[[], Any]

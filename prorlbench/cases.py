@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from .api import Case, CaseSplits, Interactions, SequenceModel
 from .config import opt
 from .errors import ConfigError
+from .scoring import model_device
 
 log = logging.getLogger("prorlbench")
 
@@ -105,15 +106,6 @@ class CaseConfig:
             raise ConfigError(f"cases: max_cases_per_split must be >= 0 (0: no cap), got {self.max_cases_per_split}")
         if self.target_choice not in ("nearest", "random"):
             raise ConfigError(f"cases: target_choice must be 'nearest' or 'random', got {self.target_choice!r}")
-
-
-def _model_device(model: SequenceModel) -> torch.device:
-    if isinstance(model, torch.nn.Module):
-        for t in model.parameters():
-            return t.device
-        for t in model.buffers():
-            return t.device
-    return torch.device("cpu")
 
 
 @torch.no_grad()
@@ -240,7 +232,7 @@ def build_cases(
     if data.cases is not None and all(s in ready for s in SPLITS):
         return CaseSplits(*(_cap(list(ready[s]), cfg.max_cases_per_split, cfg.seed, k)
                             for k, s in enumerate(SPLITS)))
-    dev = torch.device(device) if device is not None else _model_device(model)
+    dev = torch.device(device) if device is not None else model_device(model)
     if isinstance(model, torch.nn.Module):
         was_training = model.training
         model.eval()

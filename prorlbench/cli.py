@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import logging
 import sys
+import typing
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .errors import UserError
 from .plugins import KINDS, SINGULAR, load_registry
-from .runconfig import RunConfig, apply_overrides, out_dir, read_config_file, split_list
+from .runconfig import RUN_KEYS, STYLES, RunConfig, apply_overrides, out_dir, read_config_file, split_list
 
 PROG = "prorlbench"
 
@@ -84,56 +85,53 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run every (method, dataset, seed) cell, store per-case results "
                        "in the output folder, and print the summary table.",
                        epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("--methods", type=_names, metavar="A,B", help="methods to run (`prorlbench list methods`)")
-    r.add_argument("--datasets", type=_names, metavar="A,B", help="datasets (default: synthetic)")
-    r.add_argument("--seeds", type=_ints, metavar="0,1,2", help="method seeds (default: 0)")
     r.add_argument("--config", metavar="FILE.toml", help="TOML file with [run], [datasets.NAME], "
                    "[simulators.NAME], [methods.NAME] and [cases] tables")
-    r.add_argument("--out", metavar="DIR", help="output folder (default: results/<name>)")
-    r.add_argument("--name", help="run name (default: <methods>_<datasets>)")
-    r.add_argument("--device", metavar="auto|cpu|cuda", help="torch device (default: auto)")
-    r.add_argument("--simulator", metavar="NAME", help="training simulator (default: sasrec)")
-    r.add_argument("--eval-simulator", dest="eval_simulators", type=_names, metavar="NAME[,NAME]",
-                   help="simulators that score the paths (default: the training simulator); "
-                        "e.g. sasrec,oracle")
-    r.add_argument("--data-dir", metavar="DIR", help="folder with raw data files (movielens, csv, prorl-json)")
-    r.add_argument("--profile", choices=["quick", "paper", "official"],
-                   help="plugin config profile (default: quick; official: the released ProRL code's "
-                   "RL values, sized for GPUs)")
-    r.add_argument("--ks", type=_ints, metavar="1,5,10", help="K values of the @K metrics")
-    r.add_argument("--metrics", type=_names, metavar="A,B", help="metrics (default: all registered)")
-    r.add_argument("--cache-dir", metavar="DIR", help="trained-model cache (default: "
-                   "$PRORLBENCH_CACHE_DIR or ~/.cache/prorlbench)")
-    r.add_argument("--executor", metavar="NAME", help="how cells are executed: local (default) or "
-                   "ray (parallel; pip install 'prorlbench[ray]')")
-    r.add_argument("--ray-address", metavar="ADDR", help="Ray cluster for --executor ray (auto, "
-                   "HOST:PORT, ray://HOST:10001; default: start a local Ray instance)")
-    r.add_argument("--style", choices=["default", "paper"], help="report style (default: default)")
-    r.add_argument("--force", action="store_true", default=None, help="recompute cells already done")
-    r.add_argument("--no-progress", dest="progress", action="store_false", default=None,
-                   help="no progress bars or info messages on the console")
-    _plugins_arg(r)
+    add_run_flags(r)
 
     rp = sub.add_parser("report", help="rebuild tables and plots of a finished run folder",
                         description="Rebuild summary.csv, summary.md, summary.tex and plots from "
                         "the stored per-case results of DIR; print the Markdown table.",
                         epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     rp.add_argument("dir", metavar="DIR", help="a run folder (holds cases.csv.gz)")
-    rp.add_argument("--style", choices=["default", "paper"], default="default", help="table style")
+    rp.add_argument("--style", choices=STYLES, default="default", help="table style")
     rp.add_argument("--metrics", type=_names, metavar="A,B", help="metric columns (default: all)")
     rp.add_argument("--ks", type=_ints, metavar="1,5,10", help="K values shown (default: all stored)")
-    _plugins_arg(rp)
 
     ls = sub.add_parser("list", help="list registered plugins (and plugins that failed to load)",
-                        description="Show every registered dataset, simulator, method, metric and "
-                        "estimator with a one-line summary and the plugin providing it.",
+                        description="Show every registered dataset, simulator, method, metric, "
+                        "estimator and executor with a one-line summary and the plugin providing it.",
                         epilog=LIST_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     ls.add_argument("kind", nargs="?", metavar="KIND",
-                    help="methods, datasets, simulators, metrics or estimators (default: all)")
+                    help="methods, datasets, simulators, metrics, estimators or executors (default: all)")
     ls.add_argument("--details", action="store_true", help="also show each plugin's config keys")
     ls.add_argument("--config", metavar="FILE", help="a run config whose [variants.NAME] methods to list too")
     _plugins_arg(ls)
     return p
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per :class:`RunConfig` field, with the field's help (declared once, there):
+    ``--NAME`` (underscores as dashes) unless the field's ``flag`` metadata names it; lists are
+    comma-separated; a boolean that defaults to true gets a ``--no-...`` flag."""
+    hints = typing.get_type_hints(RunConfig)
+    for f in dataclasses.fields(RunConfig):
+        if f.name not in RUN_KEYS:
+            continue
+        flag = dict(f.metadata.get("flag", {}))
+        name = flag.pop("name", "--" + f.name.replace("_", "-"))
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        help_text = f.metadata.get("help", "")
+        if hints[f.name] is bool:
+            action = "store_false" if default else "store_true"
+            p.add_argument(name, dest=f.name, action=action, default=None, help=help_text)
+            continue
+        if default not in ("", [], None):
+            shown = ",".join(map(str, default)) if isinstance(default, list) else default
+            help_text += f" (default: {shown})"
+        kind = {list[int]: _ints, list[str]: _names, int: int}.get(hints[f.name], str)
+        kw: dict[str, Any] = {"action": "append"} if f.name == "plugins_dirs" else {"type": kind}
+        p.add_argument(name, dest=f.name, help=help_text.replace("%", "%%"), **kw, **flag)
 
 
 def _plugins_arg(p: argparse.ArgumentParser) -> None:
@@ -170,11 +168,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = read_config_file(args.config) if args.config else RunConfig()
     overrides: dict[str, Any] = {}
-    for key in ("methods", "datasets", "seeds", "out", "name", "device", "simulator", "eval_simulators",
-                "data_dir", "profile", "ks", "metrics", "cache_dir", "executor", "ray_address", "style",
-                "force", "progress"):
+    for key in RUN_KEYS:
         val = getattr(args, key, None)
-        if val is not None:
+        if val is not None and key != "plugins_dirs":
             overrides[key] = val
     if args.plugins_dirs:
         overrides["plugins_dirs"] = list(cfg.plugins_dirs) + list(args.plugins_dirs)
@@ -211,15 +207,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .runner import build_report
+    from .report import write_report
 
     d = Path(args.dir)
     if not d.is_dir():
         raise UserError(f"{d}: not a folder")
     if not (d / "cases.csv.gz").exists():
         raise UserError(f"{d}: no cases.csv.gz here; is this a run folder (prorlbench run --out DIR)?")
-    registry = load_registry(args.plugins_dirs or ())
-    text = build_report(d, style=args.style, metrics=args.metrics, ks=args.ks, registry=registry)
+    text = write_report(d, style=args.style, metrics=args.metrics, ks=args.ks)
     print(text.rstrip("\n"))
     print()
     print(f"Tables and plots written to {d}")
@@ -245,7 +240,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     kinds = [_plural(args.kind)] if args.kind else list(KINDS)
     registry = load_registry(args.plugins_dirs or ())
     if getattr(args, "config", None):
-        from .runconfig import read_config_file
         from .variants import add_variants
 
         run_cfg = read_config_file(args.config)

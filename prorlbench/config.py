@@ -23,11 +23,16 @@ PROFILE_FALLBACK = {"official": "paper"}
 sets the RL family's keys; datasets, simulators and cases then use ``paper``)."""
 
 
-def opt(default: Any, help: str, **kw: Any) -> Any:
-    """A config field with a default and a help text (shown by ``prorlbench list --details`` and docs)."""
+def opt(default: Any, help: str, *, flag: dict[str, Any] | None = None, **kw: Any) -> Any:
+    """A config field with a default and a help text (shown by ``prorlbench list --details`` and docs).
+
+    ``flag``: how the field appears as a command-line flag where one is generated from the fields
+    (``prorlbench run`` from ``RunConfig``): ``name``, ``metavar``, ``choices``.
+    """
+    meta = {"help": help, "flag": dict(flag or {})}
     if isinstance(default, (list, dict, set)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help}, **kw)
-    return field(default=default, metadata={"help": help}, **kw)
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
 
 
 def field_help(cls: type) -> dict[str, str]:

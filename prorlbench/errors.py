@@ -39,3 +39,12 @@ def did_you_mean(word: str, options: list[str]) -> str:
     """`` (did you mean 'x'?)`` or an empty string."""
     hint = difflib.get_close_matches(word, options, n=1)
     return f" (did you mean '{hint[0]}'?)" if hint else ""
+
+
+def one_line(error: BaseException | str, limit: int | None = None) -> str:
+    """An error as one line: ``Type: message`` for an exception (``Type`` alone when it has no
+    message), the text itself for a string; whitespace squashed, cut to ``limit`` characters."""
+    text = " ".join(str(error).split())
+    if isinstance(error, BaseException):
+        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"

@@ -17,11 +17,11 @@ meta-tests fail when a hook is added without both.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Mapping
 
 import pluggy
 
-from .api import DatasetSpec, EstimatorSpec, MethodSpec, MetricSpec, SimulatorSpec
+from .api import DatasetSpec, EstimatorSpec, ExecutorSpec, MethodSpec, MetricSpec, SimulatorSpec
 
 hookspec = pluggy.HookspecMarker("prorlbench")
 hookimpl = pluggy.HookimplMarker("prorlbench")
@@ -38,8 +38,13 @@ def register_simulators(register: Callable[[SimulatorSpec], None]) -> None:
 
 
 @hookspec
-def register_methods(register: Callable[[MethodSpec], None]) -> None:
-    """Register proactive-recommendation methods: ``register(MethodSpec(...))``."""
+def register_methods(register: Callable[[MethodSpec], None], estimators: Mapping[str, EstimatorSpec]) -> None:
+    """Register proactive-recommendation methods: ``register(MethodSpec(...))``.
+
+    ``estimators``: every registered advantage estimator by name (read-only; collected before
+    this hook is called), so a method family can turn each into a method (the RL family plugin
+    does). A plugin's hook may leave the argument out.
+    """
 
 
 @hookspec
@@ -51,6 +56,12 @@ def register_metrics(register: Callable[[MetricSpec], None]) -> None:
 def register_estimators(register: Callable[[EstimatorSpec], None]) -> None:
     """Register RL advantage estimators: ``register(EstimatorSpec(...))``.
 
-    Each estimator becomes a method of the same name that shares the RL trainer of
-    :mod:`prorlbench.rl` and differs only in how each step's weight is formed.
+    The RL family plugin turns each into a method of the same name (through the ``estimators``
+    argument of ``register_methods``) that shares the RL trainer of :mod:`prorlbench.rl` and
+    differs only in how each step's weight is formed.
     """
+
+
+@hookspec
+def register_executors(register: Callable[[ExecutorSpec], None]) -> None:
+    """Register executors (where and how cells run): ``register(ExecutorSpec(...))``."""

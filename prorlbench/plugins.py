@@ -1,4 +1,5 @@
-"""Plugin loading and the registry of datasets, simulators, methods, metrics and estimators.
+"""Plugin loading and the registry of datasets, simulators, methods, metrics, estimators and
+executors.
 
 Nothing here is module-global: :func:`load_registry` builds a fresh plugin manager and registry
 each time it is called (the CLI calls it once per command, tests call it as often as they like).
@@ -11,6 +12,10 @@ Where plugins come from, in order:
    none);
 2. every ``*.py`` file in each ``--plugins-dir`` folder, in name order;
 3. plugin objects passed in by the caller (tests).
+
+Hooks are called kind by kind; estimators are collected before methods, and ``register_methods``
+receives them (``estimators``), so a plugin can turn them into methods (the RL family does). A
+method named after an estimator is credited to the estimator's provider.
 
 A plugin that fails to import, or whose hook raises, is kept out and listed with its error
 (``prorlbench list`` shows it) instead of crashing the CLI. Two plugins registering the same name
@@ -25,15 +30,19 @@ import sys
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Iterable
 
 import pluggy
 
 from . import hookspecs
-from .api import DatasetSpec, EstimatorSpec, MethodSpec, MetricSpec, SimulatorSpec
+from .api import DatasetSpec, EstimatorSpec, ExecutorSpec, MethodSpec, MetricSpec, SimulatorSpec
 from .errors import UnknownNameError, UserError
+from .executors import EXECUTORS, SUMMARIES
 
 GROUP = "prorlbench"
+BUILT_IN = "prorlbench"
+"""The provider of the executors that ship with the core."""
 ALLOW_ENV = "PRORLBENCH_PLUGINS"
 """Comma-separated entry-point names to load (unset: all; set but empty: none)."""
 
@@ -43,9 +52,12 @@ KINDS: dict[str, tuple[str, type]] = {
     "methods": ("register_methods", MethodSpec),
     "metrics": ("register_metrics", MetricSpec),
     "estimators": ("register_estimators", EstimatorSpec),
+    "executors": ("register_executors", ExecutorSpec),
 }
 SINGULAR = {"datasets": "dataset", "simulators": "simulator", "methods": "method",
-            "metrics": "metric", "estimators": "estimator"}
+            "metrics": "metric", "estimators": "estimator", "executors": "executor"}
+HOOK_ORDER = ("datasets", "simulators", "estimators", "methods", "metrics", "executors")
+"""The order hooks are called in: estimators before the methods made from them."""
 
 
 class DuplicateNameError(UserError):
@@ -80,6 +92,8 @@ class Registry:
                 f"{SINGULAR[kind]} '{name}' is registered twice: by plugin '{other}' and by plugin '{provider}'"
             )
         self.specs[kind][name] = spec
+        if kind == "methods" and name in self.specs["estimators"]:
+            provider = self.providers[("estimators", name)]  # who wrote the estimator
         self.providers[(kind, name)] = provider
 
     def names(self, kind: str) -> list[str]:
@@ -105,6 +119,9 @@ class Registry:
 
     def estimator(self, name: str) -> EstimatorSpec:
         return self.get("estimators", name)
+
+    def executor(self, name: str) -> ExecutorSpec:
+        return self.get("executors", name)
 
 
 def make_plugin_manager() -> pluggy.PluginManager:
@@ -190,22 +207,21 @@ def load_registry(
     pm.check_pending()
 
     reg = Registry(failures=failures, plugin_manager=pm)
-    for kind, (hook_name, _) in KINDS.items():
+    for name, factory in EXECUTORS.items():
+        reg.add("executors", ExecutorSpec(name, SUMMARIES[name], factory), BUILT_IN)
+    arguments = {"estimators": MappingProxyType(reg.specs["estimators"])}
+    for kind in HOOK_ORDER:
+        hook_name = KINDS[kind][0]
         caller = getattr(pm.hook, hook_name)
         for impl in reversed(caller.get_hookimpls()):  # registration order
             provider = impl.plugin_name
             collected: list[Any] = []
             try:
-                impl.function(register=collected.append)
+                impl.function(register=collected.append,
+                              **{a: arguments[a] for a in impl.argnames if a in arguments})
             except Exception as exc:
                 failures.append(PluginFailure(provider, f"{hook_name} raised {type(exc).__name__}: {exc}"))
                 continue
             for spec in collected:
                 reg.add(kind, spec, provider)
-    # Each estimator is also a method that shares the RL trainer (SPEC section 5).
-    if reg.specs["estimators"]:
-        from .rl.method import method_from_estimator
-
-        for name, est in reg.specs["estimators"].items():
-            reg.add("methods", method_from_estimator(est), reg.providers[("estimators", name)])
     return reg

@@ -3,6 +3,8 @@
 Layout (the contract with :mod:`prorlbench.report`)::
 
     <out>/config.toml                 everything needed to re-run
+    <out>/metadata.json               how to show the metrics and methods (from their specs), so
+                                      reports need no plugin registry
     <out>/cells/<cell>.cases.csv.gz   per-case tidy table of one cell
     <out>/cells/<cell>.train_log.csv  per-step training diagnostics of one cell
     <out>/cells/<cell>.json           the cell's status, written LAST and atomically
@@ -21,14 +23,13 @@ file or the new one, never half of one. A cell counts as done only when its stat
 from __future__ import annotations
 
 import json
-import os
-import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
+
+from .files import atomic_write, atomic_write_text, safe_name
 
 CASE_COLUMNS = ["method", "dataset", "simulator", "seed", "case", "metric", "k", "value"]
 CELL_COLUMNS = ["method", "dataset", "seed", "simulator", "eval_simulator", "status", "error", "seconds"]
@@ -70,8 +71,7 @@ class CellStatus:
 
 def cell_name(method: str, dataset: str, seed: int) -> str:
     """``<method>__<dataset>__s<seed>`` (characters unsafe in file names become ``-``)."""
-    safe = lambda s: re.sub(r"[^A-Za-z0-9_.+-]", "-", s)  # noqa: E731
-    return f"{safe(method)}__{safe(dataset)}__s{int(seed)}"
+    return f"{safe_name(method)}__{safe_name(dataset)}__s{int(seed)}"
 
 
 class RunFolder:
@@ -85,6 +85,10 @@ class RunFolder:
     @property
     def config(self) -> Path:
         return self.root / "config.toml"
+
+    @property
+    def metadata(self) -> Path:
+        return self.root / "metadata.json"
 
     @property
     def cases(self) -> Path:
@@ -179,38 +183,8 @@ def read_cases(path: str | Path) -> pd.DataFrame:
                                     "metric": str})
 
 
-def _tmp_path(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and :func:`os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_frame(path: str | Path, df: pd.DataFrame) -> None:
     """Write a CSV (gzip when the name ends in ``.gz``, with a fixed header time so equal tables
     give equal bytes) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    compression: Any = {"method": "gzip", "mtime": 0} if path.name.endswith(".gz") else None
-    try:
-        df.to_csv(tmp, index=False, compression=compression)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    compression: Any = {"method": "gzip", "mtime": 0} if str(path).endswith(".gz") else None
+    atomic_write(path, lambda fh: df.to_csv(fh, index=False, compression=compression), "wb")

@@ -33,10 +33,7 @@ back with :func:`read_config_file` re-creates the run.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
-import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -45,45 +42,68 @@ from typing import Any
 
 from .config import _coerce, opt
 from .errors import ConfigError, did_you_mean
+from .files import safe_name
+from .tomlwriter import Table, _value, write_toml  # noqa: F401  (re-exported: the run config writer)
 
 PLUGIN_TABLES = ("datasets", "simulators", "methods")
 """Tables of tables: ``[KIND.NAME]`` configures plugin NAME of that kind."""
 TOP_TABLES = ("run",) + PLUGIN_TABLES + ("cases", "variants")
 
 CACHE_ENV = "PRORLBENCH_CACHE_DIR"
+PROFILES = ("quick", "paper", "official")
+"""Plugin config profiles (``--profile``)."""
+STYLES = ("default", "paper")
+"""Report styles (``--style``)."""
 
 
 @dataclass
 class RunConfig:
     """Everything ``prorlbench run`` needs; the ``[run]`` table of a config file holds these keys."""
 
-    methods: list[str] = opt([], "Methods to run (names from `prorlbench list methods`).")
-    datasets: list[str] = opt(["synthetic"], "Datasets to run on (`prorlbench list datasets`).")
+    methods: list[str] = opt([], "Methods to run (names from `prorlbench list methods`).", flag={"metavar": "A,B"})
+    datasets: list[str] = opt(["synthetic"], "Datasets to run on (`prorlbench list datasets`).",
+                              flag={"metavar": "A,B"})
     seeds: list[int] = opt([0], "Method seeds; each (method, dataset, seed) is one cell. Data "
-                                "splits and simulators do not depend on them.")
-    simulator: str = opt("sasrec", "The training simulator: methods may query it for rewards.")
+                                "splits and simulators do not depend on them.", flag={"metavar": "0,1,2"})
+    simulator: str = opt("sasrec", "The training simulator: methods may query it for rewards.",
+                         flag={"metavar": "NAME"})
     eval_simulators: list[str] = opt([], "Simulators that score the paths; empty means the "
-                                         "training simulator. E.g. ['sasrec', 'oracle'].")
-    profile: str = opt("quick", "Plugin config profile: 'quick' (minutes on a laptop) or 'paper'.")
-    ks: list[int] = opt([1, 5, 10], "K values of the @K metrics (best of the first K candidates).")
-    metrics: list[str] = opt([], "Metrics to compute; empty means every registered metric.")
-    simulator_seed: int = opt(0, "Seed of simulator training (fixed per run, not per cell).")
-    device: str = opt("auto", "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.")
+                                         "training simulator. E.g. sasrec,oracle.",
+                                  flag={"name": "--eval-simulator", "metavar": "NAME[,NAME]"})
+    profile: str = opt("quick", "Plugin config profile: 'quick' (minutes on a laptop), 'paper', or "
+                                "'official' (the released ProRL code's RL values; sized for GPUs).",
+                       flag={"choices": PROFILES})
+    ks: list[int] = opt([1, 5, 10], "K values of the @K metrics (best of the first K candidates).",
+                        flag={"metavar": "1,5,10"})
+    metrics: list[str] = opt([], "Metrics to compute; empty means every registered metric.",
+                             flag={"metavar": "A,B"})
+    simulator_seed: int = opt(0, "Seed of simulator training (fixed per run, not per cell).",
+                              flag={"metavar": "N"})
+    device: str = opt("auto", "Torch device: 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.",
+                      flag={"metavar": "auto|cpu|cuda"})
     name: str = opt("", "Run name; the default output folder is results/<name>. Empty: "
                         "<methods>_<datasets>.")
-    out: str = opt("", "Output folder (default results/<name>). Re-using it resumes the run.")
-    data_dir: str = opt("", "Folder with raw data files for datasets that need them.")
+    out: str = opt("", "Output folder (default results/<name>). Re-using it resumes the run.",
+                   flag={"metavar": "DIR"})
+    data_dir: str = opt("", "Folder with raw data files for datasets that need them (movielens, csv, "
+                            "prorl-json).", flag={"metavar": "DIR"})
     cache_dir: str = opt("", "Cache of trained simulators/backbones. Empty: "
-                             "$PRORLBENCH_CACHE_DIR or ~/.cache/prorlbench.")
-    plugins_dirs: list[str] = opt([], "Extra folders of *.py plugin files.")
+                             "$PRORLBENCH_CACHE_DIR or ~/.cache/prorlbench.", flag={"metavar": "DIR"})
+    plugins_dirs: list[str] = opt([], "Extra folders of *.py plugin files (the flag is repeatable "
+                                      "and adds to the config file's).",
+                                  flag={"name": "--plugins-dir", "metavar": "DIR"})
     executor: str = opt("local", "How cells are executed: 'local' (in this process, in order) or "
-                                 "'ray' (parallel Ray tasks; pip install 'prorlbench[ray]').")
+                                 "'ray' (parallel Ray tasks; pip install 'prorlbench[ray]'), or one "
+                                 "a plugin registers.", flag={"metavar": "NAME"})
     ray_address: str = opt("", "Ray cluster for executor 'ray' ('auto', 'HOST:PORT', "
-                               "'ray://HOST:10001'); empty starts a local Ray instance.")
-    style: str = opt("default", "Report style: 'default' or 'paper'.")
-    eval_batch_size: int = opt(1024, "Paths scored per simulator forward pass during evaluation.")
+                               "'ray://HOST:10001'); empty starts a local Ray instance.",
+                         flag={"metavar": "ADDR"})
+    style: str = opt("default", "Report style: 'default' or 'paper'.", flag={"choices": STYLES})
+    eval_batch_size: int = opt(1024, "Paths scored per simulator forward pass during evaluation.",
+                               flag={"metavar": "N"})
     force: bool = opt(False, "Recompute cells that are already done.")
-    progress: bool = opt(True, "Show progress bars.")
+    progress: bool = opt(True, "Show progress bars and info messages on the console (the flag "
+                               "--no-progress turns both off).", flag={"name": "--no-progress"})
 
     plugin_tables: dict[str, dict[str, dict[str, Any]]] = field(
         default_factory=lambda: {k: {} for k in PLUGIN_TABLES},
@@ -228,107 +248,10 @@ def default_cache_dir() -> Path:
 
 
 def default_run_name(cfg: RunConfig) -> str:
-    name = f"{'+'.join(cfg.methods)}_{'+'.join(cfg.datasets)}"
-    name = re.sub(r"[^A-Za-z0-9_.+-]", "-", name)
-    return name[:100] or "run"
+    return safe_name(f"{'+'.join(cfg.methods)}_{'+'.join(cfg.datasets)}", limit=100, default="run")
 
 
 def out_dir(cfg: RunConfig) -> Path:
     if cfg.out:
         return Path(cfg.out).expanduser()
     return Path("results") / (cfg.name or default_run_name(cfg))
-
-
-# --------------------------------------------------------------------------------------------
-# Writing TOML (the standard library only reads it)
-# --------------------------------------------------------------------------------------------
-
-_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def _key(k: str) -> str:
-    return k if _BARE.match(k) else _string(k)
-
-
-def _string(s: str) -> str:
-    out = ['"']
-    for ch in s:
-        o = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif o < 0x20 or o == 0x7F:
-            out.append(f"\\u{o:04X}")
-        elif 0xD800 <= o <= 0xDFFF:
-            out.append("\uFFFD")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(v, str):
-        return _string(v)
-    if isinstance(v, Path):
-        return _string(str(v))
-    if isinstance(v, (list, tuple, set, frozenset)):
-        items = sorted(v) if isinstance(v, (set, frozenset)) else v
-        return "[" + ", ".join(_value(x) for x in items if x is not None) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{_key(str(k))} = {_value(x)}" for k, x in v.items() if x is not None) + "}"
-    if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        return _value({f.name: getattr(v, f.name) for f in dataclasses.fields(v)})
-    return _string(str(v))
-
-
-def write_toml(doc: dict[str, Any], comments: dict[str, str] | None = None) -> str:
-    """TOML text for a document of (nested) tables of scalars and lists. ``None`` values are
-    left out (TOML has no null), so such a key reads back as its default."""
-    comments = comments or {}
-    lines: list[str] = []
-
-    def emit(path: list[str], table: dict[str, Any]) -> None:
-        scalars = {k: v for k, v in table.items() if not isinstance(v, dict) or not _is_table(v)}
-        subs = {k: v for k, v in table.items() if isinstance(v, dict) and _is_table(v)}
-        if path and (scalars or not subs):
-            if lines:
-                lines.append("")
-            name = ".".join(_key(p) for p in path)
-            if name in comments:
-                lines.append(f"# {comments[name]}")
-            lines.append(f"[{name}]")
-        for k, v in scalars.items():
-            if v is None:
-                continue
-            lines.append(f"{_key(str(k))} = {_value(v)}")
-        for k, v in subs.items():
-            emit(path + [str(k)], v)
-
-    emit([], doc)
-    return "\n".join(lines) + "\n"
-
-
-def _is_table(v: dict[str, Any]) -> bool:
-    """Nested dicts are written as [tables] when they came from the structure (marked by
-    :class:`Table`), as inline tables when they are a plugin config value."""
-    return isinstance(v, Table)
-
-
-class Table(dict):
-    """A dict written as a ``[table]`` by :func:`write_toml` (plain dicts become inline tables)."""

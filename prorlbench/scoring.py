@@ -10,7 +10,7 @@ stays bounded at paper batch sizes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -281,3 +281,13 @@ def last_states(model: SequenceModel, hist: torch.Tensor, hist_len: torch.Tensor
     seqs, seq_len, _ = build_sequences(hist, hist_len, paths, lengths, model.n_items, model.max_seq_len)
     enc = model.encode(seqs, seq_len)
     return enc[torch.arange(enc.shape[0], device=enc.device), seq_len - 1]
+
+
+def model_device(model: Any) -> torch.device:
+    """The device of a torch model's first parameter (else buffer); CPU for anything else."""
+    if isinstance(model, torch.nn.Module):
+        for t in model.parameters():
+            return t.device
+        for t in model.buffers():
+            return t.device
+    return torch.device("cpu")

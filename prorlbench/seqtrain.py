@@ -1,7 +1,8 @@
 """Shared training, evaluation and disk caching of causal next-item models (SPEC section 2).
 
 Used by the ``sasrec`` and ``gru4rec`` simulator plugins (and therefore by every backbone a
-baseline asks for). The recipe follows RecBole's defaults for sequential recommenders:
+baseline asks for); their shared config keys, output head, batching and next-item evaluation live
+in :mod:`prorlbench.seqdata`. The recipe follows RecBole's defaults for sequential recommenders:
 
 * training data: ``data.sequences["train"]`` only. Each user sequence is cut into windows of at
   most ``max_seq_len + 1`` items, counted back from its end (the most recent items form the first
@@ -28,18 +29,23 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .api import Interactions, SequenceModel, SimulatorInfo
+from .api import Interactions, SimulatorInfo
 from .config import to_dict
+from .files import atomic_write, safe_name
+from .seqdata import (SeqTrainConfig, SharedEmbeddingHead, evaluate_next_item, popularity_hr, right_pad,
+                      training_windows)
+
+__all__ = ["train_model", "train_or_load", "cache_key", "data_fingerprint", "CODE_VERSION", "SeqTrainConfig",
+           "SharedEmbeddingHead", "evaluate_next_item", "popularity_hr", "right_pad", "training_windows"]
+"""With the helpers of :mod:`prorlbench.seqdata` it uses (re-exported)."""
 
 log = logging.getLogger("prorlbench")
 
@@ -48,146 +54,8 @@ CODE_VERSION = "seqtrain-1"
 
 
 # --------------------------------------------------------------------------------------------
-# Batching
-# --------------------------------------------------------------------------------------------
-
-
-class SharedEmbeddingHead:
-    """The output head both built-in simulators share: the input item embedding scores items.
-
-    Mix into an ``nn.Module`` that has ``self.item_emb`` (``n_items + 1`` rows, the last one the
-    padding item) and ``self.n_items``; it supplies ``logits``, ``accept_logit`` and
-    ``item_embeddings`` of the :class:`~prorlbench.api.SequenceModel` protocol.
-    """
-
-    item_emb: torch.nn.Embedding
-    n_items: int
-
-    def logits(self, states: torch.Tensor) -> torch.Tensor:
-        return states @ self.item_emb.weight[: self.n_items].T
-
-    def accept_logit(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return (states * self.item_emb(items)).sum(-1)
-
-    def item_embeddings(self) -> torch.Tensor:
-        """The shared input/output item embedding ``[n_items, d]`` (``logits(s) == s @ E.T``)."""
-        return self.item_emb.weight[: self.n_items]
-
-
-def training_windows(sequences: Sequence[Sequence[int]], max_seq_len: int) -> list[tuple[int, ...]]:
-    """Cut sequences into windows of at most ``max_seq_len + 1`` items, from the end backwards.
-
-    Consecutive windows share one item (the last input of a window is the first target of the
-    next), so every transition of a sequence is predicted exactly once. Windows shorter than two
-    items (nothing to predict) are dropped.
-    """
-    out: list[tuple[int, ...]] = []
-    span = max_seq_len + 1
-    for seq in sequences:
-        seq = tuple(int(i) for i in seq)
-        end = len(seq)
-        while end >= 2:
-            start = max(0, end - span)
-            out.append(seq[start:end])
-            end = start + 1
-            if start == 0:
-                break
-    return out
-
-
-def right_pad(seqs: Sequence[Sequence[int]], pad_id: int, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(tensor [B, width], lengths [B])``, right-padded with ``pad_id``."""
-    lens = [len(s) for s in seqs]
-    width = width if width is not None else max(lens + [1])
-    out = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    for r, s in enumerate(seqs):
-        if s:
-            out[r, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-    return out, torch.as_tensor(lens, dtype=torch.long)
-
-
-def _prefix_and_target(sequences: Sequence[Sequence[int]], max_seq_len: int) -> tuple[list[tuple[int, ...]], list[int]]:
-    prefixes, targets = [], []
-    for s in sequences:
-        if len(s) < 2:
-            continue
-        prefixes.append(tuple(s[:-1])[-max_seq_len:])
-        targets.append(int(s[-1]))
-    return prefixes, targets
-
-
-# --------------------------------------------------------------------------------------------
-# Evaluation
-# --------------------------------------------------------------------------------------------
-
-
-def _hr_ndcg(ranks: torch.Tensor, k: int) -> dict[str, float]:
-    if ranks.numel() == 0:
-        return {f"hr{k}": float("nan"), f"ndcg{k}": float("nan")}
-    hit = ranks <= k
-    ndcg = torch.where(hit, 1.0 / torch.log2(ranks.double() + 1.0), torch.zeros((), dtype=torch.double))
-    return {f"hr{k}": float(hit.double().mean()), f"ndcg{k}": float(ndcg.mean())}
-
-
-@torch.no_grad()
-def evaluate_next_item(model: SequenceModel, sequences: Sequence[Sequence[int]], k: int = 10,
-                       batch_size: int = 512) -> dict[str, float]:
-    """Leave-last-out HR@k and NDCG@k of a next-item model.
-
-    For every sequence with at least two items, the last item is predicted from the preceding
-    items (the most recent ``max_seq_len`` of them) by ranking the *full catalog*;
-    ``rank = 1 + #{items scored strictly higher than the target}``. Items that already occur in
-    the sequence are **not** removed from the ranking (a simulator must be able to predict
-    re-consumption, and the path metrics rank the whole catalog too). Returns
-    ``{"hr10": ..., "ndcg10": ...}`` for ``k = 10`` (keys follow ``k``).
-    """
-    prefixes, targets = _prefix_and_target(sequences, model.max_seq_len)
-    if not prefixes:
-        return _hr_ndcg(torch.zeros(0), k)
-    device = _device_of(model)
-    was_training = getattr(model, "training", False)
-    if isinstance(model, torch.nn.Module):
-        model.eval()
-    ranks = []
-    for s in range(0, len(prefixes), batch_size):
-        seqs, lens = right_pad(prefixes[s : s + batch_size], model.n_items)
-        seqs, lens = seqs.to(device), lens.to(device)
-        tg = torch.as_tensor(targets[s : s + batch_size], device=device)
-        enc = model.encode(seqs, lens)
-        state = enc[torch.arange(len(lens), device=device), lens - 1]
-        lg = model.logits(state).float()
-        t = lg.gather(1, tg[:, None])
-        ranks.append((1 + (lg > t).sum(1)).cpu())
-    if was_training and isinstance(model, torch.nn.Module):
-        model.train()
-    return _hr_ndcg(torch.cat(ranks), k)
-
-
-def popularity_hr(data: Interactions, sequences: Sequence[Sequence[int]], k: int = 10) -> dict[str, float]:
-    """The same leave-last-out HR@k / NDCG@k for the popularity ranking of the training split.
-
-    Scores are training-split item counts; ``rank = 1 + #{items strictly more popular}``.
-    """
-    pop = data.popularity().double()
-    targets = torch.as_tensor([int(s[-1]) for s in sequences if len(s) >= 2], dtype=torch.long)
-    if targets.numel() == 0:
-        return _hr_ndcg(torch.zeros(0), k)
-    sorted_pop, _ = torch.sort(pop)
-    # number of items with a strictly larger count than the target's count
-    higher = pop.numel() - torch.searchsorted(sorted_pop, pop[targets], right=True)
-    return _hr_ndcg(1 + higher, k)
-
-
-# --------------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------------
-
-
-def _device_of(model: Any) -> torch.device:
-    if isinstance(model, torch.nn.Module):
-        for p in model.parameters():
-            return p.device
-    return torch.device("cpu")
 
 
 def train_model(model: torch.nn.Module, cfg: Any, data: Interactions, *, device: torch.device | str,
@@ -282,20 +150,6 @@ def cache_key(kind: str, cfg: Any, data: Interactions, seed: int) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=repr).encode()).hexdigest()
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -344,7 +198,7 @@ def train_or_load(kind: str, model_factory: Callable[[Any, int], torch.nn.Module
     """
     device = torch.device(device)
     key = cache_key(kind, cfg, data, seed)
-    stem = f"{kind}-{_safe(data.name)}-s{seed}-{key[:16]}"
+    stem = f"{kind}-{safe_name(data.name, limit=40, default='data')}-s{seed}-{key[:16]}"
     pt = meta_path = None
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
@@ -373,12 +227,12 @@ def train_or_load(kind: str, model_factory: Callable[[Any, int], torch.nn.Module
              kind, data.name, seconds, best["hr10"], best["ndcg10"], pop["hr10"], pop["ndcg10"])
     if pt is not None and meta_path is not None:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        _atomic_write(pt, lambda f: torch.save(state, f))
+        atomic_write(pt, lambda f: torch.save(state, f))
         meta = {"key": key, "kind": kind, "dataset": data.name, "seed": seed, "config": to_dict(cfg),
                 "code": CODE_VERSION, "hr10": best["hr10"], "ndcg10": best["ndcg10"],
                 "popularity_hr10": pop["hr10"], "popularity_ndcg10": pop["ndcg10"],
                 "train_seconds": seconds, "sha256": _sha256_file(pt)}
-        _atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=1, default=repr)), mode="w")
+        atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=1, default=repr)), mode="w")
     info = SimulatorInfo(name=kind, hr10=best["hr10"], ndcg10=best["ndcg10"],
                          cache_path=str(pt) if pt is not None else None, trained=True)
     return _freeze(model, device), info
@@ -388,5 +242,14 @@ def _num(x: Any) -> float:
     return float(x) if isinstance(x, (int, float)) else float("nan")
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:40] or "data"
+def simulator_build(kind: str, model_cls: Callable[[Any, int], torch.nn.Module]) -> Callable[..., Any]:
+    """The ``SimulatorSpec.build`` of a next-item simulator: :func:`train_or_load` of
+    ``model_cls(cfg, n_items)`` under the cache name ``kind``."""
+
+    def build(cfg: Any, data: Interactions, *, device: Any = "cpu", seed: int = 0, cache_dir: Any = None,
+              progress: bool = False) -> tuple[torch.nn.Module, SimulatorInfo]:
+        """Train the model on ``data.sequences["train"]`` (or load it from ``cache_dir``)."""
+        return train_or_load(kind, model_cls, cfg, data, device=device, seed=seed, cache_dir=cache_dir,
+                             progress=progress)
+
+    return build

@@ -38,3 +38,16 @@ def test_rl_throughput_times_the_semantic_id_policy(tmp_path, capsys):
     assert all(r["paths_per_s"] > 0 and r["peak_mem_mib"] > 0 for r in res)
     assert "sampled paths/s" in out and "steps/s" in out and "peak memory" in out
     assert "randomly initialised" in out
+
+
+def test_grad_variance_runs_every_estimator_on_the_same_rollouts(tmp_path, capsys):
+    from benchmarks.grad_variance import main as gv_main
+
+    stats = gv_main(["--tiny", "--simulator", "oracle", "--replicates", "3", "--ref-batches", "2",
+                     "--norm-batches", "1", "--bootstrap", "20", "--cache-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert {"prorl", "naive-pg", "noise-pg", "grpo", "rloo"} <= set(stats)
+    for s in stats.values():
+        v, lo, hi = s["var"]
+        assert v >= 0 and lo <= hi and -1 <= s["cos"][0] <= 1
+    assert "paired: rel_var(prorl) / rel_var(prorl-no-positional-baseline)" in out

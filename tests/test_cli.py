@@ -157,7 +157,7 @@ def test_device_cuda_without_cuda_is_a_clear_error(env, capsys):
 
 
 def test_keyboard_interrupt_exits_130_and_keeps_finished_cells(env, capsys, monkeypatch):
-    import prorlbench.runner as runner
+    import prorlbench.cell as runner  # CellWork calls cell.run_cell
 
     real = runner.run_cell
     calls = []

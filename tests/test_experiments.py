@@ -19,9 +19,24 @@ def test_experiment_file_resolves(path, monkeypatch, tmp_path):
     cfg = apply_overrides(read_config_file(path), {"device": "cpu", "out": str(tmp_path / "out"),
                                                    "cache_dir": str(tmp_path / "cache")})
     res = resolve(cfg, load_registry())
-    assert cfg.methods and sorted(res.method_cfgs) == sorted(cfg.methods)  # every method (and variant) resolves
+    assert cfg.methods and list(res.method_cfgs) == cfg.methods  # every method (and variant) resolves
     assert cfg.datasets and sorted(res.dataset_cfgs) == sorted(cfg.datasets)
 
 
 def test_there_are_experiment_files():
-    assert {p.name for p in EXPERIMENTS} >= {"paper.toml", "paper_gpu.toml"}
+    assert {p.name for p in EXPERIMENTS} >= {"paper.toml", "paper_gpu.toml", "rl_protocol.toml"}
+
+
+def test_rl_protocol_changes_one_switch_per_variant(monkeypatch, tmp_path):
+    """Each prorl variant of the RL-protocol grid differs from prorl in exactly one switch."""
+    import dataclasses
+
+    monkeypatch.delenv("PRORLBENCH_PLUGINS", raising=False)
+    path = Path(__file__).resolve().parents[1] / "experiments" / "rl_protocol.toml"
+    cfg = apply_overrides(read_config_file(path), {"device": "cpu", "cache_dir": str(tmp_path / "cache")})
+    res = resolve(cfg, load_registry())
+    base = dataclasses.asdict(res.method_cfgs["prorl"])
+    switch = {"warmup_frac": "schedule", "weight_decay": "schedule"}  # one switch: official schedule
+    for name in cfg.variants:
+        diff = {k for k, v in dataclasses.asdict(res.method_cfgs[name]).items() if base[k] != v}
+        assert len({switch.get(k, k) for k in diff}) == 1, (name, diff)

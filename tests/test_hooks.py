@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from prorlbench import hookimpl, hookspecs
-from prorlbench.api import DatasetSpec, EstimatorSpec, Interactions, MethodSpec, MetricSpec, SimulatorSpec
+from prorlbench.api import (DatasetSpec, EstimatorSpec, ExecutorSpec, Interactions, MethodSpec, MetricSpec,
+                            SimulatorSpec)
 from prorlbench.config import opt
 from prorlbench.errors import UnknownNameError
 from prorlbench.plugins import load_registry
@@ -27,14 +28,14 @@ class EmptyConfig:
     size: int = opt(1, "unused")
 
 
-def _registry(hook: str, *specs):
+def _registry(hook: str, *specs, also=()):
     def impl(register):
         for s in specs:
             register(s)
 
     impl.__name__ = hook
     plugin = types.SimpleNamespace(**{hook: hookimpl(impl)})
-    return load_registry(extra_plugins=[("test-plugin", plugin)], use_entry_points=False)
+    return load_registry(extra_plugins=[("test-plugin", plugin), *also], use_entry_points=False)
 
 
 def test_register_datasets():
@@ -70,13 +71,60 @@ def test_register_metrics():
 
 
 def test_register_estimators():
+    from prorlbench_plugins.methods import rl_family  # the plugin that makes estimators methods
+
     spec = EstimatorSpec(name="my-estimator", summary="constant weights",
                          estimate=lambda batch: torch.ones(1, 1, 1), centered=False)
-    reg = _registry("register_estimators", spec)
+    reg = _registry("register_estimators", spec, also=[("rl_family", rl_family)])
     assert reg.estimator("my-estimator") is spec
     # An estimator is also a method of the same name that shares the RL trainer.
     method = reg.method("my-estimator")
     assert method.family == "rl" and reg.providers[("methods", "my-estimator")] == "test-plugin"
+
+
+def test_register_methods_receives_every_estimator():
+    est = EstimatorSpec(name="e1", summary="an estimator", estimate=lambda batch: torch.ones(1, 1, 1))
+    seen = {}
+
+    @hookimpl
+    def register_methods(register, estimators):
+        seen.update(estimators)
+        for name in estimators:
+            register(MethodSpec(name=f"{name}-method", summary="from an estimator",
+                                factory=lambda cfg: None, config_cls=EmptyConfig))
+
+    plugin = types.SimpleNamespace(register_methods=register_methods)
+    reg = load_registry(extra_plugins=[("methods-plugin", plugin), ("est-plugin", types.SimpleNamespace(
+        register_estimators=hookimpl(lambda register: register(est))))], use_entry_points=False)
+    assert seen == {"e1": est} and reg.names("methods") == ["e1-method"]
+    assert reg.providers[("methods", "e1-method")] == "methods-plugin"
+
+
+class _ListExecutor:
+    name = "list"
+
+    def run(self, jobs, work, where):
+        for job in jobs:
+            yield work(job)
+
+
+def test_register_executors(tmp_path):
+    from prorlbench.executors import CellJob, ExecutorContext, make_executor
+    from prorlbench.results import CellStatus
+
+    spec = ExecutorSpec(name="list", summary="in order, in this process", factory=_ListExecutor)
+    reg = _registry("register_executors", spec)
+    assert reg.executor("list") is spec and reg.providers[("executors", "list")] == "test-plugin"
+    assert reg.names("executors") == ["list", "local", "ray"]  # the built-ins are listed too
+    ex = make_executor("list", {n: s.factory for n, s in reg.specs["executors"].items()})
+
+    def work(job):
+        return CellStatus(job.method, job.dataset, job.seed, "sim", "sim", "ok")
+
+    got = list(ex.run([CellJob("m", "d", 0), CellJob("m", "d", 1)], work, ExecutorContext(folder=tmp_path)))
+    assert [(s.seed, s.status) for s in got] == [(0, "ok"), (1, "ok")]
+    with pytest.raises(Exception, match="registered twice"):
+        _registry("register_executors", ExecutorSpec(name="local", summary="x", factory=_ListExecutor))
 
 
 def test_a_hook_with_a_wrong_argument_name_is_a_listed_failure():

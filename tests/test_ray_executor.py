@@ -154,6 +154,24 @@ class _StubWork:
                           eval_simulator="sim", status="ok", n_cases=3,
                           fingerprint=self.res.fingerprint(job))
 
+    def on_device(self, device):
+        import torch
+
+        self.res.device = torch.device(device)
+        return self
+
+    def failed(self, job, message):
+        from prorlbench.results import CellStatus
+
+        return CellStatus(method=job.method, dataset=job.dataset, seed=job.seed, simulator="sim",
+                          eval_simulator="sim", status="failed", error=message,
+                          fingerprint=self.res.fingerprint(job))
+
+    def where(self):
+        from prorlbench.executors import ExecutorContext
+
+        return ExecutorContext(device=str(self.res.device), address=self.res.cfg.ray_address)
+
 
 def _fake_ray(initialized: bool):
     import pickle
@@ -179,8 +197,8 @@ def _fake_ray(initialized: bool):
             calls["options"].append(kw)
             return self
 
-        def remote(self, blob, job, driver_device):
-            from prorlbench.ray_executor import load_work
+        def remote(self, blob, job, driver_device, log_path=None):
+            from prorlbench.executors.ray import load_work
 
             calls["devices"].append(driver_device)
             if job.seed == 1:
@@ -217,14 +235,15 @@ def _fake_ray(initialized: bool):
 @pytest.mark.parametrize("device,address,gpus", [("cpu", "", 0), ("cuda:0", "auto", 0.5)])
 def test_executor_plumbing(monkeypatch, device, address, gpus):
     from prorlbench.executors import CellJob
-    from prorlbench.ray_executor import RayExecutor
+    from prorlbench.executors.ray import RayExecutor
 
     ray, calls = _fake_ray(initialized=False)
     monkeypatch.setitem(sys.modules, "ray", ray)
     monkeypatch.setenv("PRORLBENCH_PLUGINS", "x,y")
     ex = RayExecutor(num_gpus_per_cell=0.5, num_cpus=2)
     jobs = [CellJob("m", "d", s) for s in (0, 1, 2)]
-    statuses = list(ex.run(jobs, _StubWork(device, address)))
+    work = _StubWork(device, address)
+    statuses = list(ex.run(jobs, work, work.where()))
 
     assert [(s.seed, s.status) for s in statuses] == [(0, "ok"), (1, "failed"), (2, "ok")]
     assert statuses[1].error == "ray task died: WorkerCrashedError: The worker died unexpectedly while executing"
@@ -243,12 +262,13 @@ def test_executor_plumbing(monkeypatch, device, address, gpus):
 
 def test_an_existing_ray_instance_is_used_and_left_running(monkeypatch):
     from prorlbench.executors import CellJob
-    from prorlbench.ray_executor import RayExecutor
+    from prorlbench.executors.ray import RayExecutor
 
     ray, calls = _fake_ray(initialized=True)
     monkeypatch.setitem(sys.modules, "ray", ray)
-    statuses = list(RayExecutor(address="ray://elsewhere:10001").run([CellJob("m", "d", 0)],
-                                                                     _StubWork("cpu", "")))
+    work = _StubWork("cpu", "")
+    statuses = list(RayExecutor(address="ray://elsewhere:10001").run([CellJob("m", "d", 0)], work,
+                                                                     work.where()))
     assert [s.status for s in statuses] == ["ok"]
     assert calls["init"] == [] and calls["shutdown"] == 0 and ray.is_initialized()
 

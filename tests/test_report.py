@@ -7,7 +7,6 @@ import math
 import re
 import shutil
 import subprocess
-import sys
 import types
 from pathlib import Path
 
@@ -523,15 +522,18 @@ def test_training_plots_are_delegated_and_listed(tmp_path, monkeypatch):
         out.write_bytes(b"\x89PNG\r\n\x1a\n")
         return [out]
 
-    fake = types.ModuleType("prorlbench.rl.plots")
-    fake.plot_training = plot_training
-    monkeypatch.setitem(sys.modules, "prorlbench.rl.plots", fake)
+    import prorlbench.report.plots as plots_module
+
+    monkeypatch.setattr(plots_module, "plot_training", plot_training)
     md = write_report(run, plots=True)
     assert len(calls) == 1 and calls[0][1] == run
     assert list(calls[0][0]["value"]) == [1.0, 0.5, 0.2]
     assert "- training_prorl.png" in md and "- metrics.png" in md
 
-    monkeypatch.setitem(sys.modules, "prorlbench.rl.plots", None)   # module absent
+    def missing(df, run_dir):   # a module the training plots need is absent
+        raise ImportError("No module named 'matplotlib'")
+
+    monkeypatch.setattr(plots_module, "plot_training", missing)
     md = write_report(run, plots=True)
     assert "training plots unavailable" in md and _is_png(run / "metrics.png")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.scoring import main, make_batch, one_pass_step_scores
+from benchmarks.scoring import floor_work, main, make_batch, one_pass_step_scores
 from benchmarks.twopass import left_pad_windows, twopass_step_scores
 from prorlbench_plugins.simulators.sasrec import SASRec, SASRecConfig
 
@@ -37,7 +37,21 @@ def test_twopass_reference_agrees_with_one_pass():
 
 
 def test_benchmark_runs_and_reports(capsys):
-    res = main(["--cases", "2", "--samples", "2", "--steps", "3", "--items", "80", "--repeat", "1"])
+    rows = main(["--cases", "2", "--samples", "2", "--steps", "3", "--items", "120,80", "--repeat", "1"])
     out = capsys.readouterr().out
-    assert "speed-up" in out and "path-steps/s" in out
-    assert res["maxdiff_ior"] == 0.0 and res["maxdiff_ioi"] < 1e-4
+    assert "speed-up" in out and "path-steps/s" in out and "one-pass / floor" in out
+    assert [r["items"] for r in rows] == [80, 120]  # increasing order, so peak memory is cumulative
+    for res in rows:
+        assert res["maxdiff_ior"] == 0.0 and res["maxdiff_ioi"] < 1e-4
+        assert res["one_over_floor"] > 0 and res["peak_mem_mib"] > 0
+
+
+def test_floor_work_matches_full_softmax():
+    g = torch.Generator().manual_seed(0)
+    w, states = torch.randn(50, 8, generator=g), torch.randn(13, 8, generator=g)
+    targets = torch.randint(0, 50, (13,), generator=g)
+    logp, rank = floor_work(w, states, targets, chunk=4)
+    full = torch.log_softmax(states @ w.T, 1)
+    assert torch.allclose(logp, full.gather(1, targets[:, None]).squeeze(1), atol=1e-5)
+    lg = states @ w.T
+    assert torch.equal(rank, (lg > lg.gather(1, targets[:, None])).sum(1).float())

@@ -83,3 +83,24 @@ def test_list_methods_with_a_config_shows_its_variants(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "prorl+position" in out and "prorl with centering=position (variant)" in out
     assert main(["list", "methods", "--config", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_readme_variant_example_resolves():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[variants." in b)
+    res = resolved(block.replace("[run]\n", "[run]\ndevice = \"cpu\"\n"))
+    assert res.method_cfgs["prorl+position"].centering == "position"
+    assert list(res.method_cfgs) == ["noise-pg", "prorl", "prorl+position"]
+
+
+def test_readme_and_docs_describe_every_protocol_switch():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme, rl = (root / "README.md").read_text(), (root / "docs" / "rl.md").read_text()
+    for key in ("decode", "beam_width", "beam_length_norm", "sample_top_k", "sample_temperature", "kl",
+                "warmup_frac", "weight_decay", "empty_paths", "centering", "reward_state", "per_dataset"):
+        assert f"`{key}`" in readme and f"`{key}`" in rl, key

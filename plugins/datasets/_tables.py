@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from prorlbench.api import Interactions
-from prorlbench.cases import split_users
-from prorlbench.errors import DataError
+from prorlbench.toolkit import DataError, split_users
 
 
 def read_text(path: Path, encoding: str = "utf-8") -> str:
@@ -136,7 +135,7 @@ def to_interactions(
 
 def resolve_dir(config_dir: str | None, data_dir: Path | None, dataset: str) -> Path:
     """The data folder: the config's ``data_dir`` wins over the runner's ``--data-dir``."""
-    from prorlbench.errors import UserError
+    from prorlbench.toolkit import UserError
 
     d = Path(config_dir).expanduser() if config_dir else data_dir
     if d is None:

@@ -22,8 +22,7 @@ from pathlib import Path
 
 from prorlbench import hookimpl
 from prorlbench.api import DatasetSpec, Interactions
-from prorlbench.config import opt
-from prorlbench.errors import ConfigError, DataError, UserError
+from prorlbench.toolkit import ConfigError, DataError, UserError, opt
 
 from ._tables import Rows, natural_key, oneline, parse_timestamp, read_text, to_interactions
 

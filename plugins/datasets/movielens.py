@@ -26,8 +26,7 @@ from pathlib import Path
 
 from prorlbench import hookimpl
 from prorlbench.api import DatasetSpec, Interactions
-from prorlbench.config import opt
-from prorlbench.errors import ConfigError, DataError
+from prorlbench.toolkit import ConfigError, DataError, opt
 
 from ._tables import Rows, parse_timestamp, read_text, resolve_dir, to_interactions
 

@@ -50,8 +50,7 @@ import numpy as np
 
 from prorlbench import hookimpl
 from prorlbench.api import Case, DatasetSpec, Interactions
-from prorlbench.config import opt
-from prorlbench.errors import ConfigError, DataError
+from prorlbench.toolkit import ConfigError, DataError, opt
 
 from ._tables import natural_key, read_text, resolve_dir
 

@@ -30,9 +30,7 @@ import torch
 
 from prorlbench import hookimpl
 from prorlbench.api import DatasetSpec, Interactions
-from prorlbench.cases import split_users
-from prorlbench.config import opt
-from prorlbench.errors import ConfigError
+from prorlbench.toolkit import ConfigError, opt, split_users
 
 
 @dataclass(frozen=True)

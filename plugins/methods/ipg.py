@@ -40,11 +40,10 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from prorlbench import decoding, hookimpl
+from prorlbench import hookimpl
 from prorlbench.api import Case, FitContext, MethodSpec, SequenceModel
-from prorlbench.config import opt
-from prorlbench.errors import ConfigError
-from prorlbench.scoring import histories_tensor, item_embedding_matrix, last_states
+from prorlbench.toolkit import (ConfigError, decoding, histories_tensor, item_embedding_matrix, last_states,
+                                opt)
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,42 +106,33 @@ class IPG:
         return accept * (1.0 - self.cfg.gamma) * gain
 
     def generate(self, cases: Sequence[Case], k: int) -> list[list[tuple[int, ...]]]:
-        out: list[list[tuple[int, ...]]] = []
-        for s in range(0, len(cases), self.cfg.batch_size):
-            out.extend(self._generate_batch(cases[s : s + self.cfg.batch_size], k))
-        return out
+        return decoding.in_batches(self._generate_batch, cases, k, self.cfg.batch_size)
 
     @torch.no_grad()
     def _generate_batch(self, cases: Sequence[Case], k: int) -> list[list[tuple[int, ...]]]:
         n, L, dev, gamma = self.n_items, self.max_path_len, self.device, self.cfg.gamma
         kk = max(1, min(k, n))
         hist, hist_len = histories_tensor(cases, n)
-        # Row b = case b // kk, candidate rank b % kk.
-        hist, hist_len = hist.to(dev).repeat_interleave(kk, 0), hist_len.to(dev).repeat_interleave(kk, 0)
-        targets = torch.tensor([c.target for c in cases], device=dev).repeat_interleave(kk)
-        B = hist.shape[0]
-        rank = torch.arange(kk, device=dev).repeat(len(cases))
-        paths = torch.full((B, L), n, dtype=torch.long, device=dev)
-        lengths = torch.zeros(B, dtype=torch.long, device=dev)
-        banned = torch.zeros(B, n + 1, dtype=torch.bool, device=dev)
-        banned.scatter_(1, hist, True)
-        active = torch.ones(B, dtype=torch.bool, device=dev)
-        exists = torch.ones(B, dtype=torch.bool, device=dev)
-        pref = torch.zeros(B, self.emb.shape[1], device=dev)
+        hist, hist_len = hist.to(dev), hist_len.to(dev)
+        targets = torch.tensor([c.target for c in cases], device=dev)
+        st = decoding.Rows.start(targets, torch.zeros(len(cases), n + 1, dtype=torch.bool, device=dev)
+                                 .scatter_(1, hist, True), kk, n, L)
+        hist, hist_len = hist.repeat_interleave(kk, 0), hist_len.repeat_interleave(kk, 0)
+        pref = torch.zeros(len(st.targets), self.emb.shape[1], device=dev)
         for step in range(L):
-            rows = active.nonzero().squeeze(1)
+            rows = st.live()
             if rows.numel() == 0:
                 break
-            states = last_states(self.model, hist[rows], hist_len[rows], paths[rows, :step], lengths[rows]).float()
+            states = last_states(self.model, hist[rows], hist_len[rows], st.paths[rows, :step],
+                                 st.lengths[rows]).float()
             if step == 0:
                 pref[rows] = states  # ê_u starts as the backbone's user state u(H)
-            scores = self._scores(states, pref[rows], targets[rows])
-            scores = scores.masked_fill(banned[rows, :n], float("-inf"))
-            pick, pick_ok = decoding.pick(scores, step, rank[rows], kk)
-            go, item = decoding.advance(step, rows, pick, pick_ok, targets, rank,
-                             paths=paths, lengths=lengths, banned=banned, active=active, exists=exists)
+            scores = self._scores(states, pref[rows], st.targets[rows])
+            scores = scores.masked_fill(st.banned[rows, :n], float("-inf"))
+            pick, pick_ok = decoding.pick(scores, step, st.rank[rows], kk)
+            go, item = st.advance(step, rows, pick, pick_ok)
             pref[go] = gamma * pref[go] + (1.0 - gamma) * self.emb[item]
-        return decoding.collect(paths, lengths, exists, len(cases), kk)
+        return st.collect()
 
 
 # --------------------------------------------------------------------------------------------

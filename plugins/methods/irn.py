@@ -28,17 +28,16 @@ being the objective itself (this is how the model learns to reach T and stop).
 Generation (``generate``): greedy. Read the scores at slot W − 2 (the last item before the
 objective), drop items of the history and the path, take the best; if it is T the path ends,
 otherwise the item is written just before the objective slot (the window shifts left by one) and
-the next step runs. At most ``max_path_len`` items. Candidate r takes the r-th best first step and
-is greedy afterwards; candidate 0 is the paper's path.
+the next step runs. At most ``max_path_len`` items. Candidates: :mod:`prorlbench.decoding` (candidate 0 is the
+paper's path).
 
 Deviations:
 
 * User embedding. The paper learns one embedding per user id. Here test users are unseen (the
   split is user-disjoint), so the user embedding is the mean of the item embeddings of the
   history: the first ``max_history`` items of a training window, the case's H at generation.
-* No validation-based checkpoint selection: a fixed number of steps (profiles: ``quick`` 400
-  steps of 128 windows, about two minutes on a busy 2-core CPU; default 3000 of 256; ``paper``
-  20000 of 256, meant for a GPU).
+* No validation-based checkpoint selection: a fixed number of ``steps`` (``quick``: about two
+  minutes on a busy 2-core CPU; ``paper``: meant for a GPU).
 * Training windows come from ``data.sequences["train"]``; a dataset with ready-made cases only
   uses ``H + P*`` of its training cases as the sequences.
 """
@@ -54,15 +53,9 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from prorlbench import decoding, hookimpl
+from prorlbench import hookimpl
 from prorlbench.api import Case, FitContext, MethodSpec
-from prorlbench.config import opt
-from prorlbench.errors import ConfigError
-
-
-# --------------------------------------------------------------------------------------------
-# Config
-# --------------------------------------------------------------------------------------------
+from prorlbench.toolkit import ConfigError, decoding, opt
 
 
 @dataclass
@@ -249,10 +242,7 @@ class IRN:
         self.net.eval()
 
     def generate(self, cases: Sequence[Case], k: int) -> list[list[tuple[int, ...]]]:
-        out: list[list[tuple[int, ...]]] = []
-        for s in range(0, len(cases), self.cfg.gen_batch_size):
-            out.extend(self._generate_batch(cases[s : s + self.cfg.gen_batch_size], k))
-        return out
+        return decoding.in_batches(self._generate_batch, cases, k, self.cfg.gen_batch_size)
 
     @torch.no_grad()
     def _generate_batch(self, cases: Sequence[Case], k: int) -> list[list[tuple[int, ...]]]:
@@ -269,29 +259,21 @@ class IRN:
                 hist_mask[r, W - 1 - len(h): W - 1] = True
             seqs[r, W - 1] = c.target
             banned[r, list(c.history)] = True  # the whole history, also items beyond max_history
-        # Row b = case b // kk, candidate rank b % kk.
-        seqs, hist_mask, banned = (x.to(dev).repeat_interleave(kk, 0) for x in (seqs, hist_mask, banned))
-        targets = seqs[:, W - 1].clone()
-        B = seqs.shape[0]
-        rank = torch.arange(kk, device=dev).repeat(N)
-        paths = torch.full((B, L), n, dtype=torch.long, device=dev)
-        lengths = torch.zeros(B, dtype=torch.long, device=dev)
-        active = torch.ones(B, dtype=torch.bool, device=dev)
-        exists = torch.ones(B, dtype=torch.bool, device=dev)
+        st = decoding.Rows.start(seqs[:, W - 1].to(dev), banned.to(dev), kk, n, L)
+        seqs, hist_mask = (x.to(dev).repeat_interleave(kk, 0) for x in (seqs, hist_mask))
         for step in range(L):
-            rows = active.nonzero().squeeze(1)
+            rows = st.live()
             if rows.numel() == 0:
                 break
             scores = self.net.item_logits(self.net(seqs[rows], hist_mask[rows])[:, W - 2]).float()
-            scores = scores.masked_fill(banned[rows, :n], float("-inf"))
-            pick, pick_ok = decoding.pick(scores, step, rank[rows], kk)
-            go, item = decoding.advance(step, rows, pick, pick_ok, targets, rank,
-                             paths=paths, lengths=lengths, banned=banned, active=active, exists=exists)
+            scores = scores.masked_fill(st.banned[rows, :n], float("-inf"))
+            pick, pick_ok = decoding.pick(scores, step, st.rank[rows], kk)
+            go, item = st.advance(step, rows, pick, pick_ok)
             # Write the item just before the objective: shift the window left by one.
             seqs[go] = torch.cat([seqs[go, 1: W - 1], item[:, None], seqs[go, W - 1:]], 1)
             hm = hist_mask[go]
             hist_mask[go] = torch.cat([hm[:, 1: W - 1], torch.zeros_like(hm[:, :1]), hm[:, W - 1:]], 1)
-        return decoding.collect(paths, lengths, exists, N, kk)
+        return st.collect()
 
 
 # --------------------------------------------------------------------------------------------

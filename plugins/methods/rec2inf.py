@@ -40,11 +40,10 @@ from typing import Sequence
 
 import torch
 
-from prorlbench import decoding, hookimpl
+from prorlbench import hookimpl
 from prorlbench.api import Case, FitContext, MethodSpec, SequenceModel
-from prorlbench.config import opt
-from prorlbench.errors import ConfigError
-from prorlbench.scoring import histories_tensor, item_embedding_matrix, last_states
+from prorlbench.toolkit import (ConfigError, decoding, histories_tensor, item_embedding_matrix, last_states,
+                                opt)
 
 log = logging.getLogger("prorlbench")
 
@@ -167,40 +166,30 @@ class Rec2Inf:
     # ---- generation -------------------------------------------------------------------------
 
     def generate(self, cases: Sequence[Case], k: int) -> list[list[tuple[int, ...]]]:
-        out: list[list[tuple[int, ...]]] = []
-        for s in range(0, len(cases), self.cfg.batch_size):
-            out.extend(self._generate_batch(cases[s : s + self.cfg.batch_size], k))
-        return out
+        return decoding.in_batches(self._generate_batch, cases, k, self.cfg.batch_size)
 
     @torch.no_grad()
     def _generate_batch(self, cases: Sequence[Case], k: int) -> list[list[tuple[int, ...]]]:
         n, L, dev = self.n_items, self.max_path_len, self.device
         kk = max(1, min(k, self.cfg.k_c, n))
         hist, hist_len = histories_tensor(cases, n)
-        # Row b = case b // kk, candidate rank b % kk.
-        hist, hist_len = hist.to(dev).repeat_interleave(kk, 0), hist_len.to(dev).repeat_interleave(kk, 0)
-        targets = torch.tensor([c.target for c in cases], device=dev).repeat_interleave(kk)
-        B = hist.shape[0]
-        rank = torch.arange(kk, device=dev).repeat(len(cases))
-        paths = torch.full((B, L), n, dtype=torch.long, device=dev)
-        lengths = torch.zeros(B, dtype=torch.long, device=dev)
-        banned = torch.zeros(B, n + 1, dtype=torch.bool, device=dev)
-        banned.scatter_(1, hist, True)
-        active = torch.ones(B, dtype=torch.bool, device=dev)
-        exists = torch.ones(B, dtype=torch.bool, device=dev)  # False: fewer than r first-step candidates
+        hist, hist_len = hist.to(dev), hist_len.to(dev)
+        targets = torch.tensor([c.target for c in cases], device=dev)
+        st = decoding.Rows.start(targets, torch.zeros(len(cases), n + 1, dtype=torch.bool, device=dev)
+                                 .scatter_(1, hist, True), kk, n, L)
+        hist, hist_len = hist.repeat_interleave(kk, 0), hist_len.repeat_interleave(kk, 0)
         for step in range(L):
-            rows = active.nonzero().squeeze(1)
+            rows = st.live()
             if rows.numel() == 0:
                 break
-            scores = self._candidate_scores(hist[rows], hist_len[rows], paths[rows, :step], lengths[rows])
-            cand, ok = self._ranked_candidates(scores, banned[rows], targets[rows])
-            col = rank[rows] if step == 0 else torch.zeros_like(rows)
+            scores = self._candidate_scores(hist[rows], hist_len[rows], st.paths[rows, :step], st.lengths[rows])
+            cand, ok = self._ranked_candidates(scores, st.banned[rows], st.targets[rows])
+            col = st.rank[rows] if step == 0 else torch.zeros_like(rows)
             col = col.clamp(max=cand.shape[1] - 1)
             pick = cand.gather(1, col[:, None]).squeeze(1)
             pick_ok = ok.gather(1, col[:, None]).squeeze(1)
-            decoding.advance(step, rows, pick, pick_ok, targets, rank,
-                             paths=paths, lengths=lengths, banned=banned, active=active, exists=exists)
-        return decoding.collect(paths, lengths, exists, len(cases), kk)
+            st.advance(step, rows, pick, pick_ok)
+        return st.collect()
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Each RL method is ONE small function: the per-position weight ``A_t`` it forms from the step
 rewards of ``G`` sampled paths per case. Policy, rollout, rewards, loss, SFT stage and selection
-are shared (:mod:`prorlbench.rl`); every estimator registered here (or by a third-party plugin)
-becomes a method of the same name. Read this file as the table of SPEC section 5:
+are shared (:mod:`prorlbench.rl`, the library this plugin uses); every estimator registered here
+(or by a third-party plugin) becomes a method of the same name: ``register_methods`` below
+receives them all and turns each into one. Read this file as the table of SPEC section 5:
 
 ==============================  ==============  =============================================
 method                          rewards         weight of every step t of a path
@@ -42,7 +43,7 @@ from prorlbench.rl.estimators import (
     on_every_step,
     positional_baseline,
 )
-from prorlbench.rl.method import sft_method_spec
+from prorlbench.rl.method import method_from_estimator, sft_method_spec
 
 
 def psae(b: AdvantageBatch) -> torch.Tensor:
@@ -100,5 +101,8 @@ def register_estimators(register):
 
 
 @hookimpl
-def register_methods(register):
+def register_methods(register, estimators):
+    """``sft``, and one method per registered estimator (this plugin's and any other plugin's)."""
     register(sft_method_spec())
+    for spec in estimators.values():
+        register(method_from_estimator(spec))

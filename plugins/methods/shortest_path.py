@@ -40,8 +40,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from prorlbench import hookimpl
 from prorlbench.api import Case, FitContext, MethodSpec
-from prorlbench.config import opt
-from prorlbench.errors import ConfigError
+from prorlbench.toolkit import ConfigError, opt
 
 
 # --------------------------------------------------------------------------------------------

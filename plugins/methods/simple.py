@@ -25,7 +25,7 @@ import numpy as np
 
 from prorlbench import hookimpl
 from prorlbench.api import Case, FitContext, MethodSpec
-from prorlbench.config import opt
+from prorlbench.toolkit import opt
 
 
 # ----------------------------------------------------------------------------------- config

@@ -20,8 +20,8 @@ invalid    share of the path's items (unknown ids included) that are unknown,   
 Choices not fixed by the SPEC: CTR is the plain mean over every shown item, invalid ones
 included with their simulator acceptance (the RL reward sets an invalid step's ctr to 0; the
 *metric* does not, so it reports what the simulated user would do); an empty path has CTR 0 and
-Coherence 0. Names are lowercase identifiers; reports pretty-print them (IoI, IoR, CTR,
-Coherence, SR@10, Len, Invalid).
+Coherence 0. Names are lowercase identifiers; each spec carries how reports print it (``display``
+IoI, IoR, CTR, Coherence, SR@10, Len, Invalid; ``decimals``; ``headline``: shown in metrics.png).
 
 Everything is vectorised over paths. Coherence uses a boolean ``[n_items, n_attributes]`` matrix
 (:func:`prorlbench.scoring.attribute_matrix`); ``PathScores.item_attributes`` may hold that matrix already (what
@@ -36,7 +36,7 @@ import torch
 
 from prorlbench import hookimpl
 from prorlbench.api import MetricSpec
-from prorlbench.scoring import PathScores, attribute_matrix
+from prorlbench.toolkit import PathScores, attribute_matrix
 
 
 def ioi(s: PathScores) -> torch.Tensor:
@@ -84,15 +84,20 @@ def invalid(s: PathScores) -> torch.Tensor:
 
 
 METRICS = (
-    MetricSpec("ioi", "IoI: log p(T|S_m) - log p(T|S_0), increase of interest", ioi, True),
-    MetricSpec("ior", "IoR: rank(T|S_0) - rank(T|S_m), increase of rank", ior, True),
-    MetricSpec("ctr", "CTR: mean acceptance sigmoid(u(S_{k-1}).e_{i_k}) of the shown items (0 if empty)", ctr, True),
+    MetricSpec("ioi", "IoI: log p(T|S_m) - log p(T|S_0), increase of interest", ioi, True,
+               display="IoI", decimals=3, headline=True),
+    MetricSpec("ior", "IoR: rank(T|S_0) - rank(T|S_m), increase of rank", ior, True,
+               display="IoR", decimals=1, headline=True),
+    MetricSpec("ctr", "CTR: mean acceptance sigmoid(u(S_{k-1}).e_{i_k}) of the shown items (0 if empty)", ctr, True,
+               display="CTR", decimals=3, headline=True),
     MetricSpec("coherence", "share of consecutive pairs in (path, T) sharing an attribute (0 if empty)",
-               coherence, True, needs_attributes=True),
-    MetricSpec("sr10", "SR@10: rank(T|S_m) <= 10", sr10, True),
-    MetricSpec("len", "Len: number of path items m", length, None),
-    MetricSpec("invalid", "share of path items unknown, repeated or already in H", invalid, False),
+               coherence, True, needs_attributes=True, display="Coherence", decimals=3),
+    MetricSpec("sr10", "SR@10: rank(T|S_m) <= 10", sr10, True, display="SR@10", decimals=3, headline=True),
+    MetricSpec("len", "Len: number of path items m", length, None, display="Len", decimals=2),
+    MetricSpec("invalid", "share of path items unknown, repeated or already in H", invalid, False,
+               display="Invalid", decimals=3),
 )
+"""In this order in report tables; ``display`` and ``decimals`` are how reports print them."""
 
 
 @hookimpl

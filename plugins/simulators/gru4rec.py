@@ -16,29 +16,26 @@ needed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from prorlbench import hookimpl
-from prorlbench.api import Interactions, SimulatorInfo, SimulatorSpec
-from prorlbench.config import opt
-from prorlbench.seqtrain import SharedEmbeddingHead, train_or_load
+from prorlbench.api import SimulatorSpec
+from prorlbench.toolkit import SeqTrainConfig, SharedEmbeddingHead, opt, simulator_build
 
 
 @dataclass
-class GRU4RecConfig:
+class GRU4RecConfig(SeqTrainConfig):
+    """GRU4Rec's architecture keys, and the training defaults it changes (``SeqTrainConfig``)."""
+
     embedding: int = opt(64, "item embedding size (also the output size d)")
     hidden: int = opt(64, "GRU hidden size")
     n_layers: int = opt(1, "GRU layers")
     dropout: float = opt(0.3, "dropout on the input embeddings during training")
-    init_std: float = opt(0.02, "std of the normal initialisation of the item embedding")
-    max_seq_len: int = opt(50, "longest input sequence; older items are dropped")
     lr: float = opt(3e-3, "learning rate (AdamW); RecBole's 1e-3 (the paper profile) needs many more epochs")
-    weight_decay: float = opt(0.0, "AdamW weight decay (0 = Adam, RecBole's default)")
-    batch_size: int = opt(128, "training windows per batch")
     epochs: int = opt(20, "maximum training epochs")
     patience: int = opt(20, "stop after this many epochs without a better validation NDCG@10")
 
@@ -76,11 +73,8 @@ class GRU4Rec(SharedEmbeddingHead, nn.Module):
         return self.dense(out)
 
 
-def build(cfg: GRU4RecConfig, data: Interactions, *, device: Any = "cpu", seed: int = 0,
-          cache_dir: Any = None, progress: bool = False) -> tuple[GRU4Rec, SimulatorInfo]:
-    """Train GRU4Rec on ``data.sequences["train"]`` (or load it from ``cache_dir``)."""
-    return train_or_load("gru4rec", lambda c, n: GRU4Rec(c, n), cfg, data, device=device, seed=seed,
-                         cache_dir=cache_dir, progress=progress)
+build = simulator_build("gru4rec", GRU4Rec)
+"""Train GRU4Rec on ``data.sequences["train"]`` (or load it from ``cache_dir``)."""
 
 
 @hookimpl

@@ -33,8 +33,7 @@ from torch import nn
 
 from prorlbench import hookimpl
 from prorlbench.api import Interactions, SimulatorInfo, SimulatorSpec
-from prorlbench.config import opt
-from prorlbench.errors import ConfigError, UserError
+from prorlbench.toolkit import ConfigError, UserError, opt
 
 
 @dataclass(frozen=True)

@@ -22,33 +22,27 @@ takes optional explicit ``positions`` and a ``key_mask`` of real items.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from prorlbench import hookimpl
-from prorlbench.api import Interactions, SimulatorInfo, SimulatorSpec
-from prorlbench.config import opt
-from prorlbench.seqtrain import SharedEmbeddingHead, train_or_load
+from prorlbench.api import SimulatorSpec
+from prorlbench.toolkit import SeqTrainConfig, SharedEmbeddingHead, opt, simulator_build
 
 
 @dataclass
-class SASRecConfig:
+class SASRecConfig(SeqTrainConfig):
+    """SASRec's architecture keys; the training keys (lr, epochs, ...) are ``SeqTrainConfig``'s."""
+
     hidden: int = opt(64, "hidden size d (item and position embeddings, attention, output)")
     n_layers: int = opt(2, "number of transformer blocks")
     n_heads: int = opt(2, "attention heads per block")
     inner: int = opt(256, "feed-forward inner size")
     dropout: float = opt(0.5, "dropout on hidden states and attention weights during training")
     layer_norm_eps: float = opt(1e-12, "LayerNorm epsilon (RecBole default)")
-    init_std: float = opt(0.02, "std of the normal weight initialisation")
-    max_seq_len: int = opt(50, "longest input sequence; older items are dropped")
-    lr: float = opt(1e-3, "learning rate (AdamW)")
-    weight_decay: float = opt(0.0, "AdamW weight decay (0 = Adam, RecBole's default)")
-    batch_size: int = opt(128, "training windows per batch")
-    epochs: int = opt(15, "maximum training epochs")
-    patience: int = opt(3, "stop after this many epochs without a better validation NDCG@10")
 
     PROFILES: ClassVar[dict[str, dict]] = {
         "quick": {"epochs": 15, "patience": 3, "batch_size": 128},
@@ -139,11 +133,8 @@ class SASRec(SharedEmbeddingHead, nn.Module):
         return x
 
 
-def build(cfg: SASRecConfig, data: Interactions, *, device: Any = "cpu", seed: int = 0,
-          cache_dir: Any = None, progress: bool = False) -> tuple[SASRec, SimulatorInfo]:
-    """Train SASRec on ``data.sequences["train"]`` (or load it from ``cache_dir``)."""
-    return train_or_load("sasrec", lambda c, n: SASRec(c, n), cfg, data, device=device, seed=seed,
-                         cache_dir=cache_dir, progress=progress)
+build = simulator_build("sasrec", SASRec)
+"""Train SASRec on ``data.sequences["train"]`` (or load it from ``cache_dir``)."""
 
 
 @hookimpl

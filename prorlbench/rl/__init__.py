@@ -8,7 +8,7 @@ Methods differ only in the advantage estimator (``plugins/methods/rl_family.py``
   and the building blocks of estimators (positional baseline, group mean/std, leave-one-out).
 * :mod:`.sft`        stage 1: supervised pre-training on reference paths, cached per run.
 * :mod:`.trainer`    stage 2: sampling, loss with KL to the SFT policy, diagnostics, selection.
-* :mod:`.method`     ``RLMethod`` and ``method_from_estimator`` (every estimator is a method).
+* :mod:`.method`     ``RLMethod`` and ``method_from_estimator`` (the RL family plugin makes
+  every registered estimator a method with it).
 * :mod:`.config`     ``RLConfig`` with the ``quick`` and ``paper`` profiles.
-* :mod:`.plots`      training-curve figures from ``train_log.csv``.
 """

@@ -19,12 +19,7 @@ A policy that is not a ``PathPolicy`` (for example a semantic-ID policy) provide
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .policy import PathPolicy
 
 GREEDY_RULES = ("threshold", "greedy")
 

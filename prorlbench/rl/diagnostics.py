@@ -20,9 +20,10 @@ from .estimators import COMPONENTS
 from .policy import CaseTensors, PathPolicy
 from .semantic_rewards import rollout_rewards
 
+from .rollout import Rollout, pg_loss
+
 if TYPE_CHECKING:  # pragma: no cover
     from .config import RLConfig
-    from .trainer import Rollout
 
 
 def flat_grad(policy: PathPolicy, loss: torch.Tensor) -> torch.Tensor:
@@ -32,12 +33,10 @@ def flat_grad(policy: PathPolicy, loss: torch.Tensor) -> torch.Tensor:
     return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
 
 
-def gradient_variance_terms(policy: PathPolicy, ro: "Rollout", splits: int) -> torch.Tensor | None:
+def gradient_variance_terms(policy: PathPolicy, ro: Rollout, splits: int) -> torch.Tensor | None:
     """``[var, mean_sq]`` as one device tensor (no host sync): the mean per-coordinate variance
     across ``M`` minibatch PG gradients and the mean squared coordinate of their mean; None when
     there are fewer than 2 cases."""
-    from .trainer import pg_loss
-
     n_cases = len(ro.cases)
     if n_cases < 2:
         return None
@@ -50,7 +49,7 @@ def gradient_variance_terms(policy: PathPolicy, ro: "Rollout", splits: int) -> t
     return torch.stack([stack.var(0, unbiased=True).mean(), stack.mean(0).pow(2).mean()])
 
 
-def gradient_variance(policy: PathPolicy, ro: "Rollout", splits: int) -> tuple[float, float]:
+def gradient_variance(policy: PathPolicy, ro: Rollout, splits: int) -> tuple[float, float]:
     """``(mean per-coordinate variance across M minibatch PG gradients, relative variance)``."""
     terms = gradient_variance_terms(policy, ro, splits)
     if terms is None:

@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -28,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..api import Case, FitContext
+from ..files import atomic_write
 from .config import SFT_FIELDS, RLConfig
 from .policies import build_policy, codes_digest, policy_codes
 from .policy import CaseTensors, PathPolicy
@@ -98,10 +98,7 @@ def train_sft(ctx: FitContext, cfg: RLConfig, max_path_len: int) -> tuple[PathPo
         torch.manual_seed(ctx.seed)
         policy = build_policy(cfg, n_items, max_path_len, codes).to(ctx.device)
         info = _fit(policy, ctx, cfg, max_path_len)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"policy": policy.state_dict(), "info": info}, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save({"policy": policy.state_dict(), "info": info}, f))
     return policy.eval(), {**info, "cached": 0.0}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from prorlbench.rl.plots import plot_training
+from prorlbench.report import plot_training
 
 
 def test_plot_training_writes_every_figure(tmp_path):

@@ -1,6 +1,6 @@
-"""Training-curve plots of the RL family from a run's long-format ``train_log.csv``.
+"""Plots of a run: ``metrics.png`` (headline metrics per method) and the RL training curves.
 
-``plot_training(train_log, out_dir)`` writes
+``plot_training(train_log, out_dir)`` writes, from a run's long-format ``train_log.csv``:
 
 * ``train_path_len.png``: mean sampled path length per RL step, one line per method (mean over
   seeds; a light moving average), one panel per dataset: the *length shortcut* shows as a
@@ -17,11 +17,57 @@ Uses matplotlib's object API (no pyplot global state).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from ..errors import one_line
+from .metadata import LEGACY, Metadata
+from .table import Block
+
+log = logging.getLogger("prorlbench")
+
+
+def _mpl_text(text: str) -> str:
+    """Plain text for matplotlib: a ``$`` would start mathtext."""
+    return text.replace("$", r"\$")
+
+
+def plot_metrics(blocks: list[Block], metrics: list[str], k: int, path: Path,
+                 meta: Metadata = LEGACY) -> Path | None:
+    """Bar chart per (dataset, simulator) row and metric column: mean per method with std over
+    seeds as error bars. Returns ``None`` (and writes nothing) when there is nothing to plot."""
+    # A bare Figure (no pyplot): no global figure state, no display; PNG goes through Agg.
+    rows = [b for b in blocks if any(b.cells[(meth, m, k)].state == "ok"
+                                     for meth in b.methods for m in metrics)]
+    if not rows or not metrics:
+        return None
+    color = {meth: i for i, meth in enumerate(dict.fromkeys(m for b in rows for m in b.methods))}
+    fig = Figure(figsize=(3.2 * len(metrics), 2.9 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), len(metrics), squeeze=False)
+    for i, b in enumerate(rows):
+        for j, m in enumerate(metrics):
+            ax = axes[i][j]
+            meths = [meth for meth in b.methods if b.cells[(meth, m, k)].state == "ok"]
+            means = [b.cells[(meth, m, k)].mean for meth in meths]
+            stds = [b.cells[(meth, m, k)].std if b.cells[(meth, m, k)].n_seeds > 1 else 0.0
+                    for meth in meths]
+            x = np.arange(len(meths))
+            ax.bar(x, means, yerr=stds, capsize=3,
+                   color=[f"C{color[meth] % 10}" for meth in meths])
+            ax.set_xticks(x, [_mpl_text(meta.method(meth)) for meth in meths], rotation=45, ha="right",
+                          fontsize=7)
+            ax.axhline(0.0, color="black", linewidth=0.5)
+            ax.set_title(_mpl_text(f"{meta.display(m)}@{k}: {b.dataset} ({b.simulator})"),
+                         fontsize=8)
+            ax.tick_params(axis="y", labelsize=7)
+    fig.savefig(path, dpi=100, format="png", metadata={"Software": None})
+    return path
+
 
 PLOTS = (
     ("path_len", "train_path_len.png", "mean sampled path length", False),
@@ -117,3 +163,14 @@ def plot_training(train_log: pd.DataFrame, out_dir: Path) -> list[Path]:
     if dyn is not None:
         written.append(dyn)
     return written
+
+
+def training_plots(train_log: pd.DataFrame, run_dir: Path) -> tuple[list[Path], str]:
+    try:
+        paths = plot_training(train_log, run_dir)
+    except ImportError as exc:
+        return [], f"training plots unavailable ({exc})"
+    except Exception as exc:  # noqa: BLE001 - a plotting bug must not lose the tables
+        log.warning("report: training plots failed: %s", exc)
+        return [], f"training plots failed: {one_line(str(exc), 300)}"
+    return [Path(p) for p in (paths or [])], ""

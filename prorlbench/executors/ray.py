@@ -4,10 +4,12 @@ Optional: it needs the extra ``pip install 'prorlbench[ray]'`` (plain ``ray>=2.9
 choosing the executor is a one-line :class:`~prorlbench.errors.UserError`.
 
 How it runs. The runner prepares the dataset in the driver (data, simulators, cases) and hands
-over a :class:`prorlbench.runner.CellWork`. This executor serialises it once per dataset
+over the work (:class:`~prorlbench.executors.base.Work`) and an
+:class:`~prorlbench.executors.base.ExecutorContext` (run folder, device, address, plugin
+folders). This executor serialises the work once per dataset
 (``torch.save`` through cloudpickle, so tensors can be mapped to the worker's device), puts the
 bytes in the Ray object store, and starts one task per (method, dataset, seed) cell. A task
-deserialises the work, calls ``work(job)`` (which seeds the cell, fits, generates, evaluates and
+deserialises the work, moves it to its device (``work.on_device``), calls ``work(job)`` (which seeds the cell, fits, generates, evaluates and
 writes the cell's files, status last) and returns the :class:`~prorlbench.results.CellStatus`.
 Statuses are yielded as tasks finish (``ray.wait``), so the order differs from the grid order;
 the merged tables do not, and the numbers equal the ``local`` executor's (the cell's seeding
@@ -17,12 +19,12 @@ for the built-in methods).
 Containment. A method that raises already fails only its cell inside ``work``. A task that dies
 without returning (the worker process crashed or was killed for memory, the node was lost, the
 work could not be deserialised) becomes a failed cell with a one-line reason, written to the
-cell's status file like any other failure; the grid goes on. Tasks are not retried
+cell's status file like any other failure (``work.failed``); the grid goes on. Tasks are not retried
 (``max_retries=0``): a crash is reported, not repeated.
 
 Resources. Each task asks for one CPU, and for ``num_gpus_per_cell`` GPUs (default 1; a fraction
 packs several cells on one GPU) when the run's device is CUDA. Ray then makes the granted GPU the
-task's ``cuda:0``; the work's tensors and ``device`` are mapped there. With ``--device cuda`` the
+task's ``cuda:0``; the work's tensors are mapped there and the work moved there. With ``--device cuda`` the
 driver needs a GPU too, because it trains the simulators.
 
 Where. ``--ray-address ADDR`` (``[run] ray_address``) connects to a running cluster (``auto``,
@@ -44,11 +46,12 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
-from .errors import ConfigError, UserError
-from .executors import CellJob
-from .results import CellStatus
+from ..errors import ConfigError, UserError, one_line
+from ..logs import run_log
+from ..results import CellStatus
+from .base import CellJob, ExecutorContext, Work
 
 log = logging.getLogger("prorlbench")
 
@@ -71,11 +74,10 @@ def import_ray() -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def _loose_modules(work: Any) -> list[Any]:
+def _loose_modules(plugins_dirs: Sequence[str]) -> list[Any]:
     """Modules imported from the run's ``--plugins-dir`` folders: their names are private to the
     process that loaded them, so their classes (e.g. a plugin simulator) are pickled by value."""
-    cfg = getattr(getattr(work, "res", None), "cfg", None)
-    dirs = [Path(d).resolve() for d in getattr(cfg, "plugins_dirs", []) or []]
+    dirs = [Path(d).resolve() for d in plugins_dirs]
     if not dirs:
         return []
     found = []
@@ -92,14 +94,14 @@ def _loose_modules(work: Any) -> list[Any]:
     return found
 
 
-def dump_work(work: Callable[[CellJob], CellStatus]) -> bytes:
+def dump_work(work: Work, plugins_dirs: Sequence[str] = ()) -> bytes:
     """``work`` as bytes for :func:`load_work` in another process (tensors kept as storages, so
     they can be mapped to the loading process's device)."""
     import torch
 
     from ray import cloudpickle
 
-    modules = _loose_modules(work)
+    modules = _loose_modules(plugins_dirs)
     for m in modules:
         cloudpickle.register_pickle_by_value(m)
     try:
@@ -114,15 +116,12 @@ def dump_work(work: Callable[[CellJob], CellStatus]) -> bytes:
                 pass
 
 
-def load_work(blob: bytes, device: Any) -> Any:
-    """The work of :func:`dump_work`, with its tensors and its run device on ``device``."""
+def load_work(blob: bytes, device: Any) -> Work:
+    """The work of :func:`dump_work`, with its tensors on ``device`` and computing there."""
     import torch
 
     work = torch.load(io.BytesIO(blob), map_location=device, weights_only=False)
-    res = getattr(work, "res", None)
-    if res is not None and hasattr(res, "device"):
-        res.device = torch.device(device)
-    return work
+    return work.on_device(device)
 
 
 def _task_device(driver_device: Any) -> Any:
@@ -134,15 +133,13 @@ def _task_device(driver_device: Any) -> Any:
     return torch.device("cpu")
 
 
-def run_cell_task(blob: bytes, job: CellJob, driver_device: str | None) -> CellStatus:
-    """The body of one Ray task: load the work and compute the cell (log records to run.log)."""
-    from .logs import run_log
-
+def run_cell_task(blob: bytes, job: CellJob, driver_device: str | None,
+                  log_path: str | None = None) -> CellStatus:
+    """The body of one Ray task: load the work and compute the cell (log records to ``log_path``)."""
     work = load_work(blob, _task_device(driver_device))
-    folder = getattr(work, "folder", None)
-    if folder is None:
+    if log_path is None:
         return work(job)
-    with run_log(folder.log):
+    with run_log(Path(log_path)):
         return work(job)
 
 
@@ -151,40 +148,22 @@ def run_cell_task(blob: bytes, job: CellJob, driver_device: str | None) -> CellS
 # --------------------------------------------------------------------------------------------
 
 
-def _one_line(exc: BaseException, limit: int = 400) -> str:
+def _task_error(exc: BaseException, limit: int = 400) -> str:
+    """A Ray error as one line: the task's own exception, without the embedded remote traceback."""
     cause = getattr(exc, "cause", None)  # RayTaskError carries the task's own exception
     inner = cause if isinstance(cause, BaseException) else exc
     text = " ".join(str(inner).split())
     for marker in (" Traceback (most recent call last)", " ray::"):
         if marker in text:  # Ray's messages embed the remote traceback; keep the first part
             text = text.split(marker, 1)[0].strip()
-    msg = f"{type(inner).__name__}: {text}" if text else type(inner).__name__
-    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
-
-
-def failed_status(work: Any, job: CellJob, message: str) -> CellStatus:
-    """A failed status for a cell whose task died; stored like any other failure when ``work``
-    is a :class:`prorlbench.runner.CellWork` (its partial files removed, status written)."""
-    res = getattr(work, "res", None)
-    folder = getattr(work, "folder", None)
-    status = CellStatus(
-        method=job.method, dataset=job.dataset, seed=job.seed,
-        simulator=res.cfg.simulator if res is not None else "",
-        eval_simulator=",".join(res.eval_simulators) if res is not None else "",
-        status="failed", error=message,
-        fingerprint=res.fingerprint(job) if res is not None else "")
-    log.error("cell %s failed: %s", job.name, message)
-    if folder is not None:
-        folder.clear_cell(job.name)
-        folder.write_status(job.name, status)
-    return status
+    return one_line(f"{type(inner).__name__}: {text}" if text else type(inner).__name__, limit)
 
 
 class RayExecutor:
     """Runs the cells of a dataset as Ray tasks, in parallel, yielding statuses as they finish.
 
-    ``address``: a Ray cluster to connect to; ``None`` takes the run's ``ray_address`` (from the
-    work's configuration), and an empty address starts a local instance with ``num_cpus`` CPUs
+    ``address``: a Ray cluster to connect to; ``None`` takes the run's (``where.address``,
+    from ``--ray-address``), and an empty address starts a local instance with ``num_cpus`` CPUs
     (default: one per core). ``num_gpus_per_cell``: GPUs each task asks for when the run's device
     is CUDA (a fraction shares a GPU). See the module docstring.
     """
@@ -201,12 +180,6 @@ class RayExecutor:
         self.address = address
         self.num_gpus_per_cell = float(num_gpus_per_cell)
         self.num_cpus = num_cpus
-
-    def _address(self, work: Any) -> str:
-        if self.address is not None:
-            return self.address
-        cfg = getattr(getattr(work, "res", None), "cfg", None)
-        return str(getattr(cfg, "ray_address", "") or "")
 
     def _connect(self, address: str) -> bool:
         """Initialise Ray unless it already is; ``True`` when this call started it."""
@@ -226,26 +199,25 @@ class RayExecutor:
                             f"({' '.join(str(exc).split())})") from None
         return True
 
-    def run(self, jobs: Sequence[CellJob], work: Callable[[CellJob], CellStatus]) -> Iterator[CellStatus]:
+    def run(self, jobs: Sequence[CellJob], work: Work, where: ExecutorContext) -> Iterator[CellStatus]:
         jobs = list(jobs)
         if not jobs:
             return
         ray = self._ray
-        started = self._connect(self._address(work))
+        started = self._connect(self.address if self.address is not None else where.address)
         pending: dict[Any, CellJob] = {}
         try:
-            device = getattr(getattr(work, "res", None), "device", None)
-            cuda = device is not None and getattr(device, "type", str(device)) == "cuda"
+            cuda = where.device.startswith("cuda")
             options: dict[str, Any] = dict(num_cpus=1, num_gpus=self.num_gpus_per_cell if cuda else 0,
                                            max_retries=0)
             env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
             if env:
                 options["runtime_env"] = {"env_vars": env}
             task = ray.remote(run_cell_task).options(**options)
-            blob = ray.put(dump_work(work))
-            driver_device = str(device) if device is not None else None
+            blob = ray.put(dump_work(work, where.plugins_dirs))
+            log_path = str(where.folder / "run.log") if where.folder is not None else None
             for job in jobs:
-                pending[task.remote(blob, job, driver_device)] = job
+                pending[task.remote(blob, job, where.device, log_path)] = job
             log.info("ray: %d cell task(s) submitted (%s)", len(jobs),
                      f"{options['num_gpus']:g} GPU each" if cuda else "CPU")
             while pending:
@@ -255,7 +227,7 @@ class RayExecutor:
                     try:
                         status = ray.get(ref)
                     except ray.exceptions.RayError as exc:
-                        status = failed_status(work, job, f"ray task died: {_one_line(exc)}")
+                        status = work.failed(job, f"ray task died: {_task_error(exc)}")
                     yield status
         finally:
             for ref in pending:  # interrupted or abandoned: stop what is still running
@@ -265,8 +237,3 @@ class RayExecutor:
                     pass
             if started:
                 ray.shutdown()
-
-
-def make_ray_executor() -> RayExecutor:
-    """The ``ray`` entry of :data:`prorlbench.executors.EXECUTORS` (address from the run config)."""
-    return RayExecutor(address=None)

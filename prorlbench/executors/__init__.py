@@ -1,0 +1,42 @@
+"""Executors: how the cells of one dataset are run (the contract: :mod:`.base`).
+
+Two ship: ``local`` (:mod:`.local`, in this process, in grid order) and ``ray`` (:mod:`.ray`,
+parallel Ray tasks; needs the optional extra ``prorlbench[ray]``, imported only when chosen).
+A plugin adds one with the ``register_executors`` hook (an
+:class:`~prorlbench.api.ExecutorSpec` whose ``factory()`` returns an :class:`Executor`); the
+registry lists the built-ins too (provider ``prorlbench``), so a plugin cannot take their names,
+and the runner passes every registered factory to :func:`make_executor`.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Callable, Mapping
+
+from ..errors import UnknownNameError
+from .base import CellJob, Executor, ExecutorContext, Work
+from .local import LocalExecutor
+
+__all__ = ["CellJob", "Executor", "ExecutorContext", "Work", "LocalExecutor", "EXECUTORS", "make_executor"]
+
+
+def _ray_executor() -> Executor:
+    from .ray import RayExecutor  # lazily: ray is an optional extra
+
+    return RayExecutor()
+
+
+EXECUTORS: Mapping[str, Callable[[], Executor]] = MappingProxyType({"local": LocalExecutor,
+                                                                    "ray": _ray_executor})
+"""The built-in executor factories by name (read-only)."""
+SUMMARIES: Mapping[str, str] = MappingProxyType({
+    "local": "the cells one after another in this process, in grid order",
+    "ray": "parallel Ray tasks, on this machine or a cluster (pip install 'prorlbench[ray]')"})
+
+
+def make_executor(name: str, extra: Mapping[str, Callable[[], Executor]] | None = None) -> Executor:
+    """The executor called ``name``; ``extra`` adds factories (plugins' ``register_executors``)."""
+    table = {**EXECUTORS, **(extra or {})}
+    if name not in table:
+        raise UnknownNameError("executor", name, list(table))
+    return table[name]()

@@ -1,0 +1,146 @@
+"""Preparing a dataset for its cells: data, simulators, cases and on-demand backbones.
+
+Everything here is seeded by configs only (``simulator_seed``), never by a cell's run seed, so
+all seeds of a method see the same cases and simulators. A backbone built with
+``ctx.make_backbone(kind, seed)`` is a separate model of that simulator kind, trained with seed
+``BACKBONE_SEED_OFFSET + seed`` through the same cache (never the simulator object, never its seed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .api import CaseSplits, Interactions, SequenceModel, SimulatorInfo
+from .cases import build_cases
+from .config import to_dict
+from .errors import UserError
+from .resolve import Resolved
+from .seeding import preserved_rng, seed_everything
+
+log = logging.getLogger("prorlbench")
+
+BACKBONE_SEED_OFFSET = 1000
+"""``make_backbone(kind, seed)`` trains with seed ``BACKBONE_SEED_OFFSET + seed``."""
+
+
+@dataclass
+class DatasetContext:
+    """One dataset, ready for its cells: data, simulators and cases."""
+
+    name: str
+    data: Interactions
+    cases: CaseSplits
+    simulator: SequenceModel
+    simulator_info: SimulatorInfo
+    eval_models: dict[str, SequenceModel]
+    cache_dir: Path
+    max_path_len: int
+    metrics: list[str] = field(default_factory=list)
+    """Names of the run's metrics this dataset supports (attribute metrics need item attributes)."""
+    backbones: dict[tuple[str, int], SequenceModel] = field(default_factory=dict)
+
+
+def _cache_folder(res: Resolved, dataset: str) -> Path:
+    """Per-dataset cache folder: a different dataset config never shares cached models."""
+    blob = json.dumps({"dataset": dataset, "config": to_dict(res.dataset_cfgs[dataset]),
+                       "data_dir": res.cfg.data_dir}, sort_keys=True, default=str)
+    return res.cache_dir / f"{dataset}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+def _build_simulator(res: Resolved, name: str, data: Interactions, seed: int, cache: Path,
+                     progress: bool) -> tuple[SequenceModel, SimulatorInfo]:
+    spec = res.registry.simulator(name)
+    cache.mkdir(parents=True, exist_ok=True)
+    return spec.build(res.simulator_config(name), data, device=res.device, seed=seed, cache_dir=cache,
+                      progress=progress)
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def prepare_dataset(res: Resolved, name: str, progress: bool) -> DatasetContext:
+    """Load a dataset, its simulators and its cases (seeded by configs only, never by run seeds)."""
+    spec = res.registry.dataset(name)
+    data_dir = Path(res.cfg.data_dir).expanduser() if res.cfg.data_dir else None
+    # Datasets that need files take their folder from --data-dir or their own `data_dir` key; the
+    # loader says which is missing (one line, naming the dataset).
+    seed_everything(res.cfg.simulator_seed)
+    t0 = time.perf_counter()
+    data = spec.load(res.dataset_cfgs[name], data_dir)
+    n_seq = {k: len(v) for k, v in data.sequences.items()}
+    log.info("dataset %s: %d items, users per split %s (%.1fs)", name, data.n_items, n_seq,
+             time.perf_counter() - t0)
+    for note in data.notes:
+        log.info("dataset %s: %s", name, note)
+    cache = _cache_folder(res, name)
+    seed_everything(res.cfg.simulator_seed)
+    sim, info = _build_simulator(res, res.cfg.simulator, data, res.cfg.simulator_seed, cache, progress)
+    log.info("simulator %s on %s: HR@10 %s NDCG@10 %s (%s)", info.name, name, _fmt(info.hr10),
+             _fmt(info.ndcg10), "trained" if info.trained else f"cached {info.cache_path or ''}".strip())
+    eval_models: dict[str, SequenceModel] = {}
+    for ev in res.eval_simulators:
+        if ev == res.cfg.simulator:
+            eval_models[ev] = sim
+            continue
+        seed_everything(res.cfg.simulator_seed)
+        try:
+            model, einfo = _build_simulator(res, ev, data, res.cfg.simulator_seed, cache, progress)
+        except UserError as exc:
+            # A ground-truth simulator (oracle) exists only for some datasets: evaluating a grid of
+            # several datasets against it skips the others instead of aborting the whole run.
+            if res.registry.simulator(ev).learned:
+                raise
+            log.warning("eval simulator %s skipped on %s: %s", ev, name, exc)
+            continue
+        log.info("eval simulator %s on %s: HR@10 %s NDCG@10 %s", einfo.name, name, _fmt(einfo.hr10),
+                 _fmt(einfo.ndcg10))
+        eval_models[ev] = model
+    seed_everything(res.cfg.simulator_seed)
+    cases = build_cases(data, sim, res.cases_cfg, device=res.device, progress=progress)
+    log.info("cases on %s: train %d, valid %d, test %d", name, len(cases.train), len(cases.valid),
+             len(cases.test))
+    if not cases.test:
+        raise UserError(f"dataset '{name}': no test cases could be built; lower [cases] "
+                        "min_target_rank or n_history, or use more users")
+    metrics = [m.name for m in res.metrics if not (m.needs_attributes and data.item_attributes is None)]
+    dropped = [m.name for m in res.metrics if m.name not in metrics]
+    if dropped:
+        if not metrics:
+            raise UserError(f"dataset '{name}' has no item attributes, which metric(s) "
+                            f"{', '.join(dropped)} need; choose other --metrics")
+        log.warning("dataset %s has no item attributes: metric(s) %s not computed", name, ", ".join(dropped))
+    return DatasetContext(name=name, data=data, cases=cases, simulator=sim, simulator_info=info,
+                          eval_models=eval_models, cache_dir=cache,
+                          max_path_len=int(res.cases_cfg.max_path_len), metrics=metrics)
+
+
+def make_backbone_factory(res: Resolved, dctx: DatasetContext, progress: bool) -> Callable[[str, int], SequenceModel]:
+    """``make_backbone(kind, seed)`` for :class:`FitContext` (see the module docstring)."""
+
+    def make_backbone(kind: str, seed: int) -> SequenceModel:
+        spec = res.registry.simulator(kind)
+        if not spec.learned:
+            raise ValueError(f"backbone kind '{kind}' is a ground-truth simulator; use a learned one "
+                             f"({', '.join(n for n in res.registry.names('simulators') if res.registry.simulator(n).learned)})")
+        bseed = BACKBONE_SEED_OFFSET + int(seed)
+        if bseed == res.cfg.simulator_seed:
+            bseed += 1_000_000
+        key = (kind, bseed)
+        if key not in dctx.backbones:
+            cfg = res.simulator_config(kind)
+            with preserved_rng():  # building a backbone must not shift the method's RNG streams
+                model, info = spec.build(cfg, dctx.data, device=res.device, seed=bseed,
+                                         cache_dir=dctx.cache_dir, progress=progress)
+            log.info("backbone %s (seed %d) on %s: HR@10 %s NDCG@10 %s", kind, bseed, dctx.name,
+                     _fmt(info.hr10), _fmt(info.ndcg10))
+            dctx.backbones[key] = model
+        return dctx.backbones[key]
+
+    return make_backbone

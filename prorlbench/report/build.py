@@ -1,0 +1,135 @@
+"""``write_report``: a run folder in, its tables and plots out (see the package docstring)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, did_you_mean
+from ..runconfig import STYLES
+from .csvfiles import write_paper_csv, write_summary_csv
+from .latex import render_paper_tex, render_summary_tex
+from .markdown import render_paper_md, render_summary_md
+from .metadata import metric_directions
+from .plots import plot_metrics, training_plots
+from .reading import load_run
+from .stats import mark_ranks, summarize
+from .table import build_blocks
+
+PAPER_METRICS = ("ioi", "ior", "ctr", "coherence")
+"""The paper style's default columns (those present), at :data:`PAPER_KS`."""
+PAPER_KS = (1, 5, 10)
+
+
+def _select(requested: list[Any] | None, available: list[Any], defaults: tuple[Any, ...] | None,
+            what: str) -> list[Any]:
+    if requested is not None:
+        missing = [r for r in requested if r not in available]
+        if missing:
+            hint = did_you_mean(str(missing[0]), [str(a) for a in available]) \
+                if isinstance(missing[0], str) else ""
+            raise ConfigError(f"report: no results for {what} {', '.join(map(str, missing))}{hint}"
+                              f"; available: {', '.join(map(str, available)) or '(none)'}")
+        return list(dict.fromkeys(requested))
+    if defaults is None:
+        return list(available)
+    chosen = [d for d in defaults if d in available]
+    return chosen or list(available)
+
+
+def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | None = None,
+                 ks: list[int] | None = None, registry: Any | None = None,
+                 plots: bool = True) -> str:
+    """Write the report files of a run folder and return the Markdown to print.
+
+    Always writes ``summary.csv``, ``summary.md``, ``summary.tex`` and ``metrics.png`` (when there
+    are results), plus the training plots when ``train_log.csv`` exists. ``style="paper"`` also
+    writes ``paper.md``, ``paper.tex`` and ``paper.csv`` and returns ``paper.md``'s text.
+    ``metrics`` / ``ks`` choose the table columns of the chosen style (defaults: every metric at
+    the smallest K for ``default``; IoI, IoR, CTR, Coherence at K = 1, 5, 10 for ``paper``).
+    Metric names, decimals and directions and method names come from the folder's
+    ``metadata.json`` (:mod:`.metadata`); the plugin registry is never loaded. ``registry``: an
+    optional registry-like object whose metric directions override the stored ones (``None`` or
+    ``False``: the stored ones). ``plots=False`` skips every plot.
+    """
+    if style not in STYLES:
+        raise ConfigError(f"report: unknown style '{style}'{did_you_mean(style, list(STYLES))}; "
+                          f"valid: {', '.join(STYLES)}")
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    meta = run.meta
+    summary = summarize(run.cases)
+    write_summary_csv(summary, run_dir / "summary.csv")
+
+    available_metrics = meta.order(set(summary["metric"]))
+    available_ks = sorted({int(k) for k in summary["k"]})
+    if not available_metrics:
+        # Nothing succeeded: show the requested (or default) columns, every row "failed".
+        available_metrics = meta.order(set(metrics or PAPER_METRICS))
+        available_ks = sorted(set(ks or PAPER_KS))
+    directions = metric_directions(available_metrics, registry, meta)
+
+    # summary.md / summary.tex
+    if style == "default":
+        s_metrics = _select(metrics, available_metrics, None, "metric")
+        s_ks = _select(ks, available_ks, None, "K")
+        if ks is None and s_ks:
+            s_ks = [1] if 1 in s_ks else s_ks[:1]
+    else:
+        s_metrics = available_metrics
+        s_ks = ([1] if 1 in available_ks else available_ks[:1])
+    s_blocks = build_blocks(run, summary, s_metrics, s_ks)
+    mark_ranks(s_blocks, s_metrics, s_ks, directions, meta=meta)
+    summary_md = render_summary_md(s_blocks, s_metrics, s_ks, directions, meta)
+    (run_dir / "summary.tex").write_text(
+        render_summary_tex(s_blocks, s_metrics, s_ks, directions, meta), encoding="utf-8")
+
+    # plots: the headline metrics (or the chosen ones in the default style) at the table's K
+    plot_paths: list[Path] = []
+    notes: list[str] = []
+    if plots:
+        plot_k = s_ks[0] if s_ks else 1
+        plot_m = [m for m in meta.headline() if m in available_metrics] or available_metrics[:4]
+        if style == "default" and metrics is not None:
+            plot_m = s_metrics
+        plot_blocks = s_blocks if all(m in s_metrics for m in plot_m) else \
+            build_blocks(run, summary, plot_m, [plot_k])
+        png = plot_metrics(plot_blocks, plot_m, plot_k, run_dir / "metrics.png", meta)
+        if png is not None:
+            plot_paths.append(png)
+        else:
+            (run_dir / "metrics.png").unlink(missing_ok=True)
+        if run.train_log is not None:
+            extra, note = training_plots(run.train_log, run_dir)
+            plot_paths += extra
+            if note:
+                notes.append(note)
+
+    def plot_section() -> str:
+        if not plot_paths and not notes:
+            return ""
+        lines = ["", "## Plots", ""]
+        for p in plot_paths:
+            try:
+                rel = p.resolve().relative_to(run_dir.resolve())
+            except ValueError:
+                rel = p
+            lines.append(f"- {rel.as_posix()}")
+        lines += [f"- {n}" for n in notes]
+        return "\n".join(lines) + "\n"
+
+    summary_md += plot_section()
+    (run_dir / "summary.md").write_text(summary_md, encoding="utf-8")
+    if style == "default":
+        return summary_md
+
+    p_metrics = _select(metrics, available_metrics, PAPER_METRICS, "metric")
+    p_ks = _select(ks, available_ks, PAPER_KS, "K")
+    p_blocks = build_blocks(run, summary, p_metrics, p_ks, all_methods=True)
+    mark_ranks(p_blocks, p_metrics, p_ks, directions, cases=run.cases, meta=meta)
+    paper_md = render_paper_md(p_blocks, p_metrics, p_ks, directions, meta=meta) + plot_section()
+    (run_dir / "paper.md").write_text(paper_md, encoding="utf-8")
+    (run_dir / "paper.tex").write_text(render_paper_tex(p_blocks, p_metrics, p_ks, directions, meta=meta),
+                                       encoding="utf-8")
+    write_paper_csv(p_blocks, p_metrics, p_ks, run_dir / "paper.csv", meta)
+    return paper_md

@@ -1,0 +1,86 @@
+"""The Markdown renderer: ``summary.md`` and ``paper.md`` (GitHub tables, one per block)."""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import one_line
+from .metadata import LEGACY, Metadata
+from .stats import ALPHA
+from .table import Block, Cell, arrow, seeds_note
+
+
+def md_escape(text: str) -> str:
+    """Escape characters that would break a Markdown table cell (``|``) or start emphasis or
+    code (``*``, backtick). Underscores stay readable: GitHub Markdown ignores intraword ``_``."""
+    return re.sub(r"([|*`])", r"\\\1", str(text))
+
+
+def _col_label(metric: str, k: int, directions: dict[str, bool | None], meta: Metadata) -> str:
+    a = arrow(directions.get(metric), latex=False)
+    return f"{md_escape(meta.display(metric))}@{k}" + (f" {a}" if a else "")
+
+
+def _md_cell(c: Cell, metric: str, meta: Metadata, *, second: bool, dagger: bool) -> str:
+    t = c.text(metric, meta=meta)
+    if c.rank == 1:
+        t = f"**{t}**"
+        if dagger and c.significant:
+            t += "†"
+    elif second and c.rank == 2:
+        t = f"<u>{t}</u>"
+    return t
+
+
+def _md_failures(b: Block) -> list[str]:
+    if not b.failures:
+        return []
+    lines = ["", "Failed cells:", ""]
+    lines += [f"- {md_escape(meth)}, seed {seed}: {md_escape(one_line(err, 300) or '(no message)')}"
+              for meth, seed, err in b.failures]
+    return lines
+
+
+def _md_document(lines: list[str], blocks: list[Block], metrics: list[str], ks: list[int],
+                 directions: dict[str, bool | None], *, paper: bool, meta: Metadata) -> str:
+    """``lines`` (title and caption) then one Markdown table per block; ``paper`` adds the
+    second-best underline and the significance mark."""
+    from tabulate import tabulate
+
+    if not blocks:
+        lines.append("No results.")
+    headers = ["Method"] + [_col_label(m, k, directions, meta) for m in metrics for k in ks]
+    for b in blocks:
+        rows = [[md_escape(b.labels[meth])]
+                + [_md_cell(b.cells[(meth, m, k)], m, meta, second=paper, dagger=paper)
+                   for m in metrics for k in ks] for meth in b.methods]
+        lines += [f"## {md_escape(b.title)}", "",
+                  tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)]
+        lines += _md_failures(b)
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_summary_md(blocks: list[Block], metrics: list[str], ks: list[int],
+                      directions: dict[str, bool | None], meta: Metadata = LEGACY) -> str:
+    lines = ["# Summary", "",
+             f"{seeds_note(blocks)}; best per column in **bold** (ties: all bold; ↑ higher is "
+             "better, ↓ lower is better).", ""]
+    return _md_document(lines, blocks, metrics, ks, directions, paper=False, meta=meta)
+
+
+PAPER_CAPTION_MD = (
+    "{seeds}. Per column the best mean is in **bold** and the second best <u>underlined</u>: "
+    "methods are ranked by their means rounded to the printed precision (dense ranking, so tied "
+    "methods share a rank and are all marked). † marks a best method that is significantly "
+    "better than the runner-up (every method ranked second): two-sided Wilcoxon signed-rank "
+    "test on per-case values (averaged over seeds, paired by case id), p < {alpha}. No mark when "
+    "the best is tied or every paired difference is zero. ↑ higher is better, ↓ lower is better.")
+
+
+def render_paper_md(blocks: list[Block], metrics: list[str], ks: list[int],
+                    directions: dict[str, bool | None], alpha: float = ALPHA,
+                    meta: Metadata = LEGACY) -> str:
+    lines = ["# Results (paper style)", "",
+             PAPER_CAPTION_MD.format(seeds=seeds_note(blocks), alpha=alpha), ""]
+    return _md_document(lines, blocks, metrics, ks, directions, paper=True, meta=meta)

@@ -1,0 +1,161 @@
+"""The table model: blocks (dataset, eval simulator) x columns (metric, K) x rows (methods).
+
+:func:`build_blocks` turns a run's summary into :class:`Block` objects of :class:`Cell` objects;
+:func:`prorlbench.report.stats.mark_ranks` marks them; each renderer (Markdown, LaTeX, CSV)
+prints them. Numbers are printed with the metric's decimals (``metadata.json``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .metadata import LEGACY, Metadata
+from .reading import RunData, config_order, ordered
+
+
+def fmt_number(x: float, metric: str, meta: Metadata = LEGACY) -> str:
+    """``x`` with the metric's fixed decimals; ``-0.000`` is printed as ``0.000``."""
+    s = f"{x:.{meta.decimals(metric)}f}"
+    if s.startswith("-") and float(s) == 0.0:
+        s = s[1:]
+    return s
+
+
+def rounded(x: float, metric: str, meta: Metadata = LEGACY) -> float:
+    """The value as printed (what ranks and ties are decided on)."""
+    return float(fmt_number(x, metric, meta))
+
+
+def arrow(direction: bool | None, *, latex: bool) -> str:
+    if direction is None:
+        return ""
+    if latex:
+        return r"$\uparrow$" if direction else r"$\downarrow$"
+    return "↑" if direction else "↓"
+
+
+def tex_num(s: str) -> str:
+    return "$-$" + s[1:] if s.startswith("-") else s
+
+
+def seeds_note(blocks: list[Block]) -> str:
+    ns = sorted({c.n_seeds for b in blocks for c in b.cells.values() if c.state == "ok"})
+    if not ns:
+        return "no results"
+    if ns == [1]:
+        return "one seed (mean only)"
+    return f"mean ± std over {'/'.join(map(str, ns))} seeds"
+
+
+@dataclass
+class Cell:
+    """One table cell: the numbers and the marks decided for it."""
+
+    mean: float = math.nan
+    std: float = math.nan
+    n_seeds: int = 0
+    n_cases: int = 0
+    state: str = "missing"
+    """``"ok"`` (numbers), ``"failed"`` (every cell of the row failed) or ``"missing"``."""
+    rank: int | None = None
+    p_value: float | None = None
+    significant: bool = False
+    runner_up: str = ""
+
+    def text(self, metric: str, *, latex: bool = False, meta: Metadata = LEGACY) -> str:
+        if self.state == "failed":
+            return "failed"
+        if self.state != "ok" or math.isnan(self.mean):
+            return "--" if latex else "–"
+        m = fmt_number(self.mean, metric, meta)
+        if latex:
+            m = tex_num(m)
+        if self.n_seeds <= 1:
+            return m
+        s = fmt_number(self.std, metric, meta)
+        return f"{m}$\\pm${s}" if latex else f"{m} ± {s}"
+
+
+@dataclass
+class Block:
+    dataset: str
+    simulator: str
+    methods: list[str]
+    cells: dict[tuple[str, str, int], Cell]
+    """``(method, metric, k) -> Cell``."""
+    labels: dict[str, str]
+    """Row label per method (with ``(n/m seeds)`` when some of its cells failed)."""
+    failures: list[tuple[str, int, str]]
+    """``(method, seed, error)`` of the failed cells of this block."""
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset} (eval: {self.simulator})"
+
+
+def _split_sims(text: str) -> list[str]:
+    return [s for s in re.split(r"[,;|\s]+", text.strip()) if s]
+
+
+def build_blocks(run: RunData, summary: pd.DataFrame, metrics: list[str], ks: list[int],
+                 *, all_methods: bool = False) -> list[Block]:
+    """The table blocks. ``all_methods``: every block lists every method of the run (paper
+    style, one shared row set); otherwise only methods with results or failures there."""
+    cases, cells = run.cases, run.cells
+    datasets_cfg = config_order(run.config, "datasets")
+    methods_cfg = config_order(run.config, "methods")
+
+    blocks: dict[tuple[str, str], set[str]] = {}
+    for (ds, sim, meth) in summary[["dataset", "simulator", "method"]].drop_duplicates() \
+            .itertuples(index=False):
+        blocks.setdefault((ds, sim), set()).add(meth)
+
+    sims_of: dict[str, set[str]] = {}
+    for ds, sim in blocks:
+        sims_of.setdefault(ds, set()).add(sim)
+    # cells per (dataset, eval simulator, method): (n_total, failures)
+    status: dict[tuple[str, str, str], list[tuple[int, str, str]]] = {}
+    for row in cells.itertuples(index=False):
+        sims = _split_sims(row.eval_simulator) or sorted(sims_of.get(row.dataset, set())) \
+            or _split_sims(row.simulator) or ["?"]
+        for sim in sims:
+            status.setdefault((row.dataset, sim, row.method), []).append(
+                (int(row.seed), row.status, row.error))
+            if row.status != "ok":
+                blocks.setdefault((row.dataset, sim), set()).add(row.method)
+
+    every_method = ordered({m for ms in blocks.values() for m in ms}, methods_cfg)
+    ds_order = ordered({ds for ds, _ in blocks}, datasets_cfg)
+    out: list[Block] = []
+    summ = {(r.method, r.dataset, r.simulator, r.metric, int(r.k)): r
+            for r in summary.itertuples(index=False)}
+    for ds in ds_order:
+        for sim in sorted({s for d, s in blocks if d == ds}):
+            present = blocks[(ds, sim)]
+            methods = every_method if all_methods else [m for m in every_method if m in present]
+            block_cells: dict[tuple[str, str, int], Cell] = {}
+            labels: dict[str, str] = {}
+            failures: list[tuple[str, int, str]] = []
+            for meth in methods:
+                st = status.get((ds, sim, meth), [])
+                failed = sorted((seed, err) for seed, s, err in st if s != "ok")
+                failures += [(meth, seed, err) for seed, err in failed]
+                has_data = any((meth, ds, sim, m, k) in summ for m in metrics for k in ks)
+                labels[meth] = run.meta.method(meth)
+                if failed and has_data:
+                    labels[meth] = f"{labels[meth]} ({len(st) - len(failed)}/{len(st)} seeds)"
+                for m in metrics:
+                    for k in ks:
+                        r = summ.get((meth, ds, sim, m, k))
+                        if r is not None:
+                            c = Cell(float(r.mean), float(r.std), int(r.n_seeds), int(r.n_cases),
+                                     "ok")
+                        else:
+                            c = Cell(state="failed" if failed and not has_data else "missing")
+                        block_cells[(meth, m, k)] = c
+            out.append(Block(ds, sim, methods, block_cells, labels, failures))
+    return out

@@ -1,0 +1,41 @@
+"""The toolkit plugins may import: everything the built-in plugins use besides :mod:`prorlbench.api`.
+
+A plugin imports ``prorlbench.hookimpl``, :mod:`prorlbench.api` (specs, protocols, data types) and
+this module; nothing else of ``prorlbench`` is a promise (the RL family plugin also uses
+:mod:`prorlbench.rl`, the RL library, as its own). ``tests/test_architecture.py`` checks that the
+built-ins keep to it. The names below are re-exported from where they live:
+
+* config and errors: ``opt`` (a documented config field), ``ConfigError``, ``DataError``,
+  ``UserError`` (one-line errors, exit code 2);
+* cases: ``split_users`` (the user-disjoint train/valid/test split);
+* scoring: ``PathScores`` / ``score_paths`` (one simulator pass per path), ``attribute_matrix``,
+  ``histories_tensor``, ``item_embedding_matrix``, ``last_states``, ``model_device``;
+* decoding: the module ``decoding`` (``Rows``, ``pick``, ``advance``, ``collect``,
+  ``in_batches``: the candidate rule of the greedy baselines);
+* sequence training: ``SeqTrainConfig``, ``SharedEmbeddingHead``, ``train_or_load``,
+  ``simulator_build``, ``train_model``, ``evaluate_next_item`` (next-item simulators, trained once and cached);
+* executors: ``CellJob``, ``ExecutorContext`` (what an executor plugin receives).
+"""
+
+from __future__ import annotations
+
+from . import decoding
+from .cases import split_users
+from .config import opt
+from .errors import ConfigError, DataError, UserError
+from .executors import CellJob, ExecutorContext
+from .scoring import (PathScores, attribute_matrix, histories_tensor, item_embedding_matrix, last_states,
+                      model_device, score_paths)
+from .seqtrain import (SeqTrainConfig, SharedEmbeddingHead, evaluate_next_item, simulator_build, train_model,
+                       train_or_load)
+
+__all__ = [
+    "opt", "ConfigError", "DataError", "UserError",
+    "split_users",
+    "PathScores", "score_paths", "attribute_matrix", "histories_tensor", "item_embedding_matrix",
+    "last_states", "model_device",
+    "decoding",
+    "SeqTrainConfig", "SharedEmbeddingHead", "train_or_load", "simulator_build", "train_model",
+    "evaluate_next_item",
+    "CellJob", "ExecutorContext",
+]

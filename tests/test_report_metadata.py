@@ -1,0 +1,59 @@
+"""The report shows metrics and methods as their specs say (metadata.json), without a registry."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from prorlbench.report import write_report
+
+CASE_COLS = ["method", "dataset", "simulator", "seed", "case", "metric", "k", "value"]
+
+
+def _run(tmp_path, metadata=None):
+    rows = [(m, "toy", "sim", 0, f"c{i}", metric, 1, v + (0.5 if m == "b" else 0.0))
+            for m in ("a", "b") for metric in ("sr20", "ioi") for i, v in enumerate([0.1234, 0.2345])]
+    pd.DataFrame(rows, columns=CASE_COLS).to_csv(tmp_path / "cases.csv.gz", index=False)
+    if metadata is not None:
+        (tmp_path / "metadata.json").write_text(json.dumps(metadata))
+    return tmp_path
+
+
+def test_a_plugin_metric_shows_its_own_name_decimals_and_direction(tmp_path):
+    meta = {"metrics": {"sr20": {"display": "SR@20", "decimals": 2, "headline": True, "higher_is_better": False},
+                        "ioi": {"display": "IoI", "decimals": 3, "headline": True, "higher_is_better": True}},
+            "methods": {"a": {"display": "Method A"}, "b": {"display": "b"}}}
+    md = write_report(_run(tmp_path, meta), plots=False)
+    header = next(ln for ln in md.splitlines() if ln.startswith("| Method"))
+    assert [c.strip() for c in header.strip("|").split("|")][1:] == ["SR@20@1 ↓", "IoI@1 ↑"]
+    row_a = next(ln for ln in md.splitlines() if ln.startswith("| Method A"))
+    assert "**0.18**" in row_a and "0.179" in row_a  # SR@20 two decimals, lower is better: a wins
+
+
+def test_without_metadata_a_plugin_metric_shows_its_raw_name(tmp_path):
+    md = write_report(_run(tmp_path), plots=False)
+    header = next(ln for ln in md.splitlines() if ln.startswith("| Method"))
+    assert [c.strip() for c in header.strip("|").split("|")][1:] == ["IoI@1 ↑", "sr20@1"]
+
+
+def test_the_runner_stores_the_metadata_of_its_metrics_and_methods(tmp_path, monkeypatch):
+    from runner_support import BUILTINS_FOR_FAKES, write_fakes
+
+    from prorlbench.plugins import load_registry
+    from prorlbench.runconfig import apply_overrides, read_config_file
+    from prorlbench.runner import run
+
+    monkeypatch.setenv("PRORLBENCH_PLUGINS", BUILTINS_FOR_FAKES)
+    plug, cfg_path = write_fakes(tmp_path)
+    cfg = apply_overrides(read_config_file(cfg_path), {
+        "out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache"), "progress": False, "device": "cpu",
+        "methods": ["pop"], "metrics": ["ior", "ioi"], "plugins_dirs": [str(plug)]})
+    registry = load_registry(cfg.plugins_dirs)
+    run(cfg, registry, report=False)
+    doc = json.loads((tmp_path / "out" / "metadata.json").read_text())
+    assert list(doc["metrics"]) == ["ioi", "ior"]  # registration order, not the order asked for
+    ior = registry.metric("ior")
+    assert doc["metrics"]["ior"] == {"display": ior.display, "decimals": ior.decimals, "headline": ior.headline,
+                                     "higher_is_better": ior.higher_is_better}
+    assert doc["methods"] == {"pop": {"display": "pop", "family": "baseline"}}
