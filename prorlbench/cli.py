@@ -1,4 +1,4 @@
-"""The ``prorlbench`` command: ``run``, ``report`` and ``list``.
+"""The ``prorlbench`` command: ``run``, ``report``, ``rescore``, ``paths`` and ``list``.
 
 Exit codes: 0 success; 1 some cells failed (or the report could not be built); 2 bad input
 (one line ``prorlbench: error: ...`` on stderr, no traceback); 130 interrupted (finished cells
@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
+from .cli_rescore import add_rescore_parsers, cmd_paths, cmd_rescore
 from .errors import UserError
 from .plugins import KINDS, SINGULAR, load_registry
 from .runconfig import RUN_KEYS, STYLES, RunConfig, apply_overrides, out_dir, read_config_file, split_list
@@ -98,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--metrics", type=_names, metavar="A,B", help="metric columns (default: all)")
     rp.add_argument("--ks", type=_ints, metavar="1,5,10", help="K values shown (default: all stored)")
 
+    add_rescore_parsers(sub, names=_names, ints=_ints, plugins_arg=_plugins_arg)
+
     ls = sub.add_parser("list", help="list registered plugins (and plugins that failed to load)",
                         description="Show every registered dataset, simulator, method, metric, "
                         "estimator and executor with a one-line summary and the plugin providing it.",
@@ -129,7 +132,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
         if default not in ("", [], None):
             shown = ",".join(map(str, default)) if isinstance(default, list) else default
             help_text += f" (default: {shown})"
-        kind = {list[int]: _ints, list[str]: _names, int: int}.get(hints[f.name], str)
+        kind = {list[int]: _ints, list[str]: _names, int: int, float: float}.get(hints[f.name], str)
         kw: dict[str, Any] = {"action": "append"} if f.name == "plugins_dirs" else {"type": kind}
         p.add_argument(name, dest=f.name, help=help_text.replace("%", "%%"), **kw, **flag)
 
@@ -191,7 +194,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(result.summary.rstrip("\n"))
         print()
     n = len(result.cells)
-    print(f"{n} cells ({len(result.computed)} computed, {len(result.skipped)} already done, "
+    rescored = f"{len(result.rescored)} re-scored from stored paths, " if result.rescored else ""
+    print(f"{n} cells ({len(result.computed) - len(result.rescored)} computed, {rescored}"
+          f"{len(result.skipped)} already done, "
           f"{len(result.failed)} failed). Results: {result.out}")
     code = 0
     if result.report_error:
@@ -298,6 +303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "list":
             return cmd_list(args)
+        if args.command == "rescore":
+            return cmd_rescore(args, _console_logging)
+        if args.command == "paths":
+            return cmd_paths(args)
     except UserError as exc:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)

@@ -2,7 +2,10 @@
 
 Every plugin's config is a dataclass whose fields are declared with :func:`opt` (a default plus a
 one-line help text). :func:`build_config` fills one from a TOML table, rejecting unknown keys with
-a "did you mean" suggestion and values of the wrong type, naming the file and key.
+a "did you mean" suggestion and values of the wrong type, naming the file and key. Numbers are
+checked when the config is read, before anything trains: a float must be finite (``nan`` and
+``inf`` are refused) and an integer must fit in 64 bits. A config class's own ``__post_init__``
+checks (any exception it raises, assertions included) become the same one-line error.
 A config class may define ``PROFILES: ClassVar[dict[str, dict]]`` (e.g. ``quick`` and ``paper``):
 the profile's values are applied first, then the user's table.
 """
@@ -10,12 +13,15 @@ the profile's values are applied first, then the user's table.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import field
 from typing import Any
 
 from .errors import ConfigError, did_you_mean
+
+INT_LIMIT = 2**63
 
 
 PROFILE_FALLBACK = {"official": "paper"}
@@ -70,11 +76,19 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if not -INT_LIMIT <= value < INT_LIMIT:
+            raise ConfigError(f"{where}: integer {value} is out of range (at most 2**63 - 1)")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            out = float(value)
+        except OverflowError:
+            raise ConfigError(f"{where}: number {value} is out of range") from None
+        if not math.isfinite(out):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return out
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
@@ -88,6 +102,9 @@ def build_config(cls: type, values: dict[str, Any] | None = None, *, where: str 
 
     ``where`` names the source for errors, e.g. ``"run.toml [methods.prorl]"``.
     """
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise ConfigError(f"{where}: the plugin's config class {getattr(cls, '__name__', cls)!r} is not a "
+                          "dataclass (a plugin bug; see docs/plugins.md)")
     values = dict(values or {})
     merged: dict[str, Any] = {}
     profiles = getattr(cls, "PROFILES", None) or {}
@@ -106,8 +123,12 @@ def build_config(cls: type, values: dict[str, Any] | None = None, *, where: str 
         kwargs[key] = _coerce(val, hints.get(key, Any), f"{where} key '{key}'")
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
+    except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    except Exception as exc:  # a plugin's own checks: TypeError, ValueError, AssertionError, ...
+        msg = " ".join(str(exc).split())
+        detail = f"{type(exc).__name__}: {msg}" if msg else f"{type(exc).__name__} (no message)"
+        raise ConfigError(f"{where}: invalid values ({detail})") from None
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import contextlib
 import csv
 import logging
 import math
+import os
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -93,5 +94,10 @@ class CellTrainLogger:
 
     def close(self) -> None:
         if self._fh is not None:
+            try:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())  # on disk before the cell's status is written
+            except (OSError, ValueError):
+                pass
             self._fh.close()
             self._fh = None

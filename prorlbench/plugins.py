@@ -18,12 +18,16 @@ receives them (``estimators``), so a plugin can turn them into methods (the RL f
 method named after an estimator is credited to the estimator's provider.
 
 A plugin that fails to import, or whose hook raises, is kept out and listed with its error
-(``prorlbench list`` shows it) instead of crashing the CLI. Two plugins registering the same name
-for the same kind is an error that names both providers.
+(``prorlbench list`` shows it) instead of crashing the CLI; so is a plugin that registers
+something that is not a spec of its kind, or a spec whose ``config_cls`` is not a dataclass.
+Two plugins registering the same name for the same kind is an error that names both providers;
+so are two method (or dataset) names that differ only in characters a file name cannot hold
+(``first items`` and ``first-items`` would share cell files).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -85,12 +89,27 @@ class Registry:
         _, cls = KINDS[kind]
         if not isinstance(spec, cls):
             raise TypeError(f"register_{kind} expects {cls.__name__}, got {type(spec).__name__}")
+        config_cls = getattr(spec, "config_cls", None)
+        if config_cls is not None and not (isinstance(config_cls, type) and dataclasses.is_dataclass(config_cls)):
+            raise TypeError(f"{SINGULAR[kind]} '{spec.name}': config_cls must be a dataclass, "
+                            f"got {getattr(config_cls, '__name__', type(config_cls).__name__)}")
         name = spec.name
+        if not isinstance(name, str) or not name.strip():
+            raise TypeError(f"a {SINGULAR[kind]} name must be a non-empty string, got {name!r}")
         if name in self.specs[kind]:
             other = self.providers[(kind, name)]
             raise DuplicateNameError(
                 f"{SINGULAR[kind]} '{name}' is registered twice: by plugin '{other}' and by plugin '{provider}'"
             )
+        if kind in ("methods", "datasets"):
+            from .files import safe_name
+
+            clash = next((n for n in self.specs[kind] if safe_name(n) == safe_name(name)), None)
+            if clash is not None:
+                other = self.providers[(kind, clash)]
+                raise DuplicateNameError(
+                    f"{SINGULAR[kind]} names '{clash}' (plugin '{other}') and '{name}' (plugin "
+                    f"'{provider}') give the same file name '{safe_name(name)}'; rename one")
         self.specs[kind][name] = spec
         if kind == "methods" and name in self.specs["estimators"]:
             provider = self.providers[("estimators", name)]  # who wrote the estimator
@@ -223,5 +242,8 @@ def load_registry(
                 failures.append(PluginFailure(provider, f"{hook_name} raised {type(exc).__name__}: {exc}"))
                 continue
             for spec in collected:
-                reg.add(kind, spec, provider)
+                try:
+                    reg.add(kind, spec, provider)
+                except TypeError as exc:  # not a spec, or a config class that is not a dataclass
+                    failures.append(PluginFailure(provider, f"{hook_name}: {exc}"))
     return reg

@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from .api import CaseSplits, Interactions, SequenceModel, SimulatorInfo
 from .cases import build_cases
@@ -44,12 +44,15 @@ class DatasetContext:
     metrics: list[str] = field(default_factory=list)
     """Names of the run's metrics this dataset supports (attribute metrics need item attributes)."""
     backbones: dict[tuple[str, int], SequenceModel] = field(default_factory=dict)
+    checks: dict[str, str] = field(default_factory=dict)
+    """:func:`prorlbench.guards.model_check` of the simulators when prepared; compared before
+    every cell is scored."""
 
 
 def _cache_folder(res: Resolved, dataset: str) -> Path:
     """Per-dataset cache folder: a different dataset config never shares cached models."""
     blob = json.dumps({"dataset": dataset, "config": to_dict(res.dataset_cfgs[dataset]),
-                       "data_dir": res.cfg.data_dir}, sort_keys=True, default=str)
+                       "inputs": res.input_fingerprint(dataset)}, sort_keys=True, default=str)
     return res.cache_dir / f"{dataset}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
@@ -65,8 +68,15 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
 
-def prepare_dataset(res: Resolved, name: str, progress: bool) -> DatasetContext:
-    """Load a dataset, its simulators and its cases (seeded by configs only, never by run seeds)."""
+def prepare_dataset(res: Resolved, name: str, progress: bool, *, scoring_only: bool = False) -> DatasetContext:
+    """Load a dataset, its simulators and its cases (seeded by configs only, never by run seeds).
+
+    Ground-truth eval simulators (``oracle``) are built first, so one that does not exist for
+    this dataset is known before anything trains. ``scoring_only`` (re-scoring stored paths)
+    builds only the eval simulators and no cases.
+    """
+    from .guards import model_check
+
     spec = res.registry.dataset(name)
     data_dir = Path(res.cfg.data_dir).expanduser() if res.cfg.data_dir else None
     # Datasets that need files take their folder from --data-dir or their own `data_dir` key; the
@@ -80,35 +90,47 @@ def prepare_dataset(res: Resolved, name: str, progress: bool) -> DatasetContext:
     for note in data.notes:
         log.info("dataset %s: %s", name, note)
     cache = _cache_folder(res, name)
-    seed_everything(res.cfg.simulator_seed)
-    sim, info = _build_simulator(res, res.cfg.simulator, data, res.cfg.simulator_seed, cache, progress)
-    log.info("simulator %s on %s: HR@10 %s NDCG@10 %s (%s)", info.name, name, _fmt(info.hr10),
-             _fmt(info.ndcg10), "trained" if info.trained else f"cached {info.cache_path or ''}".strip())
     eval_models: dict[str, SequenceModel] = {}
+    truth = [ev for ev in res.eval_simulators if not res.registry.simulator(ev).learned]
+    for ev in truth:
+        seed_everything(res.cfg.simulator_seed)
+        try:
+            eval_models[ev], _ = _build_simulator(res, ev, data, res.cfg.simulator_seed, cache, progress)
+        except UserError as exc:
+            # A ground-truth simulator (oracle) exists only for some datasets: evaluating a grid of
+            # several datasets against it skips the others instead of aborting the whole run.
+            if len(truth) == len(res.eval_simulators):
+                raise UserError(f"--eval-simulator {','.join(truth)}: {exc}; nothing was trained") from None
+            log.warning("eval simulator %s skipped on %s: %s", ev, name, exc)
+    sim: Any = None
+    info = SimulatorInfo(name=res.cfg.simulator)
+    if not scoring_only or res.cfg.simulator in res.eval_simulators:
+        seed_everything(res.cfg.simulator_seed)
+        sim, info = _build_simulator(res, res.cfg.simulator, data, res.cfg.simulator_seed, cache, progress)
+        log.info("simulator %s on %s: HR@10 %s NDCG@10 %s (%s)", info.name, name, _fmt(info.hr10),
+                 _fmt(info.ndcg10), "trained" if info.trained else f"cached {info.cache_path or ''}".strip())
     for ev in res.eval_simulators:
+        if ev in truth:
+            continue
         if ev == res.cfg.simulator:
             eval_models[ev] = sim
             continue
         seed_everything(res.cfg.simulator_seed)
-        try:
-            model, einfo = _build_simulator(res, ev, data, res.cfg.simulator_seed, cache, progress)
-        except UserError as exc:
-            # A ground-truth simulator (oracle) exists only for some datasets: evaluating a grid of
-            # several datasets against it skips the others instead of aborting the whole run.
-            if res.registry.simulator(ev).learned:
-                raise
-            log.warning("eval simulator %s skipped on %s: %s", ev, name, exc)
-            continue
+        model, einfo = _build_simulator(res, ev, data, res.cfg.simulator_seed, cache, progress)
         log.info("eval simulator %s on %s: HR@10 %s NDCG@10 %s", einfo.name, name, _fmt(einfo.hr10),
                  _fmt(einfo.ndcg10))
         eval_models[ev] = model
-    seed_everything(res.cfg.simulator_seed)
-    cases = build_cases(data, sim, res.cases_cfg, device=res.device, progress=progress)
-    log.info("cases on %s: train %d, valid %d, test %d", name, len(cases.train), len(cases.valid),
-             len(cases.test))
-    if not cases.test:
-        raise UserError(f"dataset '{name}': no test cases could be built; lower [cases] "
-                        "min_target_rank or n_history, or use more users")
+    eval_models = {ev: eval_models[ev] for ev in res.eval_simulators if ev in eval_models}  # run order
+    if scoring_only:
+        cases = CaseSplits([], [], [])
+    else:
+        seed_everything(res.cfg.simulator_seed)
+        cases = build_cases(data, sim, res.cases_cfg, device=res.device, progress=progress)
+        log.info("cases on %s: train %d, valid %d, test %d", name, len(cases.train), len(cases.valid),
+                 len(cases.test))
+        if not cases.test:
+            raise UserError(f"dataset '{name}': no test cases could be built; lower [cases] "
+                            "min_target_rank or n_history, or use more users")
     metrics = [m.name for m in res.metrics if not (m.needs_attributes and data.item_attributes is None)]
     dropped = [m.name for m in res.metrics if m.name not in metrics]
     if dropped:
@@ -116,15 +138,26 @@ def prepare_dataset(res: Resolved, name: str, progress: bool) -> DatasetContext:
             raise UserError(f"dataset '{name}' has no item attributes, which metric(s) "
                             f"{', '.join(dropped)} need; choose other --metrics")
         log.warning("dataset %s has no item attributes: metric(s) %s not computed", name, ", ".join(dropped))
+    checks = {"simulator": model_check(sim), **{f"eval:{n}": model_check(m) for n, m in eval_models.items()}}
     return DatasetContext(name=name, data=data, cases=cases, simulator=sim, simulator_info=info,
                           eval_models=eval_models, cache_dir=cache,
-                          max_path_len=int(res.cases_cfg.max_path_len), metrics=metrics)
+                          max_path_len=int(res.cases_cfg.max_path_len), metrics=metrics, checks=checks)
 
 
 def make_backbone_factory(res: Resolved, dctx: DatasetContext, progress: bool) -> Callable[[str, int], SequenceModel]:
     """``make_backbone(kind, seed)`` for :class:`FitContext` (see the module docstring)."""
 
+    from .guards import frozen_view
+
+    views: dict[tuple[str, int], SequenceModel] = {}
+
     def make_backbone(kind: str, seed: int) -> SequenceModel:
+        """The cell's own read-only copy of the shared backbone (memoised for the cell)."""
+        if (kind, seed) not in views:
+            views[(kind, seed)] = frozen_view(shared_backbone(kind, seed))
+        return views[(kind, seed)]
+
+    def shared_backbone(kind: str, seed: int) -> SequenceModel:
         spec = res.registry.simulator(kind)
         if not spec.learned:
             raise ValueError(f"backbone kind '{kind}' is a ground-truth simulator; use a learned one "

@@ -4,7 +4,7 @@
 :class:`Resolved` run: the device, the folders, and every dataset, simulator, method and case
 config built from its table (profile applied), so that a typo fails before anything is computed.
 The rest of the runner reads only the :class:`Resolved` object. It also holds the cell
-fingerprint (everything a cell's numbers depend on) and the metadata the report needs
+fingerprints (what a cell's training and its scoring depend on, see docs/reliability.md) and the metadata the report needs
 (:meth:`Resolved.metadata_document`), so that reports never load the plugin registry.
 """
 
@@ -21,6 +21,7 @@ import torch
 
 from .cases import CaseConfig
 from .config import build_config, to_dict
+from .configpaths import absolute_paths, without_paths
 from .errors import ConfigError, UnknownNameError, UserError
 from .executors import CellJob, ExecutorContext, make_executor
 from .plugins import Registry, load_registry
@@ -47,6 +48,8 @@ class Resolved:
     cases_cfg: Any
     eval_simulators: list[str]
     metrics: list[Any]
+    inputs: dict[str, str] = field(default_factory=dict)
+    """Per dataset: the content fingerprint of its input files (:meth:`input_fingerprint`)."""
     backbone_cfgs: dict[str, Any] = field(default_factory=dict)
     """Configs of the other learned simulators, for ``ctx.make_backbone(kind, seed)``."""
 
@@ -74,14 +77,22 @@ class Resolved:
         run["eval_simulators"] = list(self.eval_simulators)
         run["metrics"] = [m.name for m in self.metrics]
         run["plugins_dirs"] = [str(Path(p).resolve()) for p in self.cfg.plugins_dirs]
+        if self.cfg.data_dir:  # absolute, so the file re-creates the run from any folder
+            run["data_dir"] = str(Path(self.cfg.data_dir).expanduser().resolve())
         doc: dict[str, Any] = Table(run=Table(run))
-        doc["datasets"] = Table({n: Table(to_dict(c)) for n, c in self.dataset_cfgs.items()})
+        doc["datasets"] = Table({n: Table(absolute_paths(to_dict(c))) for n, c in self.dataset_cfgs.items()})
         doc["simulators"] = Table({n: Table(to_dict(c)) for n, c in self.simulator_cfgs.items()})
         doc["methods"] = Table({n: Table(to_dict(c)) for n, c in self.method_cfgs.items()})
         doc["cases"] = Table(to_dict(self.cases_cfg))
         used = {n: v for n, v in self.cfg.variants.items() if n in self.method_cfgs}
         if used:  # [methods.NAME] above holds the full config; the variant names its base
             doc["variants"] = Table({n: Table(method=v["method"]) for n, v in used.items()})
+        # Tables of plugins this run did not use are kept as given (already validated), so that
+        # `prorlbench rescore --eval-simulator NAME` finds the user's [simulators.NAME].
+        for kind in PLUGIN_TABLES:
+            for name, table in self.cfg.plugin_tables.get(kind, {}).items():
+                if name not in doc[kind]:
+                    doc[kind][name] = Table(dict(table))
         return doc
 
     def simulator_config(self, name: str) -> Any:
@@ -102,25 +113,57 @@ class Resolved:
     def executor_context(self, folder: Path) -> ExecutorContext:
         """What an executor is told about this run (see :mod:`prorlbench.executors`)."""
         return ExecutorContext(folder=folder, device=str(self.device), address=self.cfg.ray_address,
-                               plugins_dirs=tuple(str(Path(d).resolve()) for d in self.cfg.plugins_dirs))
+                               plugins_dirs=tuple(str(Path(d).resolve()) for d in self.cfg.plugins_dirs),
+                               threads=self.cfg.threads)
 
     def executor_factories(self) -> dict[str, Any]:
         return executor_factories(self.registry)
 
+    def input_fingerprint(self, dataset: str) -> str:
+        """Content fingerprint of every file the dataset may read (see :mod:`prorlbench.fingerprint`):
+        an edited data file changes it, so the cells and caches that depend on it are recomputed."""
+        if dataset not in self.inputs:
+            from .fingerprint import HASHES_FILE, FileHashes, input_locations, inputs_fingerprint
+
+            hashes = FileHashes(self.cache_dir / HASHES_FILE if self.cache_dir.is_dir() else None)
+            locations = input_locations(self.cfg.data_dir, self.dataset_cfgs[dataset])
+            self.inputs[dataset] = inputs_fingerprint(locations, hashes)
+            hashes.save()
+        return self.inputs[dataset]
+
     def fingerprint(self, job: CellJob) -> str:
-        """Hash of everything a cell's numbers depend on."""
+        """The training fingerprint: hash of everything the method's fit and its generated paths
+        depend on (method, seed, dataset and its input files' content, cases, training simulator).
+        The metrics, the eval simulators and the ks are not in it: changing them re-scores the
+        stored paths (:meth:`score_fingerprint`) without retraining."""
         key = {
             "method": job.method, "seed": job.seed, "dataset": job.dataset,
             "method_cfg": to_dict(self.method_cfgs[job.method]),
-            "dataset_cfg": to_dict(self.dataset_cfgs[job.dataset]),
+            "dataset_cfg": without_paths(to_dict(self.dataset_cfgs[job.dataset])),
             "cases": to_dict(self.cases_cfg), "simulator": self.cfg.simulator,
-            "simulators": {n: to_dict(self.simulator_cfgs[n])
-                           for n in [self.cfg.simulator, *self.eval_simulators]},
-            "simulator_seed": self.cfg.simulator_seed, "ks": list(self.cfg.ks),
-            "metrics": [m.name for m in self.metrics], "data_dir": self.cfg.data_dir,
+            "simulator_cfg": to_dict(self.simulator_cfgs[self.cfg.simulator]),
+            "simulator_seed": self.cfg.simulator_seed, "inputs": self.input_fingerprint(job.dataset),
         }
         if job.method in self.cfg.variants:
             key["variant_of"] = self.cfg.variants[job.method]["method"]
+        blob = json.dumps(key, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def backbone_fingerprint(self, kind: str) -> str:
+        """Hash of the config of backbone kind ``kind`` ("" when it is not a known simulator).
+        A cell stores the hashes of the backbones its method asked for; a change recomputes it."""
+        try:
+            cfg = self.simulator_config(kind)
+        except KeyError:
+            return ""
+        return hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def score_fingerprint(self) -> str:
+        """Hash of how stored paths are scored: metrics, eval simulators (and configs), ks."""
+        key = {"metrics": [m.name for m in self.metrics], "ks": list(self.cfg.ks),
+               "eval": {n: to_dict(self.simulator_cfgs[n]) for n in self.eval_simulators},
+               "eval_order": list(self.eval_simulators), "simulator_seed": self.cfg.simulator_seed,
+               "eval_batch_size": self.cfg.eval_batch_size}
         blob = json.dumps(key, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -203,6 +246,10 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
         return build_config(cls, cfg.table(kind, name), where=cfg.where(f"{kind}.{name}"),
                             profile=cfg.profile)
 
+    # Tables of plugins this run does not use are checked too: a typo there is still a typo.
+    for kind in PLUGIN_TABLES:
+        for name in cfg.plugin_tables.get(kind, {}):
+            build(kind, name, registry.get(kind, name).config_cls)
     dataset_cfgs = {n: build("datasets", n, registry.dataset(n).config_cls) for n in cfg.datasets}
     sims = list(dict.fromkeys([cfg.simulator, *eval_sims]))
     simulator_cfgs = {n: build("simulators", n, registry.simulator(n).config_cls) for n in sims}
@@ -218,6 +265,9 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
                     "against the true user model", cfg.simulator)
     device = resolve_device(cfg.device)
     cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+    if cache.exists() and not cache.is_dir():
+        raise ConfigError(f"cache dir {cache}: is a file, expected a folder (--cache-dir, cache_dir "
+                          "or $PRORLBENCH_CACHE_DIR)")
     return Resolved(cfg=cfg, registry=registry, out=out_dir(cfg), cache_dir=cache, device=device,
                     dataset_cfgs=dataset_cfgs, simulator_cfgs=simulator_cfgs, method_cfgs=method_cfgs,
                     cases_cfg=cases_cfg, eval_simulators=eval_sims, metrics=metrics,

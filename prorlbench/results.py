@@ -7,7 +7,11 @@ Layout (the contract with :mod:`prorlbench.report`)::
                                       reports need no plugin registry
     <out>/cells/<cell>.cases.csv.gz   per-case tidy table of one cell
     <out>/cells/<cell>.train_log.csv  per-step training diagnostics of one cell
-    <out>/cells/<cell>.json           the cell's status, written LAST and atomically
+    <out>/cells/<cell>.paths.json.gz  the candidate paths the method generated, with the test cases
+                                      (:mod:`prorlbench.store`; what ``prorlbench rescore`` scores)
+    <out>/cells/<cell>.policy.pt      final policy weights of a method that keeps them in ``.policy``
+    <out>/cells/<cell>.json           the cell's status, written LAST and atomically; it holds the
+                                      SHA-256 of each file above
     <out>/cases.csv.gz                all ok cells: method, dataset, simulator, seed, case, metric, k, value
     <out>/cells.csv                   one row per cell: method, dataset, seed, simulator, eval_simulator,
                                       status, error, seconds
@@ -15,13 +19,19 @@ Layout (the contract with :mod:`prorlbench.report`)::
     <out>/run.log                     the log (INFO and up)
 
 ``<cell>`` is ``<method>__<dataset>__s<seed>``. Every file is written to a temporary name in the
-same folder and moved into place with :func:`os.replace`, so a killed run leaves either the old
-file or the new one, never half of one. A cell counts as done only when its status file says
-``"ok"``; the status file is written after the cell's other files.
+same folder, flushed to disk (``fsync``) and moved into place with :func:`os.replace`, so a killed
+run leaves either the old file or the new one, never half of one. A cell counts as done only when
+its status file says ``"ok"`` and every file it lists still has the checksum it lists; the status
+file is written after the cell's other files. A write that fails (read-only folder, full disk)
+raises :class:`OutputError`, a one-line :class:`~prorlbench.errors.UserError`; what was finished
+stays on disk. Files are created with the mode the umask gives (``0o666 & ~umask``).
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,8 +39,11 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .files import atomic_write, atomic_write_text, safe_name
+from .errors import UserError
+from .files import OutputError, atomic_write, atomic_write_text, safe_name, sha256_file
 
+CELL_FILES = ("cases", "paths", "train_log", "policy")
+"""The files of a cell besides its status, by the names the status's checksums use."""
 CASE_COLUMNS = ["method", "dataset", "simulator", "seed", "case", "metric", "k", "value"]
 CELL_COLUMNS = ["method", "dataset", "seed", "simulator", "eval_simulator", "status", "error", "seconds"]
 TRAIN_LOG_COLUMNS = ["method", "dataset", "seed", "step", "metric", "value"]
@@ -54,10 +67,22 @@ class CellStatus:
     peak_gpu_mib: float | None = None
     """Peak GPU memory allocated by torch during the cell (MiB), on CUDA only."""
     fingerprint: str = ""
-    """Hash of every setting the cell's numbers depend on; a done cell whose fingerprint differs
-    from the current configuration is recomputed."""
+    """Hash of every setting the method's training and its paths depend on (the training
+    fingerprint); a done cell whose fingerprint differs from the current configuration is
+    recomputed."""
+    score_fingerprint: str = ""
+    """Hash of how the stored paths were scored (metrics, eval simulators, ks): when only this
+    differs, the stored paths are scored again and nothing is retrained."""
+    n_candidates: int = 0
+    """Candidate paths stored per case (``max(ks)`` of the run that generated them)."""
+    backbones: dict[str, str] = field(default_factory=dict)
+    """Config hash of each backbone kind the method asked for (``ctx.make_backbone``)."""
+    files: dict[str, str] = field(default_factory=dict)
+    """SHA-256 of each of the cell's files (``cases``, ``paths``, ``train_log``, ``policy``)."""
     skipped: bool = field(default=False, compare=False)
     """Not stored: ``True`` when this run found the cell done and did not recompute it."""
+    rescored: bool = field(default=False, compare=False)
+    """Not stored: ``True`` when this run only scored the cell's stored paths again."""
 
     @property
     def ok(self) -> bool:
@@ -66,6 +91,7 @@ class CellStatus:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("skipped")
+        d.pop("rescored")
         return d
 
 
@@ -115,6 +141,59 @@ class RunFolder:
     def cell_train_log(self, cell: str) -> Path:
         return self.cells / f"{cell}.train_log.csv"
 
+    def cell_paths(self, cell: str) -> Path:
+        return self.cells / f"{cell}.paths.json.gz"
+
+    def cell_policy(self, cell: str) -> Path:
+        return self.cells / f"{cell}.policy.pt"
+
+    def cell_file(self, cell: str, kind: str) -> Path:
+        """One of a cell's files by the name its status uses (``cases``, ``paths``, ...)."""
+        return {"cases": self.cell_cases, "paths": self.cell_paths, "train_log": self.cell_train_log,
+                "policy": self.cell_policy}[kind](cell)
+
+    def checksums(self, cell: str) -> dict[str, str]:
+        """SHA-256 of every cell file that exists (stored in the status)."""
+        out = {}
+        for kind in CELL_FILES:
+            p = self.cell_file(cell, kind)
+            if p.is_file():
+                out[kind] = sha256_file(p)
+        return out
+
+    def verify(self, cell: str, status: "CellStatus", kinds: Iterable[str] | None = None) -> str | None:
+        """``None`` when every file the status lists (or those of ``kinds``) is there with its
+        checksum, else why not."""
+        if not status.files:
+            return "the status lists no file checksums (written by an older version)"
+        wanted = set(status.files) if kinds is None else set(kinds)
+        for kind, digest in status.files.items():
+            if kind not in wanted:
+                continue
+            if kind not in CELL_FILES:
+                return f"unknown file kind {kind!r} in the status"
+            p = self.cell_file(cell, kind)
+            try:
+                if sha256_file(p) != digest:
+                    return f"{p.name} does not match the checksum in its status"
+            except OSError:
+                return f"{p.name} is missing or unreadable"
+        if kinds is None and "cases" not in status.files:
+            return "the status lists no per-case table"
+        return None
+
+    def remove_stale_tmp(self) -> int:
+        """Delete temporary files a killed run left behind (call with the run lock held)."""
+        n = 0
+        for folder in (self.root, self.cells):
+            for p in folder.glob(".*.tmp"):
+                try:
+                    p.unlink()
+                    n += 1
+                except OSError:
+                    pass
+        return n
+
     def make(self) -> None:
         self.cells.mkdir(parents=True, exist_ok=True)
 
@@ -123,10 +202,24 @@ class RunFolder:
         """The stored status of a cell, or ``None`` when absent or unreadable."""
         p = self.cell_status(cell)
         try:
-            d = json.loads(p.read_text())
+            d = json.loads(p.read_text(encoding="utf-8"))
+            if not isinstance(d, dict):
+                raise ValueError("not a JSON object")
             fields = CellStatus.__dataclass_fields__
-            return CellStatus(**{k: v for k, v in d.items() if k in fields and k != "skipped"})
-        except (OSError, ValueError, TypeError):
+            st = CellStatus(**{k: v for k, v in d.items() if k in fields and k not in ("skipped", "rescored")})
+            if not (isinstance(st.method, str) and isinstance(st.dataset, str) and isinstance(st.seed, int)
+                    and isinstance(st.status, str) and isinstance(st.files, dict)
+                    and isinstance(st.backbones, dict)
+                    and isinstance(st.n_candidates, int)):
+                raise ValueError("fields of the wrong type")
+            return st
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError) as exc:
+            import logging
+
+            logging.getLogger("prorlbench").warning("%s: malformed status file (%s); the cell is "
+                                                    "recomputed", p, " ".join(str(exc).split())[:120])
             return None
 
     def write_status(self, cell: str, status: CellStatus) -> None:
@@ -134,7 +227,7 @@ class RunFolder:
 
     def clear_cell(self, cell: str) -> None:
         """Remove a cell's files before recomputing it (status first, so no stale 'ok' remains)."""
-        for p in (self.cell_status(cell), self.cell_cases(cell), self.cell_train_log(cell)):
+        for p in (self.cell_status(cell), *(self.cell_file(cell, k) for k in CELL_FILES)):
             try:
                 p.unlink()
             except FileNotFoundError:
@@ -155,7 +248,11 @@ class RunFolder:
             if c.ok:
                 p = self.cell_cases(cell_name(c.method, c.dataset, c.seed))
                 if p.exists():
-                    frames.append(read_cases(p))
+                    try:
+                        frames.append(read_cases(p))
+                    except Exception as exc:  # EOFError, BadGzipFile, ParserError, UnicodeDecodeError
+                        raise UserError(f"{p}: unreadable per-case table ({type(exc).__name__}); "
+                                        "re-run the same command to recompute the cell") from None
         cases = pd.concat(frames, ignore_index=True) if frames else empty_cases()
         atomic_write_frame(self.cases, cases[CASE_COLUMNS])
         rows = [{k: getattr(c, k) for k in CELL_COLUMNS} for c in cells]
@@ -165,9 +262,12 @@ class RunFolder:
             p = self.cell_train_log(cell_name(c.method, c.dataset, c.seed))
             if p.exists() and p.stat().st_size > 0:
                 try:
-                    logs.append(pd.read_csv(p))
+                    logs.append(pd.read_csv(p, encoding="utf-8"))
                 except (pd.errors.EmptyDataError, pd.errors.ParserError):
                     continue
+                except UnicodeDecodeError as exc:
+                    raise UserError(f"{p}: not UTF-8 text (byte {exc.start}); delete the cell's files "
+                                    "and re-run to recompute it") from None
         log = pd.concat(logs, ignore_index=True) if logs else pd.DataFrame(columns=TRAIN_LOG_COLUMNS)
         atomic_write_frame(self.train_log, log[TRAIN_LOG_COLUMNS])
         return cases
@@ -183,8 +283,18 @@ def read_cases(path: str | Path) -> pd.DataFrame:
                                     "metric": str})
 
 
+def atomic_write_bytes(path: str | Path, write: Any) -> None:
+    """Call ``write(binary file)`` on a temporary file, fsync it, and move it to ``path``."""
+    atomic_write(path, write, "wb")
+
+
 def atomic_write_frame(path: str | Path, df: pd.DataFrame) -> None:
-    """Write a CSV (gzip when the name ends in ``.gz``, with a fixed header time so equal tables
-    give equal bytes) atomically."""
-    compression: Any = {"method": "gzip", "mtime": 0} if str(path).endswith(".gz") else None
-    atomic_write(path, lambda fh: df.to_csv(fh, index=False, compression=compression), "wb")
+    """Write a CSV (gzip when the name ends in ``.gz``, with a fixed header time and no file name
+    in the header, so equal tables give equal bytes) atomically."""
+    data = df.to_csv(index=False).encode("utf-8")
+    if str(path).endswith(".gz"):
+        buf = io.BytesIO()
+        with gzip.GzipFile(filename="", fileobj=buf, mode="wb", mtime=0) as gz:
+            gz.write(data)
+        data = buf.getvalue()
+    atomic_write(path, lambda fh: fh.write(data), "wb")

@@ -22,9 +22,12 @@ Unknown tables and keys are a :class:`~prorlbench.errors.ConfigError` that names
 table and the closest valid key. Plugin tables are checked against the plugin's config class by
 :func:`prorlbench.runner.resolve` (which knows the registry); this module only checks structure.
 
-Paths read from a config file (``out``, ``cache_dir``, ``plugins_dirs``) may not contain ``..``
-segments, so a shared config file cannot write or load code outside the tree it names. The same
-options given on the command line are taken as typed.
+Paths in a config file resolve relative to that file's folder. The paths a file may write to or
+load code from (``out``, ``cache_dir``, ``plugins_dirs``) must stay inside that folder's tree:
+no ``..`` segments, no absolute paths, no symlinks leading out; ``name`` must be a plain name (no
+path separators). ``data_dir`` (in ``[run]``, and ``path`` / ``data_dir`` in ``[datasets.NAME]``)
+is only read and may point anywhere; relative values resolve from the file's folder too. The
+same options given on the command line are the user's own choice and are taken as typed.
 
 :func:`write_toml` writes the resolved configuration of a run (``<out>/config.toml``); reading it
 back with :func:`read_config_file` re-creates the run.
@@ -37,10 +40,11 @@ import os
 import tomllib
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 from .config import _coerce, opt
+from .configpaths import DATASET_PATH_KEYS, dataset_table_from_file, run_value_from_file
 from .errors import ConfigError, did_you_mean
 from .files import safe_name
 from .tomlwriter import Table, _value, write_toml  # noqa: F401  (re-exported: the run config writer)
@@ -50,6 +54,8 @@ PLUGIN_TABLES = ("datasets", "simulators", "methods")
 TOP_TABLES = ("run",) + PLUGIN_TABLES + ("cases", "variants")
 
 CACHE_ENV = "PRORLBENCH_CACHE_DIR"
+MAX_K = 100
+"""The largest K of ``ks``: every method generates ``max(ks)`` candidate paths per test case."""
 PROFILES = ("quick", "paper", "official")
 """Plugin config profiles (``--profile``)."""
 STYLES = ("default", "paper")
@@ -101,6 +107,15 @@ class RunConfig:
     style: str = opt("default", "Report style: 'default' or 'paper'.", flag={"choices": STYLES})
     eval_batch_size: int = opt(1024, "Paths scored per simulator forward pass during evaluation.",
                                flag={"metavar": "N"})
+    cell_timeout: float = opt(0.0, "Seconds a cell may run (fit, generate, score); a cell past it "
+                                    "fails with a clear message and the grid goes on. 0: no limit.",
+                              flag={"metavar": "SECONDS"})
+    wait: bool = opt(False, "When another run holds the output folder's lock, wait for it instead "
+                            "of exiting with an error.")
+    threads: int = opt(0, "torch CPU threads. 0: torch's default (one per core) with the local "
+                          "executor, and for Ray each worker gets the cluster's cores divided by the "
+                          "workers running at once. On a machine shared with other jobs, 1 is often "
+                          "several times faster than the default.", flag={"metavar": "N"})
     force: bool = opt(False, "Recompute cells that are already done.")
     progress: bool = opt(True, "Show progress bars and info messages on the console (the flag "
                                "--no-progress turns both off).", flag={"name": "--no-progress"})
@@ -126,22 +141,14 @@ class RunConfig:
 
 RUN_KEYS: tuple[str, ...] = tuple(
     f.name for f in dataclasses.fields(RunConfig) if f.name not in ("plugin_tables", "cases", "source", "variants"))
-NOT_WRITTEN = ("force", "progress", "out", "cache_dir", "ray_address")
+NOT_WRITTEN = ("force", "progress", "out", "cache_dir", "ray_address", "wait")
 """Run keys that describe this invocation or this machine, not the experiment."""
-FILE_PATH_KEYS = ("out", "cache_dir", "plugins_dirs")
-"""Path keys that may not contain ``..`` when they come from a config file."""
 _LIST_KEYS = {"methods", "datasets", "seeds", "eval_simulators", "ks", "metrics", "plugins_dirs"}
 
 
 def split_list(value: str) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
     return [p.strip() for p in value.split(",") if p.strip()]
-
-
-def _check_no_dotdot(value: str, where: str) -> None:
-    if any(part == ".." for part in PurePath(value.replace("\\", "/")).parts):
-        raise ConfigError(f"{where}: '..' is not allowed in paths read from a config file "
-                          f"(got {value!r}); give the path on the command line instead")
 
 
 def coerce_run_value(key: str, value: Any, where: str) -> Any:
@@ -162,13 +169,23 @@ def coerce_run_value(key: str, value: Any, where: str) -> Any:
         raise ConfigError(f"{where} key '{key}': values must be >= 0, got {value!r}")
     if key == "ks" and (not value or any(v < 1 for v in value)):
         raise ConfigError(f"{where} key 'ks': need at least one K >= 1, got {value!r}")
+    if key == "ks" and any(v > MAX_K for v in value):
+        raise ConfigError(f"{where} key 'ks': K is the number of candidate paths a method generates "
+                          f"per case; at most {MAX_K}, got {max(value)}")
+    if key == "cell_timeout" and value < 0:
+        raise ConfigError(f"{where} key 'cell_timeout': must be >= 0 seconds (0: no limit), got {value}")
+    if key == "threads" and value < 0:
+        raise ConfigError(f"{where} key 'threads': must be >= 0 (0: the default), got {value}")
     if key == "eval_batch_size" and value < 1:
         raise ConfigError(f"{where} key 'eval_batch_size': must be >= 1, got {value}")
     return value
 
 
-def parse_config(doc: dict[str, Any], source: str = "") -> RunConfig:
-    """A :class:`RunConfig` from a parsed TOML document (structure and [run] types checked)."""
+def parse_config(doc: dict[str, Any], source: str = "", *, trusted: bool = False) -> RunConfig:
+    """A :class:`RunConfig` from a parsed TOML document (structure and [run] types checked).
+
+    ``trusted``: the document is a run folder's own ``config.toml`` (written by prorlbench), so
+    the path rules for shared config files do not apply."""
     cfg = RunConfig(source=source)
     label = source or "config"
     if not isinstance(doc, dict):
@@ -180,11 +197,11 @@ def parse_config(doc: dict[str, Any], source: str = "") -> RunConfig:
     run = doc.get("run", {})
     if not isinstance(run, dict):
         raise ConfigError(f"{label}: 'run' must be a table ([run])")
+    base = Path(source).parent if source else Path(".")
     for key, value in run.items():
         value = coerce_run_value(key, value, cfg.where("run"))
-        if key in FILE_PATH_KEYS:
-            for v in (value if isinstance(value, list) else [value]):
-                _check_no_dotdot(v, f"{cfg.where('run')} key '{key}'")
+        if not trusted:
+            value = run_value_from_file(key, value, base, f"{cfg.where('run')} key '{key}'")
         setattr(cfg, key, value)
     for kind in PLUGIN_TABLES:
         tables = doc.get(kind, {})
@@ -194,7 +211,10 @@ def parse_config(doc: dict[str, Any], source: str = "") -> RunConfig:
             if not isinstance(table, dict):
                 raise ConfigError(f"{label}: '{kind}.{name}' must be a table ([{kind}.{name}]), "
                                   f"got {type(table).__name__}")
-            cfg.plugin_tables[kind][str(name)] = dict(table)
+            table = dict(table)
+            if kind == "datasets" and not trusted:
+                table = dataset_table_from_file(table, base)
+            cfg.plugin_tables[kind][str(name)] = table
     cases = doc.get("cases", {})
     if not isinstance(cases, dict):
         raise ConfigError(f"{label}: 'cases' must be a table ([cases])")
@@ -205,7 +225,7 @@ def parse_config(doc: dict[str, Any], source: str = "") -> RunConfig:
     return cfg
 
 
-def read_config_file(path: str | Path) -> RunConfig:
+def read_config_file(path: str | Path, *, trusted: bool = False) -> RunConfig:
     """Read a run config TOML file; every problem is a :class:`ConfigError` naming the file."""
     p = Path(path)
     try:
@@ -218,17 +238,19 @@ def read_config_file(path: str | Path) -> RunConfig:
         raise ConfigError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read ({exc.strerror})") from None
-    return parse_config_text(text, str(p))
+    return parse_config_text(text, str(p), trusted=trusted)
 
 
-def parse_config_text(text: str, source: str = "config") -> RunConfig:
+def parse_config_text(text: str, source: str = "config", *, trusted: bool = False) -> RunConfig:
+    if text.startswith("\ufeff"):  # a byte-order mark, as the data loaders accept
+        text = text[1:]
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
     except (ValueError, RecursionError) as exc:  # e.g. embedded NUL or absurd nesting
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
-    return parse_config(doc, source)
+    return parse_config(doc, source, trusted=trusted)
 
 
 def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:

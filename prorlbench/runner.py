@@ -29,7 +29,9 @@ Reliability. A cell that raises, or whose per-case metrics or logged training va
 infinite, is stored as failed with a one-line reason (traceback in run.log) and the grid goes on.
 A :class:`~prorlbench.errors.UserError` from loading data or resolving configs aborts the run
 (what is already stored stays). A cell whose status file says ``ok`` with the same configuration
-fingerprint is skipped unless ``force``; so re-running an interrupted command resumes it.
+fingerprint is skipped unless ``force``; so re-running an interrupted command resumes it. What
+invalidates a cell (input file content, the training and scoring fingerprints, file checksums),
+the run lock, ``cell_timeout`` and re-scoring: docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -38,13 +40,15 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
-from .cell import CellWork, run_cell, store_failure, write_traceback
+from .cell import (REUSED_FILES, CellWork, backbones_match, reusable_paths, run_cell, store_failure,
+                   write_traceback)
 from .errors import UserError, one_line
 from .executors import CellJob, make_executor
-from .files import atomic_write_text
+from .files import OutputError, atomic_write_text
 from .logs import run_log
 from .plugins import Registry, load_registry
 from .prepare import BACKBONE_SEED_OFFSET, DatasetContext, make_backbone_factory, prepare_dataset
@@ -53,7 +57,7 @@ from .resolve import Resolved, expand_grid, resolve, resolve_device
 from .results import CellStatus, RunFolder, cell_name
 from .runconfig import RunConfig
 from .tomlwriter import write_toml
-from .seeding import preserved_rng, seed_everything
+from .seeding import preserved_rng, seed_everything, torch_threads
 
 __all__ = ["run", "RunResult", "resolve", "resolve_device", "expand_grid", "Resolved", "prepare_dataset",
            "DatasetContext", "make_backbone_factory", "BACKBONE_SEED_OFFSET", "CellWork", "run_cell",
@@ -85,26 +89,58 @@ class RunResult:
     def computed(self) -> list[CellStatus]:
         return [c for c in self.cells if not c.skipped]
 
+    @property
+    def rescored(self) -> list[CellStatus]:
+        """Cells whose stored paths were only scored again (no fit)."""
+        return [c for c in self.cells if c.rescored]
+
 
 def _done(folder: RunFolder, res: Resolved, job: CellJob) -> CellStatus | None:
+    """The stored status when the cell needs nothing: ok, the same training and scoring
+    fingerprints, and every file matching the checksum in its status."""
     if res.cfg.force:
         return None
     st = folder.read_status(job.name)
     if st is None or not st.ok or st.fingerprint != res.fingerprint(job):
         return None
-    if not folder.cell_cases(job.name).exists():
+    if st.score_fingerprint != res.score_fingerprint() or st.n_candidates < res.k_max \
+            or not backbones_match(res, st):
+        return None
+    problem = folder.verify(job.name, st)
+    if problem is not None:
+        log.warning("cell %s: %s; recomputing it", job.name, problem)
         return None
     st.skipped = True
     return st
 
 
+def _why_not_rescorable(res: Resolved, folder: RunFolder, job: CellJob) -> str | None:
+    if reusable_paths(res, folder, job) is not None:
+        return None
+    st = folder.read_status(job.name)
+    if st is None or not st.ok:
+        return "it is not stored as ok"
+    if st.fingerprint != res.fingerprint(job):
+        return "its training configuration differs from the stored one"
+    if st.n_candidates < res.k_max:
+        return f"only {st.n_candidates} candidates are stored (max ks {res.k_max})"
+    if not backbones_match(res, st):
+        return "a backbone its method used has another config now"
+    return folder.verify(job.name, st, kinds=REUSED_FILES) or "no paths are stored"
+
+
 def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | None = None,
-        report: bool = True) -> RunResult:
+        report: bool = True, rescore_only: bool = False) -> RunResult:
     """Run (or resume) the grid of ``cfg`` and write the run folder; see the module docstring.
 
-    Raises :class:`UserError` for bad input and lets ``KeyboardInterrupt`` through (finished
-    cells stay on disk). Never prints.
+    ``rescore_only`` (``prorlbench rescore``): every cell must have stored paths valid for its
+    training fingerprint; they are scored again and no method is built or fitted.
+    The run holds the output folder's lock (:func:`prorlbench.guards.run_lock`; ``cfg.wait``
+    waits for another run instead of failing). Raises :class:`UserError` for bad input and lets
+    ``KeyboardInterrupt`` through (finished cells stay on disk). Never prints.
     """
+    from .guards import InterruptWatch, run_lock
+
     if registry is None:
         registry = load_registry(cfg.plugins_dirs)
     progress = cfg.progress if progress is None else progress
@@ -115,63 +151,89 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
     except OSError as exc:
         raise UserError(f"cannot create output folder {res.out}: {exc.strerror}") from None
     executor = make_executor(cfg.executor, res.executor_factories())
-    atomic_write_text(folder.config, write_toml(res.config_document()))
-    atomic_write_text(folder.metadata, json.dumps(res.metadata_document(), indent=1) + "\n")
-    where = res.executor_context(folder.root)
     jobs = expand_grid(cfg.methods, cfg.datasets, cfg.seeds)
-    statuses: dict[str, CellStatus] = {}
-    with run_log(folder.log):
-        log.info("run %s: %d cells (%s x %s x seeds %s), device %s, executor %s", res.out, len(jobs),
-                 ",".join(cfg.methods), ",".join(cfg.datasets), ",".join(map(str, cfg.seeds)),
-                 res.device, executor.name)
-        bar = tqdm(total=len(jobs), desc="cells", unit="cell", disable=not progress, leave=False)
+    with run_lock(res.out, wait=cfg.wait), InterruptWatch() as watch:
+        if rescore_only:
+            for j in jobs:
+                why = _why_not_rescorable(res, folder, j)
+                if why is not None:
+                    raise UserError(f"cell {j.name} cannot be re-scored: {why}; run `prorlbench run` "
+                                    "to compute it")
+        folder.remove_stale_tmp()
+        atomic_write_text(folder.config, write_toml(res.config_document()))
+        atomic_write_text(folder.metadata, json.dumps(res.metadata_document(), indent=1) + "\n")
         try:
-            for dataset in cfg.datasets:
-                ds_jobs = [j for j in jobs if j.dataset == dataset]
-                todo = []
-                for j in ds_jobs:
-                    done = _done(folder, res, j)
-                    if done is not None:
-                        statuses[j.name] = done
-                        log.info("cell %s already done; skipped (use --force to recompute)", j.name)
-                        bar.update(1)
-                    else:
-                        todo.append(j)
-                if not todo:
-                    continue
-                try:
-                    dctx = prepare_dataset(res, dataset, progress)
-                except (UserError, KeyboardInterrupt):
-                    raise
-                except Exception as exc:  # e.g. a simulator crashed: this dataset's cells fail
-                    msg = f"preparing dataset '{dataset}' failed: {one_line(exc)}"
-                    log.error(msg)
-                    write_traceback()
-                    for j in todo:
-                        statuses[j.name] = store_failure(res, j, folder, msg, log_error=False)
-                        bar.update(1)
-                    continue
-                work = CellWork(res, dctx, folder, progress)
-                for st in executor.run(todo, work, where):
-                    statuses[cell_name(st.method, st.dataset, st.seed)] = st
-                    bar.set_postfix_str(f"{st.method}/{st.dataset}/s{st.seed} {st.status}")
-                    bar.update(1)
+            log_cm = run_log(folder.log)
+            log_cm.__enter__()
+        except OSError as exc:
+            raise OutputError(f"{folder.log}: cannot write ({exc.strerror or exc})") from None
+        try:
+            with torch_threads(cfg.threads):
+                return _run_grid(res, folder, executor, jobs, progress, report, watch, rescore_only)
         finally:
-            bar.close()
-        cells = [statuses[j.name] for j in jobs]
-        folder.merge(cells)
-        result = RunResult(out=res.out, cells=cells)
-        n_fail = len(result.failed)
-        log.info("run finished: %d cells, %d computed, %d skipped, %d failed", len(cells),
-                 len(result.computed), len(result.skipped), n_fail)
-        if report:
+            log_cm.__exit__(None, None, None)
+
+
+def _run_grid(res: Resolved, folder: RunFolder, executor: Any, jobs: list[CellJob], progress: bool,
+              report: bool, watch: Any, rescore_only: bool) -> RunResult:
+    cfg = res.cfg
+    where = res.executor_context(folder.root)
+    statuses: dict[str, CellStatus] = {}
+    log.info("run %s: %d cells (%s x %s x seeds %s), device %s, executor %s", res.out, len(jobs),
+             ",".join(cfg.methods), ",".join(cfg.datasets), ",".join(map(str, cfg.seeds)),
+             res.device, executor.name)
+    bar = tqdm(total=len(jobs), desc="cells", unit="cell", disable=not progress, leave=False)
+    try:
+        for dataset in cfg.datasets:
+            ds_jobs = [j for j in jobs if j.dataset == dataset]
+            todo = []
+            for j in ds_jobs:
+                done = None if rescore_only else _done(folder, res, j)
+                if done is not None:
+                    statuses[j.name] = done
+                    log.info("cell %s already done; skipped (use --force to recompute)", j.name)
+                    bar.update(1)
+                else:
+                    todo.append(j)
+            if not todo:
+                continue
+            scoring_only = rescore_only or (not cfg.force and all(reusable_paths(res, folder, j) is not None
+                                                                   for j in todo))
             try:
-                result.summary = write_report(res.out, style=cfg.style)
-            except UserError as exc:
-                result.report_error = str(exc)
-                log.error("report: %s", exc)
-            except Exception as exc:
-                result.report_error = one_line(exc)
-                log.error("report failed: %s", result.report_error)
+                dctx = prepare_dataset(res, dataset, progress, scoring_only=scoring_only)
+            except (UserError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # e.g. a simulator crashed: this dataset's cells fail
+                msg = f"preparing dataset '{dataset}' failed: {one_line(exc)}"
+                log.error(msg)
                 write_traceback()
+                if scoring_only:  # never turn cells with stored paths into failures
+                    raise UserError(f"{msg}; the stored cells are unchanged") from None
+                for j in todo:
+                    statuses[j.name] = store_failure(res, j, folder, msg, log_error=False)
+                    bar.update(1)
+                continue
+            work = CellWork(res, dctx, folder, progress, watch)
+            for st in executor.run(todo, work, where):
+                statuses[cell_name(st.method, st.dataset, st.seed)] = st
+                bar.set_postfix_str(f"{st.method}/{st.dataset}/s{st.seed} {st.status}")
+                bar.update(1)
+    finally:
+        bar.close()
+    cells = [statuses[j.name] for j in jobs]
+    folder.merge(cells)
+    result = RunResult(out=res.out, cells=cells)
+    n_fail = len(result.failed)
+    log.info("run finished: %d cells, %d computed, %d skipped, %d failed", len(cells),
+             len(result.computed), len(result.skipped), n_fail)
+    if report:
+        try:
+            result.summary = write_report(res.out, style=cfg.style)
+        except UserError as exc:
+            result.report_error = str(exc)
+            log.error("report: %s", exc)
+        except Exception as exc:
+            result.report_error = one_line(exc)
+            log.error("report failed: %s", result.report_error)
+            write_traceback()
     return result

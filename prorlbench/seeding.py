@@ -1,4 +1,5 @@
-"""Seeding: the one place that sets and preserves the global random generators."""
+"""Seeding and threads: the one place that sets and restores torch's process-wide state
+(the global random generators, the number of CPU threads)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,17 @@ def preserved_rng() -> Iterator[None]:
         torch.random.set_rng_state(cpu)
         if cuda is not None:
             torch.cuda.set_rng_state_all(cuda)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch CPU threads (``n <= 0``: leave the setting alone), then
+    restore the previous setting."""
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n > 0:
+            torch.set_num_threads(before)

@@ -29,6 +29,22 @@ class SeqTrainConfig:
     epochs: int = opt(15, "maximum training epochs")
     patience: int = opt(3, "stop after this many epochs without a better validation NDCG@10")
 
+    def __post_init__(self) -> None:
+        """The training keys are checked when the config is read, before anything trains."""
+        from .errors import ConfigError
+
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.init_std <= 0:
+            raise ConfigError(f"init_std must be > 0, got {self.init_std}")
+        for key in ("batch_size", "epochs", "patience"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.max_seq_len < 2:
+            raise ConfigError(f"max_seq_len must be >= 2, got {self.max_seq_len}")
+
 
 # --------------------------------------------------------------------------------------------
 # Batching

@@ -20,7 +20,12 @@ dataset (name and a fingerprint of its training/validation sequences and catalog
 model kind, the full config, the seed and :data:`CODE_VERSION`. A cache entry is two files:
 ``<stem>.pt`` (a plain ``state_dict``, loaded with ``weights_only=True``) and ``<stem>.json``
 (metadata: key, HR@10, NDCG@10 and the SHA-256 of the ``.pt`` file). Both are written atomically
-(temporary file + ``os.replace``); an unreadable or inconsistent entry is logged and rebuilt.
+(temporary file + ``os.replace``, file mode following the umask); an unreadable or inconsistent
+entry, or one with non-finite weights, is logged and rebuilt from a fresh initialisation (never
+from the module a failed load may have half-filled). Building an entry holds ``<stem>.lock``
+(an exclusive ``flock``): a second process that wants the same entry waits, then loads it.
+Training whose loss or weights become non-finite fails with :class:`SimulatorDiverged` (a
+:class:`~prorlbench.errors.UserError` naming the model and the ``lr`` key) and is never cached.
 """
 
 from __future__ import annotations
@@ -39,11 +44,13 @@ from tqdm.auto import tqdm
 
 from .api import Interactions, SimulatorInfo
 from .config import to_dict
-from .files import atomic_write, safe_name
+from .errors import UserError
+from .files import atomic_write, cache_folder, entry_lock, safe_name
+from .files import sha256_file as _sha256_file
 from .seqdata import (SeqTrainConfig, SharedEmbeddingHead, evaluate_next_item, popularity_hr, right_pad,
                       training_windows)
 
-__all__ = ["train_model", "train_or_load", "cache_key", "data_fingerprint", "CODE_VERSION", "SeqTrainConfig",
+__all__ = ["train_model", "train_or_load", "cache_key", "data_fingerprint", "CODE_VERSION", "SimulatorDiverged", "entry_lock", "SeqTrainConfig",
            "SharedEmbeddingHead", "evaluate_next_item", "popularity_hr", "right_pad", "training_windows"]
 """With the helpers of :mod:`prorlbench.seqdata` it uses (re-exported)."""
 
@@ -51,6 +58,10 @@ log = logging.getLogger("prorlbench")
 
 CODE_VERSION = "seqtrain-1"
 """Bump when a change to training or to a model's code invalidates cached weights."""
+
+
+class SimulatorDiverged(UserError):
+    """Training produced a non-finite loss or non-finite weights."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -71,7 +82,8 @@ def train_model(model: torch.nn.Module, cfg: Any, data: Interactions, *, device:
     n_items = data.n_items
     windows = training_windows(data.sequences.get("train", []), cfg.max_seq_len)
     if not windows:
-        raise ValueError(f"dataset '{data.name}' has no training sequence with two or more items")
+        raise UserError(f"dataset '{data.name}' has no training sequence with two or more items; "
+                        "a simulator needs longer sequences (e.g. a larger seq_len or min_seq_len)")
     seqs, lens = right_pad(windows, n_items, width=min(cfg.max_seq_len + 1, max(len(w) for w in windows)))
     inputs, targets = seqs[:, :-1].contiguous(), seqs[:, 1:].contiguous()
     in_lens = lens - 1
@@ -100,6 +112,11 @@ def train_model(model: torch.nn.Module, cfg: Any, data: Interactions, *, device:
             opt.step()
             total += float(loss.detach()) * int(mask.sum())
             count += int(mask.sum())
+        if not math.isfinite(total) or not _finite_state(model.state_dict()):
+            raise SimulatorDiverged(
+                f"{type(model).__name__} on dataset '{data.name}': training diverged (non-finite "
+                f"{'loss' if not math.isfinite(total) else 'weights'} in epoch {epoch + 1}, lr {cfg.lr:g}); "
+                "lower the simulator's lr key; nothing was cached")
         model.eval()
         metrics = evaluate_next_item(model, valid_seqs) if valid_seqs else {"hr10": float("nan"), "ndcg10": -float(total / max(count, 1))}
         bar.set_postfix(loss=f"{total / max(count, 1):.3f}", ndcg10=f"{metrics['ndcg10']:.4f}")
@@ -150,12 +167,9 @@ def cache_key(kind: str, cfg: Any, data: Interactions, seed: int) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=repr).encode()).hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _finite_state(state: dict[str, Any]) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in state.values()
+               if isinstance(v, torch.Tensor) and v.is_floating_point())
 
 
 def _try_load(model: torch.nn.Module, pt: Path, meta_path: Path, key: str) -> dict[str, Any] | None:
@@ -169,6 +183,8 @@ def _try_load(model: torch.nn.Module, pt: Path, meta_path: Path, key: str) -> di
         if meta.get("sha256") != _sha256_file(pt):
             raise ValueError("weights file checksum does not match its metadata")
         state = torch.load(pt, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or not _finite_state(state):
+            raise ValueError("the weights are not a state_dict of finite values")
         model.load_state_dict(state, strict=True)
         return meta
     except Exception as exc:  # any unreadable / inconsistent entry is rebuilt
@@ -194,28 +210,42 @@ def train_or_load(kind: str, model_factory: Callable[[Any, int], torch.nn.Module
     seeded with ``seed``, so initialisation and training are reproducible and torch's global RNG
     is left as it was. Returns the model in eval mode on ``device`` with gradients off, and a
     :class:`SimulatorInfo` whose ``trained`` says whether this call trained it. ``cache_dir=None``
-    disables caching.
+    disables caching. A failed load never leaks into training: the model is rebuilt from a fresh
+    initialisation first.
     """
     device = torch.device(device)
     key = cache_key(kind, cfg, data, seed)
     stem = f"{kind}-{safe_name(data.name, limit=40, default='data')}-s{seed}-{key[:16]}"
-    pt = meta_path = None
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        model = model_factory(cfg, data.n_items)
-    if cache_dir is not None:
-        folder = Path(cache_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        pt, meta_path = folder / f"{stem}.pt", folder / f"{stem}.json"
-        meta = _try_load(model, pt, meta_path, key)
-        if meta is not None:
-            info = SimulatorInfo(name=kind, hr10=meta.get("hr10"), ndcg10=meta.get("ndcg10"),
-                                 cache_path=str(pt), trained=False)
-            log.info("%s on %s loaded from cache %s: valid HR@10 %.4f NDCG@10 %.4f (popularity HR@10 %.4f "
-                     "NDCG@10 %.4f)", kind, data.name, pt, _num(meta.get("hr10")), _num(meta.get("ndcg10")),
-                     _num(meta.get("popularity_hr10")), _num(meta.get("popularity_ndcg10")))
-            return _freeze(model, device), info
+    pt = meta_path = lock = None
 
+    def fresh() -> torch.nn.Module:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            return model_factory(cfg, data.n_items)
+
+    if cache_dir is not None:
+        folder = cache_folder(cache_dir)
+        pt, meta_path, lock = folder / f"{stem}.pt", folder / f"{stem}.json", folder / f"{stem}.lock"
+    with entry_lock(lock):
+        model = fresh()
+        if pt is not None and meta_path is not None:
+            meta = _try_load(model, pt, meta_path, key)
+            if meta is not None:
+                info = SimulatorInfo(name=kind, hr10=meta.get("hr10"), ndcg10=meta.get("ndcg10"),
+                                     cache_path=str(pt), trained=False)
+                log.info("%s on %s loaded from cache %s: valid HR@10 %.4f NDCG@10 %.4f (popularity HR@10 "
+                         "%.4f NDCG@10 %.4f)", kind, data.name, pt, _num(meta.get("hr10")),
+                         _num(meta.get("ndcg10")), _num(meta.get("popularity_hr10")),
+                         _num(meta.get("popularity_ndcg10")))
+                return _freeze(model, device), info
+            if pt.exists() or meta_path.exists():
+                model = fresh()  # a failed strict load may have filled part of the module
+        return _train_and_store(kind, model, cfg, data, key, seed, device, progress, pt, meta_path)
+
+
+def _train_and_store(kind: str, model: torch.nn.Module, cfg: Any, data: Interactions, key: str, seed: int,
+                     device: torch.device, progress: bool, pt: Path | None, meta_path: Path | None
+                     ) -> tuple[torch.nn.Module, SimulatorInfo]:
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)

@@ -16,14 +16,16 @@ PLUGINS = ROOT / "plugins"
 # The rooms of prorlbench/, lowest first; a module may import only from its own room or below.
 ROOMS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("prorlbench", "prorlbench.errors", "prorlbench.files", "prorlbench.tomlwriter", "prorlbench.config", "prorlbench.api",
-              "prorlbench.hookspecs", "prorlbench.logs", "prorlbench.seeding")),
+              "prorlbench.hookspecs", "prorlbench.logs", "prorlbench.seeding", "prorlbench.fingerprint",
+              "prorlbench.configpaths")),
     ("toolkit", ("prorlbench.scoring", "prorlbench.decoding", "prorlbench.cases", "prorlbench.evaluate",
                  "prorlbench.seqdata", "prorlbench.seqtrain", "prorlbench.rl", "prorlbench.results",
-                 "prorlbench.runconfig", "prorlbench.executors", "prorlbench.toolkit")),
+                 "prorlbench.runconfig", "prorlbench.executors", "prorlbench.toolkit", "prorlbench.store")),
     ("report", ("prorlbench.report",)),
     ("registry", ("prorlbench.plugins",)),
-    ("runner", ("prorlbench.resolve", "prorlbench.prepare", "prorlbench.cell", "prorlbench.runner")),
-    ("cli", ("prorlbench.cli",)),
+    ("runner", ("prorlbench.resolve", "prorlbench.prepare", "prorlbench.cell", "prorlbench.runner",
+                "prorlbench.guards", "prorlbench.rescore")),
+    ("cli", ("prorlbench.cli", "prorlbench.cli_rescore")),
 ]
 
 

@@ -3,6 +3,8 @@ message when the extra is not installed."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import sys
 import textwrap
@@ -197,10 +199,11 @@ def _fake_ray(initialized: bool):
             calls["options"].append(kw)
             return self
 
-        def remote(self, blob, job, driver_device, log_path=None):
+        def remote(self, blob, job, driver_device, log_path=None, threads=0):
             from prorlbench.executors.ray import load_work
 
             calls["devices"].append(driver_device)
+            calls.setdefault("threads", []).append(threads)
             if job.seed == 1:
                 return Ref(error=WorkerCrashedError("The worker died unexpectedly\nwhile executing"))
             return Ref(load_work(blob.value, "cpu")(job))
@@ -225,6 +228,9 @@ def _fake_ray(initialized: bool):
         return ref.value
 
     ray.init, ray.shutdown, ray.get = init, shutdown, get
+    cpus = lambda: (calls["init"][-1].get("num_cpus") if calls["init"] else None) or 2  # noqa: E731
+    ray.cluster_resources = lambda: {"CPU": float(cpus())}
+    ray.nodes = lambda: [{"Alive": True, "Resources": {"CPU": float(cpus())}}]
     ray.remote = Remote
     ray.put = lambda value: Ref(value)
     ray.wait = lambda refs, num_returns=1: (refs[:num_returns], refs[num_returns:])
@@ -280,3 +286,33 @@ def test_ray_address_comes_from_the_config_and_is_not_written(tmp_path):
     assert cfg.executor == "ray" and cfg.ray_address == "auto"
     assert apply_overrides(cfg, {"ray_address": "ray://head:10001"}).ray_address == "ray://head:10001"
     assert "ray_address" in NOT_WRITTEN  # where a run ran is not part of the experiment
+
+
+def test_worker_threads_divide_the_cluster_among_concurrent_tasks():
+    from prorlbench.executors.ray import worker_threads
+
+    def cluster(nodes):
+        return SimpleNamespace(cluster_resources=lambda: {"CPU": float(sum(nodes))},
+                               nodes=lambda: [{"Alive": True, "Resources": {"CPU": float(c)}} for c in nodes])
+
+    assert worker_threads(cluster([16]), 4) == 4  # 4 cells at once on 16 cores
+    assert worker_threads(cluster([16]), 40) == 1  # more cells than cores: one thread each
+    assert worker_threads(cluster([2]), 1) == 2  # a lone cell gets both cores
+    assert worker_threads(cluster([8, 8]), 1) == 8  # never more than one node holds
+
+
+def test_threads_option_reaches_ray_tasks(monkeypatch):
+    from prorlbench.executors import CellJob
+    from prorlbench.executors.ray import RayExecutor
+
+    ray, calls = _fake_ray(initialized=False)
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    work = _StubWork("cpu", "")
+    where = dataclasses.replace(work.where(), threads=3)
+    list(RayExecutor(num_cpus=8).run([CellJob("m", "d", 0), CellJob("m", "d", 2)], work, where))
+    (opts,) = calls["options"]
+    assert opts["num_cpus"] == 3 and calls["threads"] == [3, 3]
+    ray, calls = _fake_ray(initialized=False)
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    list(RayExecutor(num_cpus=8).run([CellJob("m", "d", 0), CellJob("m", "d", 2)], work, work.where()))
+    assert calls["options"][0]["num_cpus"] == 4 and calls["threads"] == [4, 4]  # 8 cores, 2 cells

@@ -358,3 +358,32 @@ def test_ground_truth_eval_simulator_is_skipped_where_it_does_not_exist(tmp_path
     cases = pd.read_csv(Path(cfg.out) / "cases.csv.gz")
     assert len(cases) > 0
     assert set(cases["simulator"]) == {"fakesim"}
+
+
+def test_threads_option_applies_during_the_run_and_is_restored(fakes, monkeypatch):
+    import torch
+
+    import prorlbench.runner as runner_mod
+
+    registry, base = fakes
+    seen = []
+    original = runner_mod.prepare_dataset
+
+    def spy(*a, **kw):
+        seen.append(torch.get_num_threads())
+        return original(*a, **kw)
+
+    monkeypatch.setattr(runner_mod, "prepare_dataset", spy)
+    before = torch.get_num_threads()
+    want = 2 if before != 2 else 3
+    run(cfg_with(base, methods=["pop"], threads=want), registry)
+    assert seen == [want] and torch.get_num_threads() == before
+    with pytest.raises(UserError, match="threads"):
+        cfg_with(base, threads=-1)
+
+
+def test_threads_is_a_run_flag():
+    from prorlbench.cli import build_parser
+
+    args = build_parser().parse_args(["run", "--methods", "pop", "--threads", "1"])
+    assert args.threads == 1

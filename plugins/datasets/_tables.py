@@ -61,7 +61,7 @@ def parse_timestamp(value: str, path: Path, line: int) -> float:
 def natural_key(raw: str) -> tuple[int, int, str]:
     """Sort numeric ids numerically, then other ids as strings."""
     s = raw.strip()
-    if s.isdigit():
+    if s.isascii() and s.isdigit():  # not str.isdigit alone: '²' is a digit int() cannot read
         return (0, int(s), s)
     return (1, 0, s)
 

@@ -119,8 +119,8 @@ def _read_u_genre(path: Path) -> tuple[str, ...]:
         if not line.strip():
             continue
         name, _, idx = line.rpartition("|")
-        if not idx.strip().isdigit():
-            raise DataError(path, "expected name|index", ln)
+        if not (idx.strip().isascii() and idx.strip().isdigit()) or int(idx) > 10_000:
+            raise DataError(path, "expected name|index (index 0..10000)", ln)
         found[int(idx)] = name
     return tuple(found.get(k, str(k)) for k in range(max(found, default=-1) + 1)) or ML100K_GENRES
 

@@ -33,6 +33,12 @@ from prorlbench.api import DatasetSpec, Interactions
 from prorlbench.toolkit import ConfigError, opt, split_users
 
 
+MAX_ITEMS = 1_000_000
+MAX_USERS = 10_000_000
+MAX_INTERACTIONS = 200_000_000
+"""Bounds of the synthetic world's size (anything larger does not fit in memory anyway)."""
+
+
 @dataclass(frozen=True)
 class SyntheticConfig:
     """Sizes and dynamics of the synthetic world."""
@@ -52,11 +58,15 @@ class SyntheticConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.n_items >= 2, "n_items must be >= 2"),
-            (self.n_users >= 3, "n_users must be >= 3"),
+            (2 <= self.n_items <= MAX_ITEMS, f"n_items must be between 2 and {MAX_ITEMS:,}"),
+            (3 <= self.n_users <= MAX_USERS, f"n_users must be between 3 and {MAX_USERS:,}"),
+            (self.dim <= 4096, "dim must be <= 4096"),
             (self.n_genres >= 1, "n_genres must be >= 1"),
             (self.dim >= 1, "dim must be >= 1"),
-            (1 <= self.seq_len <= self.n_items, "seq_len must be between 1 and n_items"),
+            (2 <= self.seq_len <= self.n_items, "seq_len must be between 2 and n_items (a simulator "
+             "learns from consecutive items)"),
+            (self.n_users * self.seq_len <= MAX_INTERACTIONS,
+             f"n_users * seq_len must be <= {MAX_INTERACTIONS:,} interactions"),
             (0.0 <= self.gamma <= 1.0, "gamma must be in [0, 1]"),
             (self.popularity_scale >= 0 and self.item_spread >= 0 and self.pref_noise >= 0,
              "popularity_scale, item_spread and pref_noise must be >= 0"),

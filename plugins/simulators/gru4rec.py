@@ -24,7 +24,7 @@ from torch import nn
 
 from prorlbench import hookimpl
 from prorlbench.api import SimulatorSpec
-from prorlbench.toolkit import SeqTrainConfig, SharedEmbeddingHead, opt, simulator_build
+from prorlbench.toolkit import ConfigError, SeqTrainConfig, SharedEmbeddingHead, opt, simulator_build
 
 
 @dataclass
@@ -43,6 +43,14 @@ class GRU4RecConfig(SeqTrainConfig):
         "quick": {"epochs": 20, "patience": 20, "batch_size": 128, "lr": 3e-3},
         "paper": {"epochs": 300, "patience": 10, "batch_size": 2048, "lr": 1e-3},
     }
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("embedding", "hidden", "n_layers"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"simulators.gru4rec: {key} must be >= 1, got {getattr(self, key)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"simulators.gru4rec: dropout must be in [0, 1), got {self.dropout}")
 
 
 class GRU4Rec(SharedEmbeddingHead, nn.Module):

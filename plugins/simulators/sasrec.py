@@ -30,7 +30,7 @@ from torch import nn
 
 from prorlbench import hookimpl
 from prorlbench.api import SimulatorSpec
-from prorlbench.toolkit import SeqTrainConfig, SharedEmbeddingHead, opt, simulator_build
+from prorlbench.toolkit import ConfigError, SeqTrainConfig, SharedEmbeddingHead, opt, simulator_build
 
 
 @dataclass
@@ -48,6 +48,19 @@ class SASRecConfig(SeqTrainConfig):
         "quick": {"epochs": 15, "patience": 3, "batch_size": 128},
         "paper": {"epochs": 300, "patience": 10, "batch_size": 2048},
     }
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("hidden", "n_layers", "n_heads", "inner"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"simulators.sasrec: {key} must be >= 1, got {getattr(self, key)}")
+        if self.hidden % self.n_heads:
+            raise ConfigError(f"simulators.sasrec: hidden {self.hidden} must be divisible by n_heads "
+                              f"{self.n_heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"simulators.sasrec: dropout must be in [0, 1), got {self.dropout}")
+        if self.layer_norm_eps <= 0:
+            raise ConfigError(f"simulators.sasrec: layer_norm_eps must be > 0, got {self.layer_norm_eps}")
 
 
 class _Block(nn.Module):

@@ -49,6 +49,8 @@ class ExecutorContext:
     """The cluster to use (``--ray-address``); empty: start a local instance."""
     plugins_dirs: tuple[str, ...] = ()
     """``--plugins-dir`` folders (absolute); their modules are private to the driver process."""
+    threads: int = 0
+    """torch CPU threads per worker (``--threads``); 0: the executor chooses."""
 
 
 class Work(Protocol):

@@ -8,7 +8,8 @@ paths (``decode``) of the first ``n_valid_cases`` validation cases are scored wi
 the epoch with the best mean IoI@1 is kept.
 
 The checkpoint is cached under ``ctx.cache_dir / "rl_sft"`` keyed by everything that changes it
-(dataset fingerprint, the SFT-relevant config fields, seed, simulator name), so the RL methods of
+(dataset fingerprint, the SFT-relevant config fields, seed, simulator name and a fingerprint of
+the simulator's weights, since it selects the epoch), so the RL methods of
 one run (and ``sft`` itself) share one SFT stage. Saved with ``torch.save(state_dict)``, loaded
 with ``weights_only=True``; an unreadable file is rebuilt.
 """
@@ -27,7 +28,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..api import Case, FitContext
-from ..files import atomic_write
+from ..files import atomic_write, entry_lock
+from ..fingerprint import state_fingerprint
 from .config import SFT_FIELDS, RLConfig
 from .policies import build_policy, codes_digest, policy_codes
 from .policy import CaseTensors, PathPolicy
@@ -54,6 +56,7 @@ def sft_cache_path(ctx: FitContext, cfg: RLConfig, max_path_len: int, codes_key:
     key = {
         "v": CACHE_VERSION, "data": cases_fingerprint(ctx.data.n_items, ctx.cases.train, ctx.cases.valid),
         "dataset": ctx.data.name, "cfg": fields, "seed": ctx.seed, "simulator": ctx.simulator_name,
+        "simulator_state": state_fingerprint(ctx.simulator),
     }
     if codes_key:  # the semantic-ID policy: its codes are part of the checkpoint
         key["codes"] = codes_key
@@ -80,10 +83,18 @@ def reference_targets(cases: Sequence[Case], max_path_len: int, stop_id: int) ->
 
 
 def train_sft(ctx: FitContext, cfg: RLConfig, max_path_len: int) -> tuple[PathPolicy, dict[str, float]]:
-    """Train (or load from the cache) the SFT policy; returns it in eval mode."""
-    n_items = ctx.data.n_items
+    """Train (or load from the cache) the SFT policy; returns it in eval mode. One process builds
+    a cache entry while others that want it wait, then load it (``<entry>.lock``)."""
     codes = policy_codes(cfg, ctx.data, ctx.cache_dir)
     path = sft_cache_path(ctx, cfg, max_path_len, codes_digest(codes))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with entry_lock(path.with_suffix(".lock")):
+        return _train_or_load_sft(ctx, cfg, max_path_len, path, codes)
+
+
+def _train_or_load_sft(ctx: FitContext, cfg: RLConfig, max_path_len: int, path: Path, codes=None
+                       ) -> tuple[PathPolicy, dict[str, float]]:
+    n_items = ctx.data.n_items
     policy = build_policy(cfg, n_items, max_path_len, codes).to(ctx.device)
     if path.exists():
         try:
