@@ -58,8 +58,9 @@ def _fmt(xs: list[float], digits: int = 3) -> str:
     return f"{m:.{digits}f}" + (f" ± {float(np.std(xs, ddof=1)):.{digits}f}" if len(xs) > 1 else "")
 
 
-def build_tables(run: Path, tail: int = 16, baseline: str = "prorl", control: str = "noise-pg") -> str:
-    cfg = read_config_file(run / "config.toml")
+def build_tables(run: Path, tail: int = 16, baseline: str = "prorl", control: str = "noise-pg",
+                 config: Path | None = None) -> str:
+    cfg = read_config_file(config or run / "config.toml")
     from prorlbench.plugins import load_registry
 
     reg = load_registry()
@@ -133,11 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run", type=Path, help="a run folder (results/rl_protocol)")
     ap.add_argument("--tail", type=int, default=16, help="RL steps averaged for the final path length")
     ap.add_argument("--out", type=Path, help="also write the table to this Markdown file")
+    ap.add_argument("--config", type=Path, help="the grid's config (methods, variants); default RUN/config.toml")
     args = ap.parse_args(argv)
     if not (args.run / "config.toml").exists():
         print(f"rl_table: {args.run}: not a run folder (no config.toml)", file=sys.stderr)
         return 2
-    text = build_tables(args.run, args.tail)
+    text = build_tables(args.run, args.tail, config=args.config)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
