@@ -6,6 +6,8 @@ Usage (from the repository root)::
     python -m benchmarks.rl_throughput --device cuda --profile paper --dataset prorl-json \\
         --data-dir ../shared/data/prorl-ml-1m --steps 30
     python -m benchmarks.rl_throughput --profile all          # both profiles, one after the other
+    python -m benchmarks.rl_throughput --policy semantic-id --dataset prorl-json \
+        --data-dir ../shared/data/prorl-ml-1m                  # the official architecture (ProRL's codes)
 
 What is timed is the trainer's own step, :func:`prorlbench.rl.trainer.rl_step`, exactly as
 ``prorlbench run`` calls it: sample ``G`` paths for each of ``B`` training cases (KV-cached
@@ -14,7 +16,10 @@ forward pass per path), normalise the rewards, the ``prorl`` estimator, the loss
 frozen reference forward passes), backward, gradient clip and AdamW; every
 ``grad_var_every``-th step also measures the gradient variance (``M`` extra backward passes),
 as in training. ``B``, ``G`` and every other RL setting come from the chosen ``RLConfig``
-profile (``quick``: B=32, G=8; ``paper``: B=128, G=16).
+profile (``quick``: B=32, G=8; ``paper``: B=128, G=16). ``--policy`` picks the policy
+(``item``, ``semantic-id``: the encoder-decoder over semantic-ID codes, with ``--decoding``
+constrained or free; ``both``: one after the other); a semantic-ID path of ``m`` items costs
+``4 m + 1`` decoder steps instead of ``m + 1``.
 
 Set-up, not timed: the dataset, the training simulator and the cases are built through the
 normal registry and runner helpers (:func:`prorlbench.runner.prepare_dataset`, so the
@@ -49,7 +54,7 @@ from prorlbench.plugins import load_registry
 from prorlbench.rl.config import RLConfig
 from prorlbench.rl.estimators import COMPONENTS, RewardNormalizer
 from prorlbench.rl.policy import CaseTensors
-from prorlbench.rl.sft import build_policy
+from prorlbench.rl.policies import build_policy, policy_codes
 from prorlbench.rl.trainer import rl_step
 from prorlbench.runconfig import RunConfig, default_cache_dir
 from prorlbench.runner import prepare_dataset, resolve
@@ -90,7 +95,8 @@ def bench_profile(res, dctx, profile: str, steps: int, warmup: int, seed: int = 
     estimator = res.registry.estimator("prorl")
     max_len = cfg.max_path_len or dctx.max_path_len
     torch.manual_seed(seed)
-    policy = build_policy(cfg, dctx.data.n_items, max_len).to(device)
+    codes = policy_codes(cfg, dctx.data, res.cfg.cache_dir)
+    policy = build_policy(cfg, dctx.data.n_items, max_len, codes).to(device)
     ref = copy.deepcopy(policy).eval()
     for p in ref.parameters():
         p.requires_grad_(False)
@@ -125,7 +131,7 @@ def bench_profile(res, dctx, profile: str, steps: int, warmup: int, seed: int = 
     _sync(device)
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     paths = steps * b * cfg.samples_per_case
-    out = {"profile": profile, "steps": steps, "batch_cases": b, "samples_per_case": cfg.samples_per_case,
+    out = {"profile": profile, "policy": cfg.policy if codes is None else f"semantic-id/{cfg.decoding}", "steps": steps, "batch_cases": b, "samples_per_case": cfg.samples_per_case,
            "seconds": dt, "cpu_seconds": cpu, "paths_per_s": paths / dt, "paths_per_cpu_s": paths / cpu, "steps_per_s": steps / dt,
            "mean_path_len": sum(lens) / max(1, len(lens)), "n_items": dctx.data.n_items, "max_path_len": max_len}
     if device.type == "cuda":
@@ -144,7 +150,7 @@ def describe_device(device: torch.device) -> str:
 
 
 def report(r: dict[str, float]) -> str:
-    return (f"[{r['profile']}] B={r['batch_cases']} G={r['samples_per_case']} ({r['n_items']} items, "
+    return (f"[{r['profile']}, {r['policy']}] B={r['batch_cases']} G={r['samples_per_case']} ({r['n_items']} items, "
             f"max_path_len {r['max_path_len']}): {r['paths_per_s']:,.0f} sampled paths/s, "
             f"{r['steps_per_s']:.2f} steps/s over {r['steps']} steps ({r['seconds']:.2f} s), "
             f"{r['paths_per_cpu_s']:,.0f} paths per CPU-second, "
@@ -166,6 +172,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
     ap.add_argument("--cache-dir", default="", help="simulator cache (default: the usual prorlbench cache)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
+    ap.add_argument("--policy", default="item", choices=["item", "semantic-id", "both"],
+                    help="RL policy: item ids, semantic-ID codes (the official architecture), or both")
+    ap.add_argument("--decoding", default="constrained", choices=["constrained", "free"],
+                    help="decoding of the semantic-ID policy")
     ap.add_argument("--tiny", action="store_true",
                     help="a very small synthetic world and policy (smoke test; not a benchmark)")
     args = ap.parse_args(argv)
@@ -176,7 +186,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
     if args.tiny:
         ds_opts = {"n_users": 60, "n_items": 40}
         case_opts = {"n_history": 4, "max_path_len": 3, "min_target_rank": 5}
-        rl_opts = {"d_model": 16, "n_layers": 1, "batch_cases": 4, "samples_per_case": 2}
+        rl_opts = {"d_model": 16, "n_layers": 1, "batch_cases": 4, "samples_per_case": 2, "sem_d_model": 16,
+                   "sem_enc_layers": 1, "sem_dec_layers": 1, "sem_d_ff": 32, "n_codebooks": 2, "codebook_size": 4}
     cache_dir = args.cache_dir or str(default_cache_dir())
     t0 = time.perf_counter()
     res, dctx = prepare(args.dataset, args.data_dir, args.device, cache_dir, args.sim_profile, ds_opts, case_opts,
@@ -187,10 +198,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
           f"{'trained' if dctx.simulator_info.trained else 'from cache'}) in {time.perf_counter() - t0:.1f} s; "
           f"policy randomly initialised (no SFT)", flush=True)
     results = []
-    for prof in profiles:
-        r = bench_profile(res, dctx, prof, args.steps, args.warmup, args.seed, rl_opts)
-        print(report(r), flush=True)
-        results.append(r)
+    policies = ["item", "semantic-id"] if args.policy == "both" else [args.policy]
+    for pol in policies:
+        opts = {**(rl_opts or {}), "policy": pol, "decoding": args.decoding}
+        for prof in profiles:
+            r = bench_profile(res, dctx, prof, args.steps, args.warmup, args.seed, opts)
+            print(report(r), flush=True)
+            results.append(r)
     return results
 
 

@@ -64,6 +64,10 @@ class Interactions:
     """Attribute (genre) ids of each item, or ``None`` when the source has none."""
     item_names: tuple[str, ...] = ()
     """Human-readable titles (optional)."""
+    item_codes: tuple[tuple[int, ...], ...] | None = None
+    """Semantic IDs shipped with the data (optional): one tuple of codebook tokens per dense item,
+    unique per item (``prorl-json`` loads ProRL's ``*.sem_ids``). The ``semantic-id`` policy uses
+    them; without them it builds codes itself (:mod:`prorlbench.rl.semantic_ids`)."""
     cases: dict[str, list[Case]] | None = None
     """Ready-made cases per split (``"train"``, ``"valid"``, ``"test"``), or ``None``."""
     world: Any = None

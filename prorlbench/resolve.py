@@ -1,11 +1,9 @@
 """Resolving a run: every name, profile and plugin config checked and built once, up front.
 
-:func:`resolve` turns a :class:`~prorlbench.runconfig.RunConfig` and a plugin registry into a
-:class:`Resolved` run: the device, the folders, and every dataset, simulator, method and case
-config built from its table (profile applied), so that a typo fails before anything is computed.
-The rest of the runner reads only the :class:`Resolved` object. It also holds the cell
-fingerprints (what a cell's training and its scoring depend on, see docs/reliability.md) and the metadata the report needs
-(:meth:`Resolved.metadata_document`), so that reports never load the plugin registry.
+:func:`resolve` turns a RunConfig and a registry into a :class:`Resolved` run (device, folders,
+every dataset, simulator, method and case config built with its profile), so a typo fails before
+anything is computed. It also holds the cell fingerprints (docs/reliability.md) and the metadata
+the report needs (:meth:`Resolved.metadata_document`), so reports never load the registry.
 """
 
 from __future__ import annotations
@@ -57,8 +55,8 @@ class Resolved:
     def k_max(self) -> int:
         return max(self.cfg.ks)
 
-    # Pickling (for executors that run cells in other processes): the registry holds a plugin
-    # manager and loose plugin modules, so it is rebuilt from the config where it is unpickled.
+    # Pickling (executors in other processes): the registry (plugin manager, loose modules) is
+    # rebuilt from the config where it is unpickled.
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["registry"] = None
@@ -87,8 +85,7 @@ class Resolved:
         used = {n: v for n, v in self.cfg.variants.items() if n in self.method_cfgs}
         if used:  # [methods.NAME] above holds the full config; the variant names its base
             doc["variants"] = Table({n: Table(method=v["method"]) for n, v in used.items()})
-        # Tables of plugins this run did not use are kept as given (already validated), so that
-        # `prorlbench rescore --eval-simulator NAME` finds the user's [simulators.NAME].
+        # unused plugin tables are kept (validated): `rescore --eval-simulator NAME` needs them
         for kind in PLUGIN_TABLES:
             for name, table in self.cfg.plugin_tables.get(kind, {}).items():
                 if name not in doc[kind]:
@@ -235,7 +232,7 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
                         "see `prorlbench list metrics`)")
     metrics = [registry.metric(n) for n in metric_names]
 
-    # Every plugin table in the file must name a registered plugin, even if unused in this run.
+    # Every plugin table must name a registered plugin, even if this run does not use it.
     for kind in PLUGIN_TABLES:
         for name in cfg.plugin_tables.get(kind, {}):
             if name not in registry.specs[kind]:
@@ -246,7 +243,7 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
         return build_config(cls, cfg.table(kind, name), where=cfg.where(f"{kind}.{name}"),
                             profile=cfg.profile)
 
-    # Tables of plugins this run does not use are checked too: a typo there is still a typo.
+    # Tables of unused plugins are checked too: a typo there is still a typo.
     for kind in PLUGIN_TABLES:
         for name in cfg.plugin_tables.get(kind, {}):
             build(kind, name, registry.get(kind, name).config_cls)

@@ -22,6 +22,20 @@ def test_rl_throughput_runs_both_profiles_and_reports(tmp_path, capsys):
         assert r["steps"] == 2 and r["batch_cases"] == 4 and r["samples_per_case"] == 2
         assert r["paths_per_s"] > 0 and math.isclose(r["paths_per_s"], r["steps_per_s"] * 4 * 2)
         assert 0 <= r["mean_path_len"] <= r["max_path_len"] and r["peak_mem_mib"] > 0
+        assert r["policy"] == "item"
+
+
+def test_rl_throughput_times_the_semantic_id_policy(tmp_path, capsys):
+    threads = torch.get_num_threads()
+    try:
+        res = main(["--tiny", "--simulator", "oracle", "--policy", "both", "--decoding", "free", "--steps", "2",
+                    "--warmup", "1", "--cache-dir", str(tmp_path), "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert [r["policy"] for r in res] == ["item", "semantic-id/free"]
+    assert "semantic-id/free] B=4 G=2" in out
+    assert all(r["paths_per_s"] > 0 and r["peak_mem_mib"] > 0 for r in res)
     assert "sampled paths/s" in out and "steps/s" in out and "peak memory" in out
     assert "randomly initialised" in out
 

@@ -9,6 +9,11 @@ Files are found by suffix in the data folder, whatever their prefix (``ml-1m.tes
   attribute ids), falling back to the keys of ``item2id``. Titles come from ``itemid2title``
   (keyed by the ``item2id`` value).
 * ``*.item`` (optional) is not needed and not read.
+* ``*.sem_ids`` (optional): ProRL's semantic item IDs, a JSON object raw id -> list of codebook
+  tokens (ML-1M: 3 tokens 0..255 plus a 4th that tells colliding items apart). When the folder
+  holds one (or ``sem_ids`` names it), every catalog item must have a code, codes must be
+  distinct and of one length; they become ``Interactions.item_codes`` (the ``semantic-id``
+  policy uses them). ``sem_ids = "none"`` ignores the file.
 
 Every item id of every case must be in the catalog. Dense ids follow the numeric order of the raw
 ids; ``n_items`` is the whole catalog (3,043 items for ML-1M), not only the items seen in cases.
@@ -58,6 +63,8 @@ class ProrlJsonConfig:
     prefix: str | None = opt(None, "file prefix (e.g. 'ml-1m') when the folder holds several datasets")
     train_fraction: float = opt(0.5, "share of validation users carved into training when *.train is absent")
     seed: int = opt(0, "seed of that carve")
+    sem_ids: str | None = opt(None, "semantic-ID file in the data folder (default: the only *.sem_ids there, "
+                              "if any); 'none': do not load codes")
 
     def __post_init__(self) -> None:
         if not 0.0 < self.train_fraction < 1.0:
@@ -167,6 +174,30 @@ def _read_cases(path: Path, dense: dict[str, int], dm_name: str, split: str) -> 
     return out
 
 
+def _read_sem_ids(path: Path, catalog: list[str]) -> tuple[tuple[int, ...], ...]:
+    """Codes of the catalog items, in dense order; every item needs one, all distinct, one length."""
+    data = _load_json(path)
+    if not isinstance(data, dict):
+        raise DataError(path, "expected a JSON object raw item id -> list of codebook tokens")
+    codes: list[tuple[int, ...]] = []
+    for raw in catalog:
+        code = data.get(raw)
+        if (not isinstance(code, list) or not code
+                or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in code)):
+            what = "no code" if code is None else f"a malformed code {code!r:.40}"
+            raise DataError(path, f"item {raw!r} of the catalog has {what} (need a list of tokens >= 0)")
+        codes.append(tuple(code))
+    if len({len(c) for c in codes}) > 1:
+        raise DataError(path, f"codes of different lengths {sorted({len(c) for c in codes})}")
+    if len(set(codes)) < len(codes):
+        seen: dict[tuple[int, ...], str] = {}
+        for raw, c in zip(catalog, codes):
+            if c in seen:
+                raise DataError(path, f"items {seen[c]!r} and {raw!r} share the code {list(c)}")
+            seen[c] = raw
+    return tuple(codes)
+
+
 def _has_targets(path: Path) -> bool:
     """Whether the split file's cases carry a ``target`` (read from the first case)."""
     data = _load_json(path)
@@ -215,6 +246,14 @@ def load(cfg: ProrlJsonConfig, data_dir: Path | None = None) -> Interactions:
                      f"{val_path.name} (train_fraction={cfg.train_fraction:g}, seed={cfg.seed}); "
                      f"{len(train)} training and {len(valid)} validation cases remain")
     prefix = dm_path.name[: -len(".datamaps")]
+    item_codes = None
+    if (cfg.sem_ids or "").lower() != "none":
+        sem_path = folder / cfg.sem_ids if cfg.sem_ids else _find(folder, "sem_ids", None, False)
+        if sem_path is not None:
+            if not sem_path.is_file():
+                raise DataError(sem_path, "file not found (datasets.prorl-json sem_ids)")
+            item_codes = _read_sem_ids(sem_path, catalog)
+            notes.append(f"prorl-json: semantic IDs from {sem_path.name} ({len(item_codes[0])} tokens per item)")
     cases = {"train": train, "valid": valid, "test": test}
     notes.append(f"prorl-json: {len(catalog)} items, cases: {len(train)} train, {len(valid)} valid, {len(test)} test")
     rebuilt = [s for s in cases if not targeted[s]]
@@ -231,6 +270,7 @@ def load(cfg: ProrlJsonConfig, data_dir: Path | None = None) -> Interactions:
         item_attributes=tuple(attrs[raw] for raw in catalog) if attrs is not None else None,
         item_names=tuple(titles.get(raw, "") for raw in catalog) if titles else (),
         cases={s: cs for s, cs in cases.items() if targeted[s]},
+        item_codes=item_codes,
         notes=tuple(notes),
     )
 

@@ -18,7 +18,9 @@ from ..config import opt
 
 SFT_FIELDS = ("d_model", "n_layers", "n_heads", "dropout", "max_history", "mask_invalid",
               "mask_target", "max_path_len", "sft_epochs", "sft_lr", "sft_batch", "sft_weight_decay",
-              "n_valid_cases", "stop_threshold", "decode", "beam_width", "beam_length_norm")
+              "n_valid_cases", "stop_threshold", "decode", "beam_width", "beam_length_norm",
+              "policy", "token_logprob", "decoding", "n_codebooks", "codebook_size", "codes_seed", "sem_d_model",
+              "sem_enc_layers", "sem_dec_layers", "sem_d_ff", "sem_heads", "sem_activation")
 """The fields that change the SFT checkpoint (its cache key)."""
 
 
@@ -91,6 +93,24 @@ class RLConfig:
                             "pass over H + path) or 'official-leftpad' (what the official trainer feeds "
                             "its SASRec: left-padded windows read at index len - 1, a padding slot; "
                             "sasrec simulator only, one pass per prefix)")
+    # -- the policy's action space (docs/rl.md, "Semantic-ID policy") ---------------------------
+    policy: str = opt("item", "'item' (a decoder choosing among catalog items and STOP), 'semantic-id' "
+                      "(the official ProRL architecture: an encoder-decoder emitting each item's semantic-ID "
+                      "code, then EOS) or 'auto' (semantic-id where the dataset ships codes, else item)")
+    token_logprob: str = opt("mean", "semantic-id: an item's log-probability is the 'mean' (official) or "
+                             "the 'sum' (the exact likelihood) of its code tokens' log-probabilities")
+    decoding: str = opt("constrained", "semantic-id: 'constrained' (a prefix trie over the catalog's codes; "
+                        "items in H, in the path and the target are masked) or 'free' (official: any code, "
+                        "invalid ones are penalised in RL and counted by the Invalid metric)")
+    n_codebooks: int = opt(3, "semantic-id codes built by RQ-KMeans (datasets without codes): levels")
+    codebook_size: int = opt(256, "semantic-id RQ-KMeans centroids per level (capped for small catalogs)")
+    codes_seed: int = opt(0, "seed of the RQ-KMeans codes")
+    sem_d_model: int = opt(128, "semantic-id transformer width (official 128)")
+    sem_enc_layers: int = opt(3, "semantic-id encoder layers (official 3)")
+    sem_dec_layers: int = opt(3, "semantic-id decoder layers (official 3)")
+    sem_d_ff: int = opt(512, "semantic-id feed-forward width (official 512)")
+    sem_heads: int = opt(4, "semantic-id attention heads (official 4)")
+    sem_activation: str = opt("relu", "semantic-id feed-forward activation: 'relu' (official) or 'gelu'")
     per_dataset: dict[str, dict[str, Any]] = opt({}, "keys that differ for one dataset, e.g. "
                                                   "{steam = {lr = 1e-5, w_ctr = 0.1}}")
 
@@ -105,13 +125,15 @@ class RLConfig:
                      "lr": 1e-4, "warmup_frac": 0.05, "weight_decay": 0.05, "beta": 0.01, "gamma": 1.0,
                      "grad_clip": 1.0, "n_valid_cases": 2048, "kl": "k1", "decode": "greedy",
                      "sample_top_k": 50, "empty_paths": "skip", "centering": "global",
-                     "reward_state": "causal",
+                     "reward_state": "causal", "policy": "auto", "token_logprob": "mean", "decoding": "free",
                      "per_dataset": {"steam": {"lr": 1e-5, "w_ctr": 0.1}, "books": {"lr": 5e-4}}},
     }
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         "select": ("valid_ioi", "last"), "decode": ("threshold", "greedy", "beam"),
         "kl": ("k1", "k3", "exact"), "empty_paths": ("train", "skip"),
         "centering": ("global", "position", "batch"), "reward_state": ("causal", "official-leftpad"),
+        "policy": ("item", "semantic-id", "auto"), "token_logprob": ("mean", "sum"),
+        "decoding": ("constrained", "free"), "sem_activation": ("relu", "gelu"),
     }
 
     def __post_init__(self) -> None:
@@ -134,6 +156,10 @@ class RLConfig:
             raise ConfigError("samples_per_case, batch_cases and normalizer_epochs must be >= 1")
         if self.d_model % self.n_heads:
             raise ConfigError(f"d_model {self.d_model} must be divisible by n_heads {self.n_heads}")
+        if self.sem_d_model % self.sem_heads or min(self.n_codebooks, self.codebook_size, self.sem_enc_layers,
+                                                    self.sem_dec_layers, self.sem_d_ff) < 1:
+            raise ConfigError(f"sem_d_model {self.sem_d_model} must be divisible by sem_heads {self.sem_heads}; "
+                              "n_codebooks, codebook_size, sem_*_layers and sem_d_ff must be >= 1")
         if self.max_path_len < 0 or self.max_train_cases < 0:
             raise ConfigError("max_path_len and max_train_cases must be >= 0 (0: the default)")
 

@@ -18,7 +18,7 @@ import torch
 from ..api import SequenceModel
 from .estimators import COMPONENTS
 from .policy import CaseTensors, PathPolicy
-from .rewards import path_rewards
+from .semantic_rewards import rollout_rewards
 
 from .rollout import Rollout, pg_loss
 
@@ -103,11 +103,11 @@ def sampled_validation(policy: PathPolicy, simulator: SequenceModel, ct: CaseTen
         paths, lengths, _ = policy.sample(part.hist_left, part.target, generator, repeat=samples,
                                           max_len=max_path_len, temperature=cfg.sample_temperature,
                                           top_k=cfg.sample_top_k)
-        raw, valid, _ = path_rewards(simulator, rows.hist, rows.hist_len, rows.target, paths, lengths,
-                                     state=cfg.reward_state)
+        raw, valid, credit = rollout_rewards(policy, simulator, rows.hist, rows.hist_len, rows.target, paths,
+                                             lengths, state=cfg.reward_state)
         item_mask = torch.arange(max_path_len, device=paths.device)[None] < lengths[:, None]
         normed = normalizer.normalize(raw, centered=centered)
-        r, _ = step_rewards(normed, item_mask, valid, {"ctr": cfg.w_ctr, "ioi": cfg.w_ioi, "ior": cfg.w_ior},
+        r, _ = step_rewards(normed, item_mask, credit, {"ctr": cfg.w_ctr, "ioi": cfg.w_ioi, "ior": cfg.w_ior},
                             max_path_len)
         tot += torch.stack([lengths.double().sum(), raw["ioi"].double().sum(), raw["ior"].double().sum(),
                             raw["ctr"].double().sum(), valid.double().sum(), r.double().sum()]).cpu()

@@ -17,7 +17,8 @@ from ..errors import UserError
 from .config import RLConfig
 from .decode import candidates
 from .policy import CaseTensors, PathPolicy
-from .sft import build_policy, train_sft
+from .policies import build_policy
+from .sft import train_sft
 from .trainer import train_rl
 
 log = logging.getLogger("prorlbench")
@@ -45,7 +46,7 @@ class RLMethod:
             return
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(ctx.seed)
-            policy = build_policy(cfg, ctx.data.n_items, max_len).to(ctx.device)
+            policy = build_policy(cfg, ctx.data.n_items, max_len, getattr(ref, "sem", None)).to(ctx.device)
         policy.load_state_dict(ref.state_dict())
         self.info.update(train_rl(policy, ref, ctx, cfg, self.estimator, ctx.cases.train,
                                   ctx.cases.valid[: cfg.n_valid_cases], max_len))

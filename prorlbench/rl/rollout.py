@@ -14,7 +14,7 @@ from ..api import EstimatorSpec, SequenceModel
 from .config import RLConfig
 from .estimators import AdvantageBatch, RewardNormalizer, step_rewards
 from .policy import CaseTensors, PathPolicy
-from .rewards import path_rewards
+from .semantic_rewards import rollout_rewards
 
 
 # --------------------------------------------------------------------------------------------
@@ -58,24 +58,26 @@ def rollout(policy: PathPolicy, simulator: SequenceModel, cases: CaseTensors, cf
     policy.eval()
     paths, lengths, stopped = policy.sample(cases.hist_left, cases.target, generator, max_len=max_path_len,
                                             repeat=g, temperature=cfg.sample_temperature, top_k=cfg.sample_top_k)
-    raw, valid, _ = path_rewards(simulator, rows.hist, rows.hist_len, rows.target, paths, lengths,
-                                 state=cfg.reward_state)
+    raw, valid, credit = rollout_rewards(policy, simulator, rows.hist, rows.hist_len, rows.target, paths, lengths,
+                                         state=cfg.reward_state)  # free decoding: the official penalties
     normalizer.update(raw, valid)  # 0-item paths have no valid step: never in the statistics
     return advantages(cases, rows, paths, lengths, stopped, raw, valid, cfg, estimator, normalizer,
-                      max_path_len, noise_generator)
+                      max_path_len, noise_generator, credit=credit)
 
 
 def advantages(cases: CaseTensors, rows: CaseTensors, paths: torch.Tensor, lengths: torch.Tensor,
                stopped: torch.Tensor, raw: dict[str, torch.Tensor], valid: torch.Tensor, cfg: RLConfig,
                estimator: EstimatorSpec, normalizer: RewardNormalizer, max_path_len: int,
-               noise_generator: torch.Generator | None = None) -> Rollout:
+               noise_generator: torch.Generator | None = None, credit: torch.Tensor | None = None) -> Rollout:
     """Normalise raw step rewards, build the :class:`AdvantageBatch` and run ``estimator`` on it
-    (``benchmarks.grad_variance`` calls this once per estimator on the same sampled paths)."""
+    (``benchmarks.grad_variance`` calls this once per estimator on the same sampled paths).
+    ``credit``: the steps whose ioi / ior count (default ``valid``; free decoding: every item)."""
     g = cfg.samples_per_case
+    credit = valid if credit is None else credit
     item_mask = torch.arange(max_path_len, device=paths.device)[None] < lengths[:, None]
     normed = normalizer.normalize(raw, centered=estimator.centered)
     weights = {"ctr": cfg.w_ctr, "ioi": cfg.w_ioi, "ior": cfg.w_ior}
-    r, comps = step_rewards(normed, item_mask, valid, weights, max_path_len)
+    r, comps = step_rewards(normed, item_mask, credit, weights, max_path_len)
     b = len(cases)
     shape = (b, g, max_path_len)
     batch = AdvantageBatch(

@@ -31,18 +31,13 @@ from ..api import Case, FitContext
 from ..files import atomic_write, entry_lock
 from ..fingerprint import state_fingerprint
 from .config import SFT_FIELDS, RLConfig
+from .policies import build_policy, codes_digest, policy_codes
 from .policy import CaseTensors, PathPolicy
 from .trainer import log_finite, validation_ioi
 
 log = logging.getLogger("prorlbench")
 
 CACHE_VERSION = 3
-
-
-def build_policy(cfg: RLConfig, n_items: int, max_path_len: int) -> PathPolicy:
-    return PathPolicy(n_items, max_path_len, cfg.max_history, d_model=cfg.d_model, n_layers=cfg.n_layers,
-                      n_heads=cfg.n_heads, dropout=cfg.dropout, mask_invalid=cfg.mask_invalid,
-                      mask_target=cfg.mask_target)
 
 
 def cases_fingerprint(n_items: int, *splits: Sequence[Case]) -> str:
@@ -55,14 +50,17 @@ def cases_fingerprint(n_items: int, *splits: Sequence[Case]) -> str:
     return h.hexdigest()[:20]
 
 
-def sft_cache_path(ctx: FitContext, cfg: RLConfig, max_path_len: int) -> Path:
+def sft_cache_path(ctx: FitContext, cfg: RLConfig, max_path_len: int, codes_key: str = "") -> Path:
     fields = {f: getattr(cfg, f) for f in SFT_FIELDS}
     fields["max_path_len"] = max_path_len
-    key = json.dumps({
+    key = {
         "v": CACHE_VERSION, "data": cases_fingerprint(ctx.data.n_items, ctx.cases.train, ctx.cases.valid),
         "dataset": ctx.data.name, "cfg": fields, "seed": ctx.seed, "simulator": ctx.simulator_name,
         "simulator_state": state_fingerprint(ctx.simulator),
-    }, sort_keys=True)
+    }
+    if codes_key:  # the semantic-ID policy: its codes are part of the checkpoint
+        key["codes"] = codes_key
+    key = json.dumps(key, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     return Path(ctx.cache_dir) / "rl_sft" / f"sft-{ctx.data.name}-s{ctx.seed}-{digest}.pt"
 
@@ -87,16 +85,17 @@ def reference_targets(cases: Sequence[Case], max_path_len: int, stop_id: int) ->
 def train_sft(ctx: FitContext, cfg: RLConfig, max_path_len: int) -> tuple[PathPolicy, dict[str, float]]:
     """Train (or load from the cache) the SFT policy; returns it in eval mode. One process builds
     a cache entry while others that want it wait, then load it (``<entry>.lock``)."""
-    path = sft_cache_path(ctx, cfg, max_path_len)
+    codes = policy_codes(cfg, ctx.data, ctx.cache_dir)
+    path = sft_cache_path(ctx, cfg, max_path_len, codes_digest(codes))
     path.parent.mkdir(parents=True, exist_ok=True)
     with entry_lock(path.with_suffix(".lock")):
-        return _train_or_load_sft(ctx, cfg, max_path_len, path)
+        return _train_or_load_sft(ctx, cfg, max_path_len, path, codes)
 
 
-def _train_or_load_sft(ctx: FitContext, cfg: RLConfig, max_path_len: int, path: Path
+def _train_or_load_sft(ctx: FitContext, cfg: RLConfig, max_path_len: int, path: Path, codes=None
                        ) -> tuple[PathPolicy, dict[str, float]]:
     n_items = ctx.data.n_items
-    policy = build_policy(cfg, n_items, max_path_len).to(ctx.device)
+    policy = build_policy(cfg, n_items, max_path_len, codes).to(ctx.device)
     if path.exists():
         try:
             state = torch.load(path, map_location=ctx.device, weights_only=True)
@@ -108,7 +107,7 @@ def _train_or_load_sft(ctx: FitContext, cfg: RLConfig, max_path_len: int, path: 
             log.warning("SFT cache %s unreadable (%s); retraining", path, exc)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(ctx.seed)
-        policy = build_policy(cfg, n_items, max_path_len).to(ctx.device)
+        policy = build_policy(cfg, n_items, max_path_len, codes).to(ctx.device)
         info = _fit(policy, ctx, cfg, max_path_len)
     atomic_write(path, lambda f: torch.save({"policy": policy.state_dict(), "info": info}, f))
     return policy.eval(), {**info, "cached": 0.0}
@@ -137,18 +136,22 @@ def _fit(policy: PathPolicy, ctx: FitContext, cfg: RLConfig, max_path_len: int) 
         for s in range(0, n, cfg.sft_batch):
             idx = perm[s : s + cfg.sft_batch]
             rows = ct.index(idx)
-            logp = policy.masked_log_probs(rows.hist_left, rows.target, paths[idx], max_path_len)
-            act = actions[idx]
-            has = act >= 0
-            taken = logp.gather(2, act.clamp(min=0)[..., None]).squeeze(2)
-            ok = has & torch.isfinite(taken)  # labels the validity mask forbids give no loss
-            nll = -torch.where(ok, taken, torch.zeros((), device=dev)).sum() / ok.sum().clamp(min=1)
+            if hasattr(policy, "sft_nll"):  # semantic-id: token cross-entropy on the codes, then EOS
+                nll, n_ok = policy.sft_nll(rows.hist_left, rows.target, paths[idx], actions[idx])
+            else:
+                logp = policy.masked_log_probs(rows.hist_left, rows.target, paths[idx], max_path_len)
+                act = actions[idx]
+                has = act >= 0
+                taken = logp.gather(2, act.clamp(min=0)[..., None]).squeeze(2)
+                ok = has & torch.isfinite(taken)  # labels the validity mask forbids give no loss
+                n_ok = ok.sum()
+                nll = -torch.where(ok, taken, torch.zeros((), device=dev)).sum() / n_ok.clamp(min=1)
             opt.zero_grad(set_to_none=True)
             nll.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
             opt.step()
-            total += float(nll.detach()) * int(ok.sum())
-            count += int(ok.sum())
+            total += float(nll.detach()) * int(n_ok)
+            count += int(n_ok)
             step += 1
         v_ioi, v_len = validation_ioi(policy, ctx.simulator, valid, cfg)
         ctx.logger.log(epoch + 1, sft_loss=total / max(count, 1))

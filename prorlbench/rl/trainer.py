@@ -5,7 +5,8 @@ Per step, for a batch of ``B`` training cases:
 1. sample ``G`` paths per case from ``pi`` (all ``B * G`` rows at once; ``sample_temperature``,
    ``sample_top_k``);
 2. raw step rewards from the *training* simulator, one forward pass per path
-   (:func:`prorlbench.rl.rewards.path_rewards`; ``reward_state``);
+   (:func:`prorlbench.rl.rewards.path_rewards`; ``reward_state``; a ``free``-decoding semantic-ID
+   policy's invalid codes get the official penalties, :mod:`prorlbench.rl.semantic_rewards`);
 3. normalise them (``centering``, :mod:`prorlbench.rl.normalize`: Welford statistics over valid
    steps of the first ``normalizer_epochs`` epochs, frozen afterwards), centred or scaled-only as
    the estimator's spec says, and sum into the step reward ``r_k``;
@@ -54,6 +55,7 @@ from .normalize import make_normalizer
 from .policy import CaseTensors, PathPolicy
 from .rewards import check_leftpad
 from .rollout import Rollout, advantages, kl_term, pg_loss, rollout
+from .semantic_rewards import drop_unknown
 
 __all__ = ["rl_step", "rollout", "advantages", "pg_loss", "Rollout", "train_rl", "validation_ioi", "gradient_variance",
            "gradient_variance_terms", "kl_term"]
@@ -88,7 +90,7 @@ def validation_ioi(policy: PathPolicy, simulator: SequenceModel, ct: CaseTensors
     iois, lens = [], []
     for s in range(0, len(ct), batch):
         part = ct.index(torch.arange(s, min(s + batch, len(ct)), device=ct.target.device))
-        paths, lengths = candidates(policy, part.hist_left, part.target, 1, cfg)
+        paths, lengths = drop_unknown(*candidates(policy, part.hist_left, part.target, 1, cfg), simulator.n_items)
         sc = score_paths(simulator, hist=part.hist, hist_len=part.hist_len, targets=part.target,
                          path_tensor=paths, path_len=lengths)
         iois.append((sc.final(sc.log_p) - sc.log_p[:, 0]).float().cpu())
