@@ -23,7 +23,7 @@ from .configpaths import absolute_paths, without_paths
 from .errors import ConfigError, UnknownNameError, UserError
 from .executors import CellJob, ExecutorContext, make_executor
 from .plugins import Registry, load_registry
-from .variants import add_variants
+from .variants import add_variants, variants_document, variant_configs
 from .runconfig import (NOT_WRITTEN, PLUGIN_TABLES, PROFILES, RUN_KEYS, STYLES, RunConfig, default_cache_dir,
                         out_dir)
 from .tomlwriter import Table
@@ -82,10 +82,9 @@ class Resolved:
         doc["simulators"] = Table({n: Table(to_dict(c)) for n, c in self.simulator_cfgs.items()})
         doc["methods"] = Table({n: Table(to_dict(c)) for n, c in self.method_cfgs.items()})
         doc["cases"] = Table(to_dict(self.cases_cfg))
-        used = {n: v for n, v in self.cfg.variants.items() if n in self.method_cfgs}
-        if used:  # [methods.NAME] above holds the full config; the variant names its base
-            doc["variants"] = Table({n: Table(method=v["method"]) for n, v in used.items()})
-        # unused plugin tables are kept (validated): `rescore --eval-simulator NAME` needs them
+        doc.update(variants_document(self.cfg.variants, self.method_cfgs))
+        # Tables of plugins this run did not use are kept as given (already validated), so that
+        # `prorlbench rescore --eval-simulator NAME` finds the user's [simulators.NAME].
         for kind in PLUGIN_TABLES:
             for name, table in self.cfg.plugin_tables.get(kind, {}).items():
                 if name not in doc[kind]:
@@ -217,7 +216,7 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
     if cfg.style not in STYLES:
         raise ConfigError(f"style '{cfg.style}': expected one of {', '.join(STYLES)}")
     make_executor(cfg.executor, executor_factories(registry))  # unknown name -> UserError now, not after the data is loaded
-    variant_tables = add_variants(registry, cfg.variants, cfg.plugin_tables, cfg.source)
+    variant_cfgs = variant_configs(registry, cfg)  # every variant's config is checked, used or not
     _check_names("methods", cfg.methods, registry)
     _check_names("datasets", cfg.datasets, registry)
     eval_sims = list(dict.fromkeys(cfg.eval_simulators)) or [cfg.simulator]
@@ -250,8 +249,6 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
     dataset_cfgs = {n: build("datasets", n, registry.dataset(n).config_cls) for n in cfg.datasets}
     sims = list(dict.fromkeys([cfg.simulator, *eval_sims]))
     simulator_cfgs = {n: build("simulators", n, registry.simulator(n).config_cls) for n in sims}
-    variant_cfgs = {n: build_config(registry.method(n).config_cls, t, where=cfg.where(f"variants.{n}"),
-                                    profile=cfg.profile) for n, t in variant_tables.items()}  # all checked
     method_cfgs = {n: variant_cfgs[n] if n in variant_cfgs else build("methods", n, registry.method(n).config_cls)
                    for n in cfg.methods}
     backbone_cfgs = {n: build("simulators", n, registry.simulator(n).config_cls)

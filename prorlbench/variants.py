@@ -69,3 +69,22 @@ def add_variants(registry: Any, variants: dict[str, dict[str, Any]], plugin_tabl
         registry.providers[("methods", name)] = PROVIDER
         tables[name] = merged
     return tables
+
+
+def variant_configs(registry: Any, cfg: Any) -> dict[str, Any]:
+    """Register ``cfg.variants`` (a RunConfig's) and build every variant's config (the profile
+    first, then the merged tables); a bad key is a ConfigError naming ``[variants.NAME]``."""
+    from .config import build_config
+
+    tables = add_variants(registry, cfg.variants, cfg.plugin_tables, cfg.source)
+    return {n: build_config(registry.method(n).config_cls, t, where=cfg.where(f"variants.{n}"),
+                            profile=cfg.profile) for n, t in tables.items()}
+
+
+def variants_document(variants: dict[str, dict[str, Any]], method_cfgs: dict[str, Any]) -> dict[str, Any]:
+    """The ``[variants]`` part of a run's ``config.toml``: each used variant names its base (its
+    full config is written under ``[methods.NAME]``)."""
+    from .tomlwriter import Table
+
+    used = {n: v for n, v in variants.items() if n in method_cfgs}
+    return {"variants": Table({n: Table(method=v["method"]) for n, v in used.items()})} if used else {}
