@@ -51,3 +51,21 @@ def test_grad_variance_runs_every_estimator_on_the_same_rollouts(tmp_path, capsy
         v, lo, hi = s["var"]
         assert v >= 0 and lo <= hi and -1 <= s["cos"][0] <= 1
     assert "paired: rel_var(prorl) / rel_var(prorl-no-positional-baseline)" in out
+
+
+def test_generate_benchmark_runs_both_samplers(tmp_path, capsys):
+    from benchmarks.generate import main as generate_main, race_draw
+
+    threads = torch.get_num_threads()
+    try:
+        res = generate_main(["--tiny", "--repeat", "1", "--k", "3", "--cache-dir", str(tmp_path), "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "one draw per row" in out and "exponential race" in out and "speed-up" in out
+    assert res["new_paths_per_s"] > 0 and res["race_paths_per_s"] > 0 and res["k"] == 3
+    # the reference race draws from the same distribution: every draw is an allowed action
+    logits = torch.tensor([[0.0, float("-inf"), 1.0], [float("-inf"), float("-inf"), 0.0]])
+    g = torch.Generator().manual_seed(0)
+    picks = torch.stack([race_draw(logits, g) for _ in range(200)])
+    assert set(picks[:, 0].tolist()) == {0, 2} and set(picks[:, 1].tolist()) == {2}
