@@ -21,7 +21,8 @@ import torch
 
 from .cases import CaseConfig
 from .config import build_config, to_dict
-from .errors import ConfigError, UnknownNameError, UserError
+from .dsvariants import BASE_KEY, add_dataset_variants, variant_table
+from .errors import ConfigError, UnknownNameError, UserError, did_you_mean
 from .executors import CellJob, ExecutorContext, make_executor
 from .plugins import Registry, load_registry
 from .runconfig import (NOT_WRITTEN, PLUGIN_TABLES, PROFILES, RUN_KEYS, STYLES, RunConfig, default_cache_dir,
@@ -48,6 +49,8 @@ class Resolved:
     metrics: list[Any]
     backbone_cfgs: dict[str, Any] = field(default_factory=dict)
     """Configs of the other learned simulators, for ``ctx.make_backbone(kind, seed)``."""
+    dataset_bases: dict[str, str] = field(default_factory=dict)
+    """``{variant: base plugin}`` of the dataset variants (:mod:`prorlbench.dsvariants`)."""
 
     @property
     def k_max(self) -> int:
@@ -64,6 +67,7 @@ class Resolved:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.registry = load_registry(self.cfg.plugins_dirs)
+        add_dataset_variants(self.registry, self.cfg.plugin_tables)
         self.metrics = [self.registry.metric(n) for n in state["metrics"]]
 
     def config_document(self) -> dict[str, Any]:
@@ -73,10 +77,13 @@ class Resolved:
         run["metrics"] = [m.name for m in self.metrics]
         run["plugins_dirs"] = [str(Path(p).resolve()) for p in self.cfg.plugins_dirs]
         doc: dict[str, Any] = Table(run=Table(run))
-        doc["datasets"] = Table({n: Table(to_dict(c)) for n, c in self.dataset_cfgs.items()})
+        doc["datasets"] = Table({n: Table(({BASE_KEY: self.dataset_bases[n]} if n in self.dataset_bases else {})
+                                          | to_dict(c)) for n, c in self.dataset_cfgs.items()})
         doc["simulators"] = Table({n: Table(to_dict(c)) for n, c in self.simulator_cfgs.items()})
         doc["methods"] = Table({n: Table(to_dict(c)) for n, c in self.method_cfgs.items()})
         doc["cases"] = Table(to_dict(self.cases_cfg))
+        if self.cfg.display:
+            doc["display"] = Table(dict(self.cfg.display))
         return doc
 
     def simulator_config(self, name: str) -> Any:
@@ -90,9 +97,16 @@ class Resolved:
         metrics = {n: {"display": s.display or n, "decimals": s.decimals, "headline": s.headline,
                        "higher_is_better": s.higher_is_better}
                    for n, s in self.registry.specs["metrics"].items() if n in chosen}
-        methods = {n: {"display": self.registry.method(n).display or n,
+        shown = self.cfg.display
+        for n in metrics:
+            metrics[n]["display"] = shown.get(n, metrics[n]["display"])
+        methods = {n: {"display": shown.get(n) or self.registry.method(n).display or n,
                        "family": self.registry.method(n).family} for n in self.cfg.methods}
-        return {"metrics": metrics, "methods": methods}
+        doc: dict[str, Any] = {"metrics": metrics, "methods": methods}
+        datasets = {n: {"display": shown[n]} for n in self.cfg.datasets if n in shown}
+        if datasets:
+            doc["datasets"] = datasets
+        return doc
 
     def executor_context(self, folder: Path) -> ExecutorContext:
         """What an executor is told about this run (see :mod:`prorlbench.executors`)."""
@@ -114,6 +128,8 @@ class Resolved:
             "simulator_seed": self.cfg.simulator_seed, "ks": list(self.cfg.ks),
             "metrics": [m.name for m in self.metrics], "data_dir": self.cfg.data_dir,
         }
+        if job.dataset in self.dataset_bases:  # only variants: other fingerprints stay as they were
+            key["dataset_plugin"] = self.dataset_bases[job.dataset]
         blob = json.dumps(key, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -169,6 +185,7 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
         raise ConfigError(f"profile '{cfg.profile}': expected one of {', '.join(PROFILES)}")
     if cfg.style not in STYLES:
         raise ConfigError(f"style '{cfg.style}': expected one of {', '.join(STYLES)}")
+    bases = add_dataset_variants(registry, cfg.plugin_tables, cfg.where)
     make_executor(cfg.executor, executor_factories(registry))  # unknown name -> UserError now, not after the data is loaded
     _check_names("methods", cfg.methods, registry)
     _check_names("datasets", cfg.datasets, registry)
@@ -191,9 +208,15 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
                 err = UnknownNameError(kind.rstrip("s"), name, registry.names(kind))
                 raise ConfigError(f"{cfg.where(kind + '.' + name)}: {err}")
 
+    shown = set(registry.names("methods")) | set(registry.names("metrics")) | set(registry.names("datasets"))
+    for key in cfg.display:
+        if key not in shown:
+            raise ConfigError(f"{cfg.where('display')}: unknown name '{key}'{did_you_mean(key, sorted(shown))}; "
+                              "[display] names methods, metrics and datasets")
+
     def build(kind: str, name: str, cls: type) -> Any:
-        return build_config(cls, cfg.table(kind, name), where=cfg.where(f"{kind}.{name}"),
-                            profile=cfg.profile)
+        table = variant_table(cfg.plugin_tables, name, bases) if kind == "datasets" else cfg.table(kind, name)
+        return build_config(cls, table, where=cfg.where(f"{kind}.{name}"), profile=cfg.profile)
 
     dataset_cfgs = {n: build("datasets", n, registry.dataset(n).config_cls) for n in cfg.datasets}
     sims = list(dict.fromkeys([cfg.simulator, *eval_sims]))
@@ -210,7 +233,7 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
     return Resolved(cfg=cfg, registry=registry, out=out_dir(cfg), cache_dir=cache, device=device,
                     dataset_cfgs=dataset_cfgs, simulator_cfgs=simulator_cfgs, method_cfgs=method_cfgs,
                     cases_cfg=cases_cfg, eval_simulators=eval_sims, metrics=metrics,
-                    backbone_cfgs=backbone_cfgs)
+                    backbone_cfgs=backbone_cfgs, dataset_bases=bases)
 
 
 def executor_factories(registry: Registry) -> dict[str, Any]:

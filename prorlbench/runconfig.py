@@ -13,6 +13,12 @@ defaults, a TOML file (``--config FILE``) and command-line flags. The TOML file 
     [simulators.sasrec]        # ... of simulator plugin "sasrec"
     [methods.prorl]            # ... of method plugin "prorl"
     [cases]                    # prorlbench.cases.CaseConfig (n_history, max_path_len, ...)
+    [display]                  # how tables and plots name methods, metrics and datasets
+    prorl = "ProRL"
+
+A ``[datasets.NAME]`` table with a ``plugin`` key is a dataset variant: a configured copy of that
+dataset plugin under its own name (``[datasets.ml1m] plugin = "movielens"`` with ``data_dir``),
+so one grid and one table can hold two MovieLens folders or two CSV files.
 
 Unknown tables and keys are a :class:`~prorlbench.errors.ConfigError` that names the file, the
 table and the closest valid key. Plugin tables are checked against the plugin's config class by
@@ -29,6 +35,7 @@ back with :func:`read_config_file` re-creates the run.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import tomllib
 import typing
@@ -43,13 +50,15 @@ from .tomlwriter import Table, _value, write_toml  # noqa: F401  (re-exported: t
 
 PLUGIN_TABLES = ("datasets", "simulators", "methods")
 """Tables of tables: ``[KIND.NAME]`` configures plugin NAME of that kind."""
-TOP_TABLES = ("run",) + PLUGIN_TABLES + ("cases",)
+TOP_TABLES = ("run",) + PLUGIN_TABLES + ("cases", "display")
 
 CACHE_ENV = "PRORLBENCH_CACHE_DIR"
 PROFILES = ("quick", "paper")
 """Plugin config profiles (``--profile``)."""
 STYLES = ("default", "paper")
 """Report styles (``--style``)."""
+LOG_LEVELS = ("debug", "info", "warning", "error")
+"""Console log levels (``--log-level``)."""
 
 
 @dataclass
@@ -94,17 +103,30 @@ class RunConfig:
                                "'ray://HOST:10001'); empty starts a local Ray instance.",
                          flag={"metavar": "ADDR"})
     style: str = opt("default", "Report style: 'default' or 'paper'.", flag={"choices": STYLES})
+    latex_width: str = opt("single", "LaTeX tables fit one column ('single') or the page ('full').",
+                           flag={"choices": ("single", "full")})
     eval_batch_size: int = opt(1024, "Paths scored per simulator forward pass during evaluation.",
                                flag={"metavar": "N"})
     force: bool = opt(False, "Recompute cells that are already done.")
-    progress: bool = opt(True, "Show progress bars and info messages on the console (the flag "
-                               "--no-progress turns both off).", flag={"name": "--no-progress"})
+    progress: bool = opt(True, "Show progress bars on the console (plain periodic lines when stderr "
+                               "is not a terminal); --no-progress turns them off, info messages stay.",
+                         flag={"name": "--no-progress"})
+    quiet: bool = opt(False, "Console shows warnings and errors only, no progress (run.log keeps "
+                             "everything).")
+    log_level: str = opt("info", "Console messages from this level up: debug, info, warning or error.",
+                         flag={"choices": LOG_LEVELS})
+    tensorboard: str = opt("", "Also write every training scalar as TensorBoard events, one run per "
+                               "cell, under DIR (pip install 'prorlbench[tensorboard]').",
+                           flag={"metavar": "DIR"})
 
     plugin_tables: dict[str, dict[str, dict[str, Any]]] = field(
         default_factory=lambda: {k: {} for k in PLUGIN_TABLES},
         metadata={"help": "Raw [datasets.NAME] / [simulators.NAME] / [methods.NAME] tables."})
     cases: dict[str, Any] = field(default_factory=dict,
                                   metadata={"help": "Raw [cases] table (CaseConfig)."})
+    display: dict[str, str] = field(default_factory=dict,
+                                    metadata={"help": "[display] table: NAME = \"shown name\" for "
+                                              "methods, metrics and datasets."})
     source: str = field(default="", metadata={"help": "The config file this came from."})
 
     def table(self, kind: str, name: str) -> dict[str, Any]:
@@ -117,10 +139,10 @@ class RunConfig:
 
 
 RUN_KEYS: tuple[str, ...] = tuple(
-    f.name for f in dataclasses.fields(RunConfig) if f.name not in ("plugin_tables", "cases", "source"))
-NOT_WRITTEN = ("force", "progress", "out", "cache_dir", "ray_address")
+    f.name for f in dataclasses.fields(RunConfig) if f.name not in ("plugin_tables", "cases", "display", "source"))
+NOT_WRITTEN = ("force", "progress", "quiet", "log_level", "tensorboard", "out", "cache_dir", "ray_address")
 """Run keys that describe this invocation or this machine, not the experiment."""
-FILE_PATH_KEYS = ("out", "cache_dir", "plugins_dirs")
+FILE_PATH_KEYS = ("out", "cache_dir", "plugins_dirs", "tensorboard")
 """Path keys that may not contain ``..`` when they come from a config file."""
 _LIST_KEYS = {"methods", "datasets", "seeds", "eval_simulators", "ks", "metrics", "plugins_dirs"}
 
@@ -154,6 +176,8 @@ def coerce_run_value(key: str, value: Any, where: str) -> Any:
         raise ConfigError(f"{where} key '{key}': values must be >= 0, got {value!r}")
     if key == "ks" and (not value or any(v < 1 for v in value)):
         raise ConfigError(f"{where} key 'ks': need at least one K >= 1, got {value!r}")
+    if key == "log_level" and value not in LOG_LEVELS:
+        raise ConfigError(f"{where} key 'log_level': expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
     if key == "eval_batch_size" and value < 1:
         raise ConfigError(f"{where} key 'eval_batch_size': must be >= 1, got {value}")
     return value
@@ -191,6 +215,9 @@ def parse_config(doc: dict[str, Any], source: str = "") -> RunConfig:
     if not isinstance(cases, dict):
         raise ConfigError(f"{label}: 'cases' must be a table ([cases])")
     cfg.cases = dict(cases)
+    from .display import parse_display
+
+    cfg.display = parse_display(doc.get("display", {}), cfg.where("display"), label)
     return cfg
 
 
@@ -223,7 +250,7 @@ def parse_config_text(text: str, source: str = "config") -> RunConfig:
 def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """A copy of ``cfg`` with command-line values (already typed) replacing file values."""
     new = dataclasses.replace(cfg, plugin_tables={k: dict(v) for k, v in cfg.plugin_tables.items()},
-                              cases=dict(cfg.cases))
+                              cases=dict(cfg.cases), display=dict(cfg.display))
     for key, value in overrides.items():
         if value is None:
             continue
@@ -236,8 +263,18 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "prorlbench"
 
 
+RUN_NAME_LIMIT = 100
+
+
 def default_run_name(cfg: RunConfig) -> str:
-    return safe_name(f"{'+'.join(cfg.methods)}_{'+'.join(cfg.datasets)}", limit=100, default="run")
+    """``<methods>_<datasets>``; a name longer than :data:`RUN_NAME_LIMIT` is cut and ends in a
+    short hash of the full name, so two long grids never share a folder."""
+    full = f"{'+'.join(cfg.methods)}_{'+'.join(cfg.datasets)}"
+    name = safe_name(full, limit=10_000, default="run")
+    if len(name) <= RUN_NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(full.encode()).hexdigest()[:8]
+    return name[: RUN_NAME_LIMIT - 9].rstrip("+_-.") + "-" + digest
 
 
 def out_dir(cfg: RunConfig) -> Path:

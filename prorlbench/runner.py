@@ -39,7 +39,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
 
 from .cell import CellWork, run_cell, store_failure, write_traceback
 from .errors import UserError, one_line
@@ -47,6 +46,7 @@ from .executors import CellJob, make_executor
 from .files import atomic_write_text
 from .logs import run_log
 from .plugins import Registry, load_registry
+from .progress import tqdm
 from .prepare import BACKBONE_SEED_OFFSET, DatasetContext, make_backbone_factory, prepare_dataset
 from .report import write_report
 from .resolve import Resolved, expand_grid, resolve, resolve_device
@@ -110,6 +110,7 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
     progress = cfg.progress if progress is None else progress
     res = resolve(cfg, registry)
     folder = RunFolder(res.out)
+    fresh = not res.out.exists()
     try:
         folder.make()
     except OSError as exc:
@@ -126,36 +127,15 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
                  res.device, executor.name)
         bar = tqdm(total=len(jobs), desc="cells", unit="cell", disable=not progress, leave=False)
         try:
-            for dataset in cfg.datasets:
-                ds_jobs = [j for j in jobs if j.dataset == dataset]
-                todo = []
-                for j in ds_jobs:
-                    done = _done(folder, res, j)
-                    if done is not None:
-                        statuses[j.name] = done
-                        log.info("cell %s already done; skipped (use --force to recompute)", j.name)
-                        bar.update(1)
-                    else:
-                        todo.append(j)
-                if not todo:
-                    continue
-                try:
-                    dctx = prepare_dataset(res, dataset, progress)
-                except (UserError, KeyboardInterrupt):
-                    raise
-                except Exception as exc:  # e.g. a simulator crashed: this dataset's cells fail
-                    msg = f"preparing dataset '{dataset}' failed: {one_line(exc)}"
-                    log.error(msg)
-                    write_traceback()
-                    for j in todo:
-                        statuses[j.name] = store_failure(res, j, folder, msg, log_error=False)
-                        bar.update(1)
-                    continue
-                work = CellWork(res, dctx, folder, progress)
-                for st in executor.run(todo, work, where):
-                    statuses[cell_name(st.method, st.dataset, st.seed)] = st
-                    bar.set_postfix_str(f"{st.method}/{st.dataset}/s{st.seed} {st.status}")
-                    bar.update(1)
+            _run_grid(res, folder, executor, where, jobs, statuses, bar, progress)
+        except UserError as exc:
+            # Bad input found while preparing data: say so in run.log; a folder this run made
+            # and that holds no cell is removed, so no half-made results folder stays behind.
+            log.error("run stopped: %s", exc)
+            bar.close()
+            if fresh and not statuses:
+                _remove_empty_run_folder(folder)
+            raise
         finally:
             bar.close()
         cells = [statuses[j.name] for j in jobs]
@@ -166,7 +146,7 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
                  len(result.computed), len(result.skipped), n_fail)
         if report:
             try:
-                result.summary = write_report(res.out, style=cfg.style)
+                result.summary = write_report(res.out, style=cfg.style, latex_width=cfg.latex_width)
             except UserError as exc:
                 result.report_error = str(exc)
                 log.error("report: %s", exc)
@@ -175,3 +155,50 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
                 log.error("report failed: %s", result.report_error)
                 write_traceback()
     return result
+
+
+def _remove_empty_run_folder(folder: RunFolder) -> None:
+    import shutil
+
+    if folder.cells.exists() and any(folder.cells.iterdir()):
+        return
+    shutil.rmtree(folder.root, ignore_errors=True)
+
+
+def _run_grid(res: Resolved, folder: RunFolder, executor, where, jobs: list[CellJob],
+              statuses: dict[str, CellStatus], bar, progress: bool) -> None:
+    """Every dataset's cells: skip those done, prepare the dataset, run the rest."""
+    cfg = res.cfg
+    for dataset in cfg.datasets:
+        ds_jobs = [j for j in jobs if j.dataset == dataset]
+        todo = []
+        for j in ds_jobs:
+            done = _done(folder, res, j)
+            if done is not None:
+                statuses[j.name] = done
+                log.info("cell %s already done; skipped (use --force to recompute)", j.name)
+                bar.update(1)
+            else:
+                todo.append(j)
+        if not todo:
+            continue
+        # The cells bar would sit at its count while simulators train: name the stage.
+        bar.set_postfix_str(f"{dataset}: loading data, training simulators, building cases")
+        log.info("dataset %s: preparing (data, simulators, cases) for %d cell(s)", dataset, len(todo))
+        try:
+            dctx = prepare_dataset(res, dataset, progress)
+        except (UserError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # e.g. a simulator crashed: this dataset's cells fail
+            msg = f"preparing dataset '{dataset}' failed: {one_line(exc)}"
+            log.error(msg)
+            write_traceback()
+            for j in todo:
+                statuses[j.name] = store_failure(res, j, folder, msg, log_error=False)
+                bar.update(1)
+            continue
+        work = CellWork(res, dctx, folder, progress)
+        for st in executor.run(todo, work, where):
+            statuses[cell_name(st.method, st.dataset, st.seed)] = st
+            bar.set_postfix_str(f"{st.method}/{st.dataset}/s{st.seed} {st.status}")
+            bar.update(1)

@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .api import Interactions, SimulatorInfo
 from .config import to_dict
@@ -214,6 +214,7 @@ def train_or_load(kind: str, model_factory: Callable[[Any, int], torch.nn.Module
             log.info("%s on %s loaded from cache %s: valid HR@10 %.4f NDCG@10 %.4f (popularity HR@10 %.4f "
                      "NDCG@10 %.4f)", kind, data.name, pt, _num(meta.get("hr10")), _num(meta.get("ndcg10")),
                      _num(meta.get("popularity_hr10")), _num(meta.get("popularity_ndcg10")))
+            warn_if_weak(kind, data.name, meta.get("hr10"), meta.get("popularity_hr10"))
             return _freeze(model, device), info
 
     start = time.perf_counter()
@@ -225,6 +226,7 @@ def train_or_load(kind: str, model_factory: Callable[[Any, int], torch.nn.Module
     pop = popularity_hr(data, data.sequences.get("valid", []))
     log.info("%s on %s trained in %.1fs: valid HR@10 %.4f NDCG@10 %.4f (popularity HR@10 %.4f NDCG@10 %.4f)",
              kind, data.name, seconds, best["hr10"], best["ndcg10"], pop["hr10"], pop["ndcg10"])
+    warn_if_weak(kind, data.name, best["hr10"], pop["hr10"])
     if pt is not None and meta_path is not None:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         atomic_write(pt, lambda f: torch.save(state, f))
@@ -236,6 +238,19 @@ def train_or_load(kind: str, model_factory: Callable[[Any, int], torch.nn.Module
     info = SimulatorInfo(name=kind, hr10=best["hr10"], ndcg10=best["ndcg10"],
                          cache_path=str(pt) if pt is not None else None, trained=True)
     return _freeze(model, device), info
+
+
+def warn_if_weak(kind: str, dataset: str, hr10: Any, popularity_hr10: Any) -> bool:
+    """Warn (and return ``True``) when a trained simulator's held-out HR@10 is below that of
+    recommending the most popular items: every metric scored by it then means little."""
+    if not isinstance(hr10, (int, float)) or not isinstance(popularity_hr10, (int, float)):
+        return False
+    if hr10 >= popularity_hr10:
+        return False
+    log.warning("simulator %s on %s is weaker than popularity on held-out users (valid HR@10 %.4f < "
+                "popularity's %.4f): metrics scored by it mean little; train it longer or check the data",
+                kind, dataset, hr10, popularity_hr10)
+    return True
 
 
 def _num(x: Any) -> float:

@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import ConfigError, did_you_mean
 from ..runconfig import STYLES
 from .csvfiles import write_paper_csv, write_summary_csv
-from .latex import render_paper_tex, render_summary_tex
+from .latex import WIDTHS, render_paper_tex, render_summary_tex
 from .markdown import render_paper_md, render_summary_md
 from .metadata import metric_directions
 from .plots import plot_metrics, training_plots
@@ -39,7 +39,7 @@ def _select(requested: list[Any] | None, available: list[Any], defaults: tuple[A
 
 def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | None = None,
                  ks: list[int] | None = None, registry: Any | None = None,
-                 plots: bool = True) -> str:
+                 plots: bool = True, latex_width: str = "single") -> str:
     """Write the report files of a run folder and return the Markdown to print.
 
     Always writes ``summary.csv``, ``summary.md``, ``summary.tex`` and ``metrics.png`` (when there
@@ -50,8 +50,12 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
     Metric names, decimals and directions and method names come from the folder's
     ``metadata.json`` (:mod:`.metadata`); the plugin registry is never loaded. ``registry``: an
     optional registry-like object whose metric directions override the stored ones (``None`` or
-    ``False``: the stored ones). ``plots=False`` skips every plot.
+    ``False``: the stored ones). ``plots=False`` skips every plot. ``latex_width``: ``single``
+    (one column of a two-column paper) or ``full`` (the text width, ``table*``).
     """
+    if latex_width not in WIDTHS:
+        raise ConfigError(f"report: unknown LaTeX width '{latex_width}'"
+                          f"{did_you_mean(latex_width, list(WIDTHS))}; valid: {', '.join(WIDTHS)}")
     if style not in STYLES:
         raise ConfigError(f"report: unknown style '{style}'{did_you_mean(style, list(STYLES))}; "
                           f"valid: {', '.join(STYLES)}")
@@ -80,9 +84,11 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
         s_ks = ([1] if 1 in available_ks else available_ks[:1])
     s_blocks = build_blocks(run, summary, s_metrics, s_ks)
     mark_ranks(s_blocks, s_metrics, s_ks, directions, meta=meta)
-    summary_md = render_summary_md(s_blocks, s_metrics, s_ks, directions, meta)
+    profile = str(run.config.get("run", {}).get("profile", "") or "") if isinstance(run.config, dict) else ""
+    summary_md = render_summary_md(s_blocks, s_metrics, s_ks, directions, meta, profile=profile)
     (run_dir / "summary.tex").write_text(
-        render_summary_tex(s_blocks, s_metrics, s_ks, directions, meta), encoding="utf-8")
+        render_summary_tex(s_blocks, s_metrics, s_ks, directions, meta, width=latex_width, profile=profile),
+        encoding="utf-8")
 
     # plots: the headline metrics (or the chosen ones in the default style) at the table's K
     plot_paths: list[Path] = []
@@ -127,9 +133,11 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
     p_ks = _select(ks, available_ks, PAPER_KS, "K")
     p_blocks = build_blocks(run, summary, p_metrics, p_ks, all_methods=True)
     mark_ranks(p_blocks, p_metrics, p_ks, directions, cases=run.cases, meta=meta)
-    paper_md = render_paper_md(p_blocks, p_metrics, p_ks, directions, meta=meta) + plot_section()
+    paper_md = render_paper_md(p_blocks, p_metrics, p_ks, directions, meta=meta,
+                               profile=profile) + plot_section()
     (run_dir / "paper.md").write_text(paper_md, encoding="utf-8")
-    (run_dir / "paper.tex").write_text(render_paper_tex(p_blocks, p_metrics, p_ks, directions, meta=meta),
+    (run_dir / "paper.tex").write_text(render_paper_tex(p_blocks, p_metrics, p_ks, directions, meta=meta,
+                                                        width=latex_width, profile=profile),
                                        encoding="utf-8")
     write_paper_csv(p_blocks, p_metrics, p_ks, run_dir / "paper.csv", meta)
     return paper_md

@@ -41,6 +41,10 @@ class Metadata:
     metrics: dict[str, MetricInfo] = field(default_factory=dict)
     methods: dict[str, str] = field(default_factory=dict)
     """Display name per method."""
+    datasets: dict[str, str] = field(default_factory=dict)
+    """Display name per dataset (from ``[display]``; default: its name)."""
+    colors: dict[str, str] = field(default_factory=dict)
+    """Plot colour per method (``#rrggbb``), fixed for the run (see :mod:`.plots`)."""
 
     def info(self, metric: str) -> MetricInfo:
         return self.metrics.get(metric) or MetricInfo(display=metric)
@@ -53,6 +57,9 @@ class Metadata:
 
     def method(self, name: str) -> str:
         return self.methods.get(name) or name
+
+    def dataset(self, name: str) -> str:
+        return self.datasets.get(name) or name
 
     def order(self, names: Iterable[str]) -> list[str]:
         """Known metrics in their registration order, then the others alphabetically."""
@@ -84,10 +91,12 @@ def read_metadata(run_dir: Path) -> Metadata:
                                       higher_is_better=d.get("higher_is_better"))
                    for n, d in doc.get("metrics", {}).items()}
         methods = {str(n): str(d.get("display") or n) for n, d in doc.get("methods", {}).items()}
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        datasets = {str(n): str(d.get("display") or n) for n, d in doc.get("datasets", {}).items()}
+        colors = {str(n): str(d["color"]) for n, d in doc.get("methods", {}).items() if d.get("color")}
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
         log.warning("report: ignoring unreadable %s (%s); using the built-in metric metadata", path, exc)
         return LEGACY
-    return Metadata(metrics=metrics, methods=methods)
+    return Metadata(metrics=metrics, methods=methods, datasets=datasets, colors=colors)
 
 
 def metric_directions(metrics: list[str], registry: Any | None = None,
