@@ -206,11 +206,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             from .dryrun import dry_run
 
             print(dry_run(cfg, registry).rstrip("\n"))
-            return 0
     except BaseException:
-        logging.getLogger("prorlbench").removeHandler(handler)
-        logging.getLogger("prorlbench").setLevel(old_level)
+        args.dry_run = True
         raise
+    finally:
+        if args.dry_run:
+            logging.getLogger("prorlbench").removeHandler(handler)
+            logging.getLogger("prorlbench").setLevel(old_level)
+    if args.dry_run:
+        return 0
     out = out_dir(cfg)
     try:
         result = run(cfg, registry, progress=cfg.progress and not cfg.quiet)

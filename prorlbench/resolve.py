@@ -100,8 +100,12 @@ class Resolved:
         shown = self.cfg.display
         for n in metrics:
             metrics[n]["display"] = shown.get(n, metrics[n]["display"])
+        from .report.metadata import method_colors
+
+        colors = method_colors(list(self.cfg.methods))
         methods = {n: {"display": shown.get(n) or self.registry.method(n).display or n,
-                       "family": self.registry.method(n).family} for n in self.cfg.methods}
+                       "family": self.registry.method(n).family, "color": colors[n]}
+                   for n in self.cfg.methods}
         doc: dict[str, Any] = {"metrics": metrics, "methods": methods}
         datasets = {n: {"display": shown[n]} for n in self.cfg.datasets if n in shown}
         if datasets:
@@ -228,6 +232,10 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
     if not registry.simulator(cfg.simulator).learned:
         log.warning("training simulator '%s' is a ground-truth simulator: methods will be trained "
                     "against the true user model", cfg.simulator)
+    if cfg.tensorboard:
+        from .logs import check_tensorboard
+
+        check_tensorboard()
     device = resolve_device(cfg.device)
     cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
     return Resolved(cfg=cfg, registry=registry, out=out_dir(cfg), cache_dir=cache, device=device,

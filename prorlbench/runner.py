@@ -131,7 +131,7 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
         except UserError as exc:
             # Bad input found while preparing data: say so in run.log; a folder this run made
             # and that holds no cell is removed, so no half-made results folder stays behind.
-            log.error("run stopped: %s", exc)
+            _to_run_log(f"run stopped: {exc}")  # the console gets the error once, from the CLI
             bar.close()
             if fresh and not statuses:
                 _remove_empty_run_folder(folder)
@@ -155,6 +155,13 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
                 log.error("report failed: %s", result.report_error)
                 write_traceback()
     return result
+
+
+def _to_run_log(message: str) -> None:
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    for h in log.handlers:
+        if isinstance(h, logging.FileHandler):
+            h.handle(record)
 
 
 def _remove_empty_run_folder(folder: RunFolder) -> None:

@@ -11,8 +11,8 @@ from .csvfiles import write_paper_csv, write_summary_csv
 from .latex import WIDTHS, render_paper_tex, render_summary_tex
 from .markdown import render_paper_md, render_summary_md
 from .metadata import metric_directions
-from .plots import plot_metrics, training_plots
-from .reading import load_run
+from .plots import method_colors, plot_metrics, training_plots
+from .reading import config_order, load_run
 from .stats import mark_ranks, summarize
 from .table import build_blocks
 
@@ -100,13 +100,16 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
             plot_m = s_metrics
         plot_blocks = s_blocks if all(m in s_metrics for m in plot_m) else \
             build_blocks(run, summary, plot_m, [plot_k])
-        png = plot_metrics(plot_blocks, plot_m, plot_k, run_dir / "metrics.png", meta)
+        order = config_order(run.config, "methods")
+        colors = method_colors(order, meta.colors)
+        png = plot_metrics(plot_blocks, plot_m, plot_k, run_dir / "metrics.png", meta, colors)
         if png is not None:
-            plot_paths.append(png)
+            plot_paths += [png, png.with_suffix(".pdf")]
         else:
             (run_dir / "metrics.png").unlink(missing_ok=True)
+            (run_dir / "metrics.pdf").unlink(missing_ok=True)
         if run.train_log is not None:
-            extra, note = training_plots(run.train_log, run_dir)
+            extra, note = training_plots(run.train_log, run_dir, meta, method_order=order)
             plot_paths += extra
             if note:
                 notes.append(note)

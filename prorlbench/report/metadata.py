@@ -23,6 +23,30 @@ log = logging.getLogger("prorlbench")
 
 DEFAULT_DECIMALS = 3
 
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#000075", "#9a6324", "#3cb44b", "#f032e6", "#469990", "#800000",
+    "#aaffc3", "#ffd8b1", "#dcbeff", "#fabed4",
+)
+"""20 distinct colours (matplotlib's tab10, then ten of Sasha Trubetskoy's distinct colours)."""
+
+
+def method_colors(methods: list[str], stored: dict[str, str] | None = None) -> dict[str, str]:
+    """One colour per method: the stored one, else the next palette colour in ``methods`` order
+    (colours cycle only after :data:`PALETTE` is used up)."""
+    stored = dict(stored or {})
+    used = set(stored.values())
+    free = [c for c in PALETTE if c not in used]
+    out = {}
+    for i, m in enumerate(methods):
+        if m in stored:
+            out[m] = stored[m]
+        else:
+            out[m] = free.pop(0) if free else PALETTE[i % len(PALETTE)]
+    return out
+
+
+
 
 @dataclass(frozen=True)
 class MetricInfo:
