@@ -250,7 +250,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     d = Path(args.dir)
     if not d.is_dir():
         raise UserError(f"{d}: not a folder")
-    if not (d / "cases.csv.gz").exists():
+    if not (d / "cases.csv.gz").exists() and not (d / "summary.csv").exists():
         raise UserError(f"{d}: no cases.csv.gz here; is this a run folder (prorlbench run --out DIR)?")
     text = write_report(d, style=args.style, metrics=args.metrics, ks=args.ks, latex_width=args.latex_width)
     print(text.rstrip("\n"))

@@ -17,7 +17,7 @@ from typing import Any
 from .errors import ConfigError
 
 PROFILE_NOTES = {
-    "quick": "a small budget for a first look (minutes on a laptop), not for paper numbers",
+    "quick": "a small budget for a first look, minutes on a laptop; not for paper numbers",
     "paper": "the full budget of the paper's protocol",
 }
 """How the summary header and ``--dry-run`` describe each profile."""

@@ -76,7 +76,7 @@ def test_list_one_method_with_the_profiles_values(capsys, monkeypatch):
 def test_summary_header_names_the_profile(env, capsys):
     assert main(fake_run(env, "--methods", "random,pop")) == 0
     out = capsys.readouterr().out
-    assert "Profile: quick (a small budget for a first look" in out
+    assert "Profile: quick (a small budget for a first look," in out
     assert "not for paper numbers" in (env[0] / "out" / "summary.md").read_text()
 
 

@@ -517,7 +517,7 @@ def test_training_plots_are_delegated_and_listed(tmp_path, monkeypatch):
     run = _plot_run(tmp_path, train_log=log)
     calls = []
 
-    def plot_training(df, run_dir):
+    def plot_training(df, run_dir, *args, **kwargs):
         calls.append((df.copy(), Path(run_dir)))
         out = Path(run_dir) / "training_prorl.png"
         out.write_bytes(b"\x89PNG\r\n\x1a\n")
@@ -531,7 +531,7 @@ def test_training_plots_are_delegated_and_listed(tmp_path, monkeypatch):
     assert list(calls[0][0]["value"]) == [1.0, 0.5, 0.2]
     assert "- training_prorl.png" in md and "- metrics.png" in md
 
-    def missing(df, run_dir):   # a module the training plots need is absent
+    def missing(df, run_dir, *args, **kwargs):   # a module the training plots need is absent
         raise ImportError("No module named 'matplotlib'")
 
     monkeypatch.setattr(plots_module, "plot_training", missing)

@@ -62,8 +62,17 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
     run_dir = Path(run_dir)
     run = load_run(run_dir)
     meta = run.meta
-    summary = summarize(run.cases)
-    write_summary_csv(summary, run_dir / "summary.csv")
+    stored = None
+    if not (run_dir / "cases.csv.gz").exists() and (run_dir / "summary.csv").exists():
+        # A folder committed without its per-case data: the tables are rebuilt from summary.csv,
+        # the significance marks come from paper.csv (they need per-case values).
+        from .fromsummary import read_stored_marks, read_summary_csv
+
+        summary = read_summary_csv(run_dir / "summary.csv")
+        stored = read_stored_marks(run_dir / "paper.csv")
+    else:
+        summary = summarize(run.cases)
+        write_summary_csv(summary, run_dir / "summary.csv")
 
     available_metrics = meta.order(set(summary["metric"]))
     available_ks = sorted({int(k) for k in summary["k"]})
@@ -108,6 +117,8 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
         else:
             (run_dir / "metrics.png").unlink(missing_ok=True)
             (run_dir / "metrics.pdf").unlink(missing_ok=True)
+        if run.train_log is None and stored is not None:  # figures of the original run stay listed
+            plot_paths += sorted(run_dir.glob("train_*.png"))
         if run.train_log is not None:
             extra, note = training_plots(run.train_log, run_dir, meta, method_order=order)
             plot_paths += extra
@@ -135,7 +146,13 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
     p_metrics = _select(metrics, available_metrics, PAPER_METRICS, "metric")
     p_ks = _select(ks, available_ks, PAPER_KS, "K")
     p_blocks = build_blocks(run, summary, p_metrics, p_ks, all_methods=True)
-    mark_ranks(p_blocks, p_metrics, p_ks, directions, cases=run.cases, meta=meta)
+    if stored is None:
+        mark_ranks(p_blocks, p_metrics, p_ks, directions, cases=run.cases, meta=meta)
+    else:
+        from .fromsummary import apply_stored_marks
+
+        mark_ranks(p_blocks, p_metrics, p_ks, directions, meta=meta)
+        apply_stored_marks(p_blocks, stored)
     paper_md = render_paper_md(p_blocks, p_metrics, p_ks, directions, meta=meta,
                                profile=profile) + plot_section()
     (run_dir / "paper.md").write_text(paper_md, encoding="utf-8")
