@@ -16,14 +16,15 @@ PLUGINS = ROOT / "plugins"
 # The rooms of prorlbench/, lowest first; a module may import only from its own room or below.
 ROOMS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("prorlbench", "prorlbench.errors", "prorlbench.files", "prorlbench.tomlwriter", "prorlbench.config", "prorlbench.api",
-              "prorlbench.hookspecs", "prorlbench.logs", "prorlbench.seeding")),
+              "prorlbench.hookspecs", "prorlbench.logs", "prorlbench.seeding", "prorlbench.progress",
+              "prorlbench.display", "prorlbench.dsvariants")),
     ("toolkit", ("prorlbench.scoring", "prorlbench.decoding", "prorlbench.cases", "prorlbench.evaluate",
                  "prorlbench.seqdata", "prorlbench.seqtrain", "prorlbench.rl", "prorlbench.results",
                  "prorlbench.runconfig", "prorlbench.executors", "prorlbench.toolkit")),
     ("report", ("prorlbench.report",)),
     ("registry", ("prorlbench.plugins",)),
     ("runner", ("prorlbench.resolve", "prorlbench.prepare", "prorlbench.cell", "prorlbench.runner")),
-    ("cli", ("prorlbench.cli",)),
+    ("cli", ("prorlbench.cli", "prorlbench.cliparse", "prorlbench.dryrun", "prorlbench.listing")),
 ]
 
 
