@@ -56,4 +56,4 @@ def test_the_runner_stores_the_metadata_of_its_metrics_and_methods(tmp_path, mon
     ior = registry.metric("ior")
     assert doc["metrics"]["ior"] == {"display": ior.display, "decimals": ior.decimals, "headline": ior.headline,
                                      "higher_is_better": ior.higher_is_better}
-    assert doc["methods"] == {"pop": {"display": "pop", "family": "baseline"}}
+    assert doc["methods"] == {"pop": {"display": "pop", "family": "baseline", "color": "#1f77b4"}}  # first palette colour
