@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .api import Case, CaseSplits, Interactions, SequenceModel
 from .config import opt

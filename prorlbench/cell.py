@@ -17,6 +17,7 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -190,7 +191,8 @@ def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolde
         return rescore_cell(res, dctx, job, folder, prev)
     folder.clear_cell(name)
     status = cell_status(res, job)
-    logger = CellTrainLogger(folder.cell_train_log(name), job.method, job.dataset, job.seed)
+    tb = Path(res.cfg.tensorboard).expanduser() / name if res.cfg.tensorboard else None
+    logger = CellTrainLogger(folder.cell_train_log(name), job.method, job.dataset, job.seed, tensorboard=tb)
     t0 = time.perf_counter()
     if res.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(res.device)

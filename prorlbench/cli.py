@@ -18,9 +18,12 @@ from typing import Any, Sequence
 from tqdm.auto import tqdm
 
 from .cli_rescore import add_rescore_parsers, cmd_paths, cmd_rescore
+from . import __version__
+from .cliparse import Parser, subparser, unknown_flags_message
 from .errors import UserError
-from .plugins import KINDS, SINGULAR, load_registry
-from .runconfig import RUN_KEYS, STYLES, RunConfig, apply_overrides, out_dir, read_config_file, split_list
+from .plugins import load_registry
+from .runconfig import (PROFILES, RUN_KEYS, STYLES, RunConfig, apply_overrides, out_dir, read_config_file,
+                        split_list)
 
 PROG = "prorlbench"
 
@@ -41,6 +44,7 @@ examples:
   prorlbench run --methods prorl,sft,rec2inf --eval-simulator sasrec,oracle
   prorlbench run --config my_run.toml --profile paper --device cuda
   prorlbench run --methods my-method --plugins-dir ./my_plugins
+  prorlbench run --methods random,pop --dry-run   show the grid and configs, compute nothing
 
 Flags override the [run] table of --config. Re-running the same command (same --out) resumes:
 cells already done are skipped; --force recomputes them.
@@ -56,6 +60,7 @@ LIST_EPILOG = """\
 examples:
   prorlbench list                  everything, then plugins that failed to load
   prorlbench list methods --details
+  prorlbench list methods prorl --details --profile paper
   prorlbench list --plugins-dir ./my_plugins
   prorlbench list methods --config experiments/rl_protocol.toml   (with its [variants])
 """
@@ -76,11 +81,12 @@ def _names(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Benchmark proactive recommenders: every method, dataset and "
+    p = Parser(prog=PROG, description="Benchmark proactive recommenders: every method, dataset and "
                 "seed of a grid, scored against user simulators.",
                 epilog=MAIN_EPILOG,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     r = sub.add_parser("run", help="run (or resume) a grid of methods x datasets x seeds",
                        description="Run every (method, dataset, seed) cell, store per-case results "
@@ -89,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", metavar="FILE.toml", help="TOML file with [run], [datasets.NAME], "
                    "[simulators.NAME], [methods.NAME] and [cases] tables")
     add_run_flags(r)
+    r.add_argument("--dry-run", action="store_true", help="print the resolved grid and every "
+                   "plugin's configuration (profile applied), then exit without computing")
 
     rp = sub.add_parser("report", help="rebuild tables and plots of a finished run folder",
                         description="Rebuild summary.csv, summary.md, summary.tex and plots from "
@@ -98,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--style", choices=STYLES, default="default", help="table style")
     rp.add_argument("--metrics", type=_names, metavar="A,B", help="metric columns (default: all)")
     rp.add_argument("--ks", type=_ints, metavar="1,5,10", help="K values shown (default: all stored)")
+    rp.add_argument("--latex-width", choices=("single", "full"), default="single",
+                    help="LaTeX tables fit one column of a two-column paper (single) or the page (full)")
 
     add_rescore_parsers(sub, names=_names, ints=_ints, plugins_arg=_plugins_arg)
 
@@ -107,8 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog=LIST_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     ls.add_argument("kind", nargs="?", metavar="KIND",
                     help="methods, datasets, simulators, metrics, estimators or executors (default: all)")
-    ls.add_argument("--details", action="store_true", help="also show each plugin's config keys")
-    ls.add_argument("--config", metavar="FILE", help="a run config whose [variants.NAME] methods to list too")
+    ls.add_argument("name", nargs="?", metavar="NAME", help="show only this plugin (e.g. prorl)")
+    ls.add_argument("--details", action="store_true", help="also show each plugin's config keys "
+                    "with the values the chosen profile uses")
+    ls.add_argument("--profile", choices=PROFILES, default="quick",
+                    help="profile whose values --details shows (default: quick)")
+    ls.add_argument("--config", metavar="FILE.toml", help="also apply this run config's "
+                    "[KIND.NAME] tables to the values --details shows")
     _plugins_arg(ls)
     return p
 
@@ -145,7 +160,14 @@ def _plugins_arg(p: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _console_logging(verbose: bool) -> tuple[logging.Handler, int]:
+def console_level(cfg: RunConfig) -> int:
+    """The console's log level: ``--quiet`` means warnings and up, else ``--log-level``."""
+    if cfg.quiet:
+        return logging.WARNING
+    return getattr(logging, cfg.log_level.upper(), logging.INFO)
+
+
+def _console_logging(level: int) -> tuple[logging.Handler, int]:
     from .logs import LOGGER_NAME, OneLineFormatter
 
     class _TqdmHandler(logging.StreamHandler):
@@ -156,7 +178,7 @@ def _console_logging(verbose: bool) -> tuple[logging.Handler, int]:
                 self.handleError(record)
 
     h = _TqdmHandler()
-    h.setLevel(logging.INFO if verbose else logging.WARNING)
+    h.setLevel(level)
     h.setFormatter(OneLineFormatter())
     lg = logging.getLogger(LOGGER_NAME)
     old = lg.level
@@ -178,11 +200,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.plugins_dirs:
         overrides["plugins_dirs"] = list(cfg.plugins_dirs) + list(args.plugins_dirs)
     cfg = apply_overrides(cfg, overrides)
-    registry = load_registry(cfg.plugins_dirs)
-    handler, old_level = _console_logging(cfg.progress)
+    handler, old_level = _console_logging(console_level(cfg))
+    try:
+        registry = load_registry(cfg.plugins_dirs)
+        for failure in registry.failures:  # a broken plugin file warns even when none of its names is used
+            logging.getLogger("prorlbench").warning("plugin %s failed to load: %s", failure.plugin,
+                                                    failure.error)
+        if args.dry_run:
+            from .dryrun import dry_run
+
+            print(dry_run(cfg, registry).rstrip("\n"))
+    except BaseException:
+        args.dry_run = True
+        raise
+    finally:
+        if args.dry_run:
+            logging.getLogger("prorlbench").removeHandler(handler)
+            logging.getLogger("prorlbench").setLevel(old_level)
+    if args.dry_run:
+        return 0
     out = out_dir(cfg)
     try:
-        result = run(cfg, registry)
+        result = run(cfg, registry, progress=cfg.progress and not cfg.quiet)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; finished cells are kept in {out}. Re-run the same command "
               f"(same --out) to resume.", file=sys.stderr)
@@ -217,82 +256,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     d = Path(args.dir)
     if not d.is_dir():
         raise UserError(f"{d}: not a folder")
-    if not (d / "cases.csv.gz").exists():
+    if not (d / "cases.csv.gz").exists() and not (d / "summary.csv").exists():
         raise UserError(f"{d}: no cases.csv.gz here; is this a run folder (prorlbench run --out DIR)?")
-    text = write_report(d, style=args.style, metrics=args.metrics, ks=args.ks)
+    text = write_report(d, style=args.style, metrics=args.metrics, ks=args.ks, latex_width=args.latex_width)
     print(text.rstrip("\n"))
     print()
     print(f"Tables and plots written to {d}")
     return 0
 
 
-def _plural(kind: str) -> str:
-    k = kind.lower().strip()
-    for plural, single in SINGULAR.items():
-        if k in (plural, single):
-            return plural
-    from .errors import did_you_mean
-
-    raise UserError(f"list: unknown kind '{kind}'{did_you_mean(k, list(KINDS))}; "
-                    f"valid: {', '.join(KINDS)}")
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
-
-    from .config import field_help
-
-    kinds = [_plural(args.kind)] if args.kind else list(KINDS)
-    registry = load_registry(args.plugins_dirs or ())
-    if getattr(args, "config", None):
-        from .variants import add_variants
-
-        run_cfg = read_config_file(args.config)
-        add_variants(registry, run_cfg.variants, run_cfg.plugin_tables, run_cfg.source)
-    blocks = []
-    for kind in kinds:
-        rows = []
-        for name in registry.names(kind):
-            spec = registry.get(kind, name)
-            rows.append([name, spec.summary.splitlines()[0] if spec.summary else "",
-                         registry.providers[(kind, name)]])
-        blocks.append(f"{kind}:\n" + (tabulate(rows, headers=["name", "summary", "plugin"], tablefmt="simple")
-                                       if rows else "  (none)"))
-        if args.details:
-            for name in registry.names(kind):
-                cls = getattr(registry.get(kind, name), "config_cls", None)
-                if cls is None or not dataclasses.is_dataclass(cls):
-                    continue
-                helps = field_help(cls)
-                frows = []
-                for f in dataclasses.fields(cls):
-                    if not f.init:
-                        continue
-                    if f.default is not dataclasses.MISSING:
-                        default = f.default
-                    elif f.default_factory is not dataclasses.MISSING:
-                        default = f.default_factory()
-                    else:
-                        default = "(required)"
-                    frows.append([f.name, repr(default), helps.get(f.name, "")])
-                profiles = sorted(getattr(cls, "PROFILES", {}) or {})
-                head = f"  [{kind}.{name}]" + (f"  profiles: {', '.join(profiles)}" if profiles else "")
-                body = tabulate(frows, headers=["key", "default", "help"], tablefmt="simple") if frows else "(no keys)"
-                blocks.append(head + "\n" + "\n".join("    " + line for line in body.splitlines()))
-    print("\n\n".join(blocks))
-    if registry.failures:
-        from tabulate import tabulate as tab
-
-        print()
-        print("plugins that failed to load:")
-        print(tab([[f.plugin, f.error] for f in registry.failures], headers=["plugin", "error"],
-                  tablefmt="simple"))
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    args, extras = parser.parse_known_args(list(argv) if argv is not None else None)
+    if extras:
+        sub = subparser(parser, args.command)
+        sub.error(unknown_flags_message(extras, sub))
     if args.command is None:
         parser.print_help()
         return 2
@@ -302,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             return cmd_report(args)
         if args.command == "list":
+            from .listing import cmd_list
+
             return cmd_list(args)
         if args.command == "rescore":
             return cmd_rescore(args, _console_logging)

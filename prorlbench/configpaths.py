@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-FILE_PATH_KEYS = ("out", "cache_dir", "plugins_dirs")
+FILE_PATH_KEYS = ("out", "cache_dir", "plugins_dirs", "tensorboard")
 """``[run]`` path keys that must stay inside the config file's folder."""
 DATASET_PATH_KEYS = ("path", "data_dir")
 """Keys of ``[datasets.NAME]`` tables that name input files; relative values resolve from the file."""

@@ -4,7 +4,10 @@ Library code logs through ``logging.getLogger("prorlbench")``; :func:`run_log` a
 handler (INFO and up, with tracebacks of failed cells) for the duration of a run and removes it
 afterwards. :class:`CellTrainLogger` is the ``ctx.logger`` a method gets: each ``log(step, **values)``
 call appends rows ``method, dataset, seed, step, metric, value`` to the cell's train log, and a
-NaN or infinite value fails the cell (after it has been written, so the log shows it).
+NaN or infinite value fails the cell (after it has been written, so the log shows it). With
+``tensorboard`` set (``--tensorboard DIR``), every value is also written as a TensorBoard scalar
+(``torch.utils.tensorboard``; ``pip install 'prorlbench[tensorboard]'``), one run per cell under
+``DIR/<cell>``; ``train_log.csv`` stays the reference.
 """
 
 from __future__ import annotations
@@ -57,8 +60,11 @@ class OneLineFormatter(logging.Formatter):
 class CellTrainLogger:
     """``ctx.logger`` of one cell: writes ``cells/<cell>.train_log.csv`` as it goes."""
 
-    def __init__(self, path: Path | None, method: str, dataset: str, seed: int):
+    def __init__(self, path: Path | None, method: str, dataset: str, seed: int,
+                 tensorboard: Path | None = None):
         self.path = path
+        self.tensorboard = tensorboard
+        self._tb = None
         self.key = (method, dataset, seed)
         self._fh: IO[str] | None = None
         self._writer = None
@@ -88,11 +94,21 @@ class CellTrainLogger:
             assert self._writer is not None and self._fh is not None
             self._writer.writerows(rows)
             self._fh.flush()
+        if self.tensorboard is not None:
+            if self._tb is None:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(log_dir=str(self.tensorboard))
+            for name, _, x in ((r[4], r[3], float(r[5])) for r in rows):
+                self._tb.add_scalar(name, x, int(step))
         self.n_rows += len(rows)
         if bad:
             raise NonFiniteError(f"non-finite training value at step {step}: {', '.join(bad)}")
 
     def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
         if self._fh is not None:
             try:
                 self._fh.flush()
@@ -101,3 +117,14 @@ class CellTrainLogger:
                 pass
             self._fh.close()
             self._fh = None
+
+
+def check_tensorboard() -> None:
+    """Raise a one-line error when ``--tensorboard`` is given but TensorBoard is not installed."""
+    from .errors import ConfigError
+
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(f"--tensorboard needs TensorBoard ({exc}); pip install "
+                          "'prorlbench[tensorboard]'") from None

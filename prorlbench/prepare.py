@@ -107,8 +107,11 @@ def prepare_dataset(res: Resolved, name: str, progress: bool, *, scoring_only: b
     if not scoring_only or res.cfg.simulator in res.eval_simulators:
         seed_everything(res.cfg.simulator_seed)
         sim, info = _build_simulator(res, res.cfg.simulator, data, res.cfg.simulator_seed, cache, progress)
-        log.info("simulator %s on %s: HR@10 %s NDCG@10 %s (%s)", info.name, name, _fmt(info.hr10),
-                 _fmt(info.ndcg10), "trained" if info.trained else f"cached {info.cache_path or ''}".strip())
+        # A simulator that went through the model cache has logged its training or cache load
+        # once already (seqtrain.train_or_load); this line then goes to debug only.
+        log.log(logging.DEBUG if info.cache_path else logging.INFO,
+                "simulator %s on %s: HR@10 %s NDCG@10 %s (%s)", info.name, name, _fmt(info.hr10),
+                _fmt(info.ndcg10), "trained" if info.trained else f"cached {info.cache_path or ''}".strip())
     for ev in res.eval_simulators:
         if ev in truth:
             continue
@@ -117,7 +120,8 @@ def prepare_dataset(res: Resolved, name: str, progress: bool, *, scoring_only: b
             continue
         seed_everything(res.cfg.simulator_seed)
         model, einfo = _build_simulator(res, ev, data, res.cfg.simulator_seed, cache, progress)
-        log.info("eval simulator %s on %s: HR@10 %s NDCG@10 %s", einfo.name, name, _fmt(einfo.hr10),
+        log.log(logging.DEBUG if einfo.cache_path else logging.INFO,
+                "eval simulator %s on %s: HR@10 %s NDCG@10 %s", einfo.name, name, _fmt(einfo.hr10),
                  _fmt(einfo.ndcg10))
         eval_models[ev] = model
     eval_models = {ev: eval_models[ev] for ev in res.eval_simulators if ev in eval_models}  # run order
@@ -171,7 +175,8 @@ def make_backbone_factory(res: Resolved, dctx: DatasetContext, progress: bool) -
             with preserved_rng():  # building a backbone must not shift the method's RNG streams
                 model, info = spec.build(cfg, dctx.data, device=res.device, seed=bseed,
                                          cache_dir=dctx.cache_dir, progress=progress)
-            log.info("backbone %s (seed %d) on %s: HR@10 %s NDCG@10 %s", kind, bseed, dctx.name,
+            log.log(logging.DEBUG if info.cache_path else logging.INFO,
+                    "backbone %s (seed %d) on %s: HR@10 %s NDCG@10 %s", kind, bseed, dctx.name,
                      _fmt(info.hr10), _fmt(info.ndcg10))
             dctx.backbones[key] = model
         return dctx.backbones[key]

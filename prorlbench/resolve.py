@@ -18,8 +18,11 @@ from typing import Any, Sequence
 import torch
 
 from .cases import CaseConfig
+from .devices import resolve_device  # noqa: F401  (re-exported)
 from .config import build_config, to_dict
 from .configpaths import absolute_paths, without_paths
+from .dsvariants import BASE_KEY, add_dataset_variants, variant_table
+from .display import check_display
 from .errors import ConfigError, UnknownNameError, UserError
 from .executors import CellJob, ExecutorContext, make_executor
 from .plugins import Registry, load_registry
@@ -50,6 +53,8 @@ class Resolved:
     """Per dataset: the content fingerprint of its input files (:meth:`input_fingerprint`)."""
     backbone_cfgs: dict[str, Any] = field(default_factory=dict)
     """Configs of the other learned simulators, for ``ctx.make_backbone(kind, seed)``."""
+    dataset_bases: dict[str, str] = field(default_factory=dict)
+    """``{variant: base plugin}`` of the dataset variants (:mod:`prorlbench.dsvariants`)."""
 
     @property
     def k_max(self) -> int:
@@ -67,6 +72,7 @@ class Resolved:
         self.__dict__.update(state)
         self.registry = load_registry(self.cfg.plugins_dirs)
         add_variants(self.registry, self.cfg.variants, self.cfg.plugin_tables)
+        add_dataset_variants(self.registry, self.cfg.plugin_tables)
         self.metrics = [self.registry.metric(n) for n in state["metrics"]]
 
     def config_document(self) -> dict[str, Any]:
@@ -78,11 +84,14 @@ class Resolved:
         if self.cfg.data_dir:  # absolute, so the file re-creates the run from any folder
             run["data_dir"] = str(Path(self.cfg.data_dir).expanduser().resolve())
         doc: dict[str, Any] = Table(run=Table(run))
-        doc["datasets"] = Table({n: Table(absolute_paths(to_dict(c))) for n, c in self.dataset_cfgs.items()})
+        doc["datasets"] = Table({n: Table(({BASE_KEY: self.dataset_bases[n]} if n in self.dataset_bases else {})
+                                          | absolute_paths(to_dict(c))) for n, c in self.dataset_cfgs.items()})
         doc["simulators"] = Table({n: Table(to_dict(c)) for n, c in self.simulator_cfgs.items()})
         doc["methods"] = Table({n: Table(to_dict(c)) for n, c in self.method_cfgs.items()})
         doc["cases"] = Table(to_dict(self.cases_cfg))
         doc.update(variants_document(self.cfg.variants, self.method_cfgs))
+        if self.cfg.display:
+            doc["display"] = Table(dict(self.cfg.display))
         # Tables of plugins this run did not use are kept as given (already validated), so that
         # `prorlbench rescore --eval-simulator NAME` finds the user's [simulators.NAME].
         for kind in PLUGIN_TABLES:
@@ -92,22 +101,33 @@ class Resolved:
         return doc
 
     def simulator_config(self, name: str) -> Any:
-        """The built config of simulator ``name`` (a run simulator or a backbone kind)."""
+        """Config of simulator ``name`` (run simulator or backbone kind)."""
         return self.simulator_cfgs[name] if name in self.simulator_cfgs else self.backbone_cfgs[name]
 
     def metadata_document(self) -> dict[str, Any]:
-        """The content of ``<out>/metadata.json``: how the report shows the run's metrics (in
-        their registration order) and methods, taken from their specs."""
+        """``<out>/metadata.json``: how the report shows metrics (registration order), methods
+        and datasets: their specs' names overridden by ``[display]``, one colour per method."""
         chosen = {m.name for m in self.metrics}
         metrics = {n: {"display": s.display or n, "decimals": s.decimals, "headline": s.headline,
                        "higher_is_better": s.higher_is_better}
                    for n, s in self.registry.specs["metrics"].items() if n in chosen}
-        methods = {n: {"display": self.registry.method(n).display or n,
-                       "family": self.registry.method(n).family} for n in self.cfg.methods}
-        return {"metrics": metrics, "methods": methods}
+        shown = self.cfg.display
+        for n in metrics:
+            metrics[n]["display"] = shown.get(n, metrics[n]["display"])
+        from .report.metadata import method_colors
+
+        colors = method_colors(list(self.cfg.methods))
+        methods = {n: {"display": shown.get(n) or self.registry.method(n).display or n,
+                       "family": self.registry.method(n).family, "color": colors[n]}
+                   for n in self.cfg.methods}
+        doc: dict[str, Any] = {"metrics": metrics, "methods": methods}
+        datasets = {n: {"display": shown[n]} for n in self.cfg.datasets if n in shown}
+        if datasets:
+            doc["datasets"] = datasets
+        return doc
 
     def executor_context(self, folder: Path) -> ExecutorContext:
-        """What an executor is told about this run (see :mod:`prorlbench.executors`)."""
+        """What an executor is told about this run (:mod:`prorlbench.executors`)."""
         return ExecutorContext(folder=folder, device=str(self.device), address=self.cfg.ray_address,
                                plugins_dirs=tuple(str(Path(d).resolve()) for d in self.cfg.plugins_dirs),
                                threads=self.cfg.threads)
@@ -116,8 +136,7 @@ class Resolved:
         return executor_factories(self.registry)
 
     def input_fingerprint(self, dataset: str) -> str:
-        """Content fingerprint of every file the dataset may read (see :mod:`prorlbench.fingerprint`):
-        an edited data file changes it, so the cells and caches that depend on it are recomputed."""
+        """Content fingerprint of the dataset's input files (:mod:`prorlbench.fingerprint`)."""
         if dataset not in self.inputs:
             from .fingerprint import HASHES_FILE, FileHashes, input_locations, inputs_fingerprint
 
@@ -128,10 +147,8 @@ class Resolved:
         return self.inputs[dataset]
 
     def fingerprint(self, job: CellJob) -> str:
-        """The training fingerprint: hash of everything the method's fit and its generated paths
-        depend on (method, seed, dataset and its input files' content, cases, training simulator).
-        The metrics, the eval simulators and the ks are not in it: changing them re-scores the
-        stored paths (:meth:`score_fingerprint`) without retraining."""
+        """Hash of all a method's fit and paths depend on (method, seed, dataset, input files, cases,
+        training simulator); not metrics, eval simulators or ks (:meth:`score_fingerprint`)."""
         key = {
             "method": job.method, "seed": job.seed, "dataset": job.dataset,
             "method_cfg": to_dict(self.method_cfgs[job.method]),
@@ -142,6 +159,8 @@ class Resolved:
         }
         if job.method in self.cfg.variants:
             key["variant_of"] = self.cfg.variants[job.method]["method"]
+        if job.dataset in self.dataset_bases:  # only variants: other fingerprints stay as they were
+            key["dataset_plugin"] = self.dataset_bases[job.dataset]
         blob = json.dumps(key, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -162,28 +181,6 @@ class Resolved:
                "eval_batch_size": self.cfg.eval_batch_size}
         blob = json.dumps(key, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def resolve_device(name: str) -> torch.device:
-    name = (name or "auto").strip().lower()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: CUDA is not available on this machine "
-                              "(torch.cuda.is_available() is False); use --device cpu or auto")
-        try:
-            dev = torch.device(name)
-        except RuntimeError:
-            raise ConfigError(f"--device {name}: not a valid device name") from None
-        if dev.index is None:  # an explicit index, so device comparisons (cuda vs cuda:0) agree
-            dev = torch.device("cuda", torch.cuda.current_device())
-        if dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
-        return dev
-    raise ConfigError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
 
 
 def _check_names(kind: str, names: Sequence[str], registry: Registry) -> None:
@@ -215,6 +212,7 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
         raise ConfigError(f"profile '{cfg.profile}': expected one of {', '.join(PROFILES)}")
     if cfg.style not in STYLES:
         raise ConfigError(f"style '{cfg.style}': expected one of {', '.join(STYLES)}")
+    bases = add_dataset_variants(registry, cfg.plugin_tables, cfg.where)
     make_executor(cfg.executor, executor_factories(registry))  # unknown name -> UserError now, not after the data is loaded
     variant_cfgs = variant_configs(registry, cfg)  # every variant's config is checked, used or not
     _check_names("methods", cfg.methods, registry)
@@ -238,9 +236,12 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
                 err = UnknownNameError(kind.rstrip("s"), name, registry.names(kind))
                 raise ConfigError(f"{cfg.where(kind + '.' + name)}: {err}")
 
+    check_display(cfg.display, [n for k in ("methods", "metrics", "datasets") for n in registry.names(k)],
+                  cfg.where("display"))
+
     def build(kind: str, name: str, cls: type) -> Any:
-        return build_config(cls, cfg.table(kind, name), where=cfg.where(f"{kind}.{name}"),
-                            profile=cfg.profile)
+        table = variant_table(cfg.plugin_tables, name, bases) if kind == "datasets" else cfg.table(kind, name)
+        return build_config(cls, table, where=cfg.where(f"{kind}.{name}"), profile=cfg.profile)
 
     # Tables of unused plugins are checked too: a typo there is still a typo.
     for kind in PLUGIN_TABLES:
@@ -257,6 +258,10 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
     if not registry.simulator(cfg.simulator).learned:
         log.warning("training simulator '%s' is a ground-truth simulator: methods will be trained "
                     "against the true user model", cfg.simulator)
+    if cfg.tensorboard:
+        from .logs import check_tensorboard
+
+        check_tensorboard()
     device = resolve_device(cfg.device)
     cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
     if cache.exists() and not cache.is_dir():
@@ -265,7 +270,7 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
     return Resolved(cfg=cfg, registry=registry, out=out_dir(cfg), cache_dir=cache, device=device,
                     dataset_cfgs=dataset_cfgs, simulator_cfgs=simulator_cfgs, method_cfgs=method_cfgs,
                     cases_cfg=cases_cfg, eval_simulators=eval_sims, metrics=metrics,
-                    backbone_cfgs=backbone_cfgs)
+                    backbone_cfgs=backbone_cfgs, dataset_bases=bases)
 
 
 def executor_factories(registry: Registry) -> dict[str, Any]:

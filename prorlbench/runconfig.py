@@ -1,42 +1,24 @@
 """The run configuration: what to run, where, and how each plugin is configured.
 
-A run is described by a :class:`RunConfig`. It comes from (lowest to highest priority) the field
-defaults, a TOML file (``--config FILE``) and command-line flags. The TOML file has these tables::
+A :class:`RunConfig` comes from (lowest to highest priority) the field defaults, a TOML file
+(``--config FILE``) and command-line flags. The file's tables: ``[run]`` (the fields below),
+``[datasets.NAME]`` / ``[simulators.NAME]`` / ``[methods.NAME]`` (that plugin's config
+dataclass; a ``[datasets.NAME]`` table with a ``plugin`` key is a dataset variant),
+``[variants.NAME]`` (``method = "prorl"`` plus keys: a method made from another), ``[cases]``
+(:class:`prorlbench.cases.CaseConfig`) and ``[display]`` (shown names). The README's config
+section has an example.
 
-    [run]                      # the RunConfig fields below (methods, datasets, seeds, ...)
-    methods = ["random", "pop"]
-    seeds = [0, 1, 2]
-
-    [datasets.synthetic]       # the config dataclass of dataset plugin "synthetic"
-    n_users = 500
-
-    [simulators.sasrec]        # ... of simulator plugin "sasrec"
-    [methods.prorl]            # ... of method plugin "prorl"
-    [cases]                    # prorlbench.cases.CaseConfig (n_history, max_path_len, ...)
-
-    [variants."prorl+position"]  # a method made from another: its keys, then these
-    method = "prorl"
-    centering = "position"
-
-Unknown tables and keys are a :class:`~prorlbench.errors.ConfigError` that names the file, the
-table and the closest valid key. Plugin tables are checked against the plugin's config class by
-:func:`prorlbench.runner.resolve` (which knows the registry); this module only checks structure.
-
-Paths in a config file resolve relative to that file's folder. The paths a file may write to or
-load code from (``out``, ``cache_dir``, ``plugins_dirs``) must stay inside that folder's tree:
-no ``..`` segments, no absolute paths, no symlinks leading out; ``name`` must be a plain name (no
-path separators). ``data_dir`` (in ``[run]``, and ``path`` / ``data_dir`` in ``[datasets.NAME]``)
-is only read and may point anywhere; relative values resolve from the file's folder too. The
-same options given on the command line are the user's own choice and are taken as typed.
-
-:func:`write_toml` writes the resolved configuration of a run (``<out>/config.toml``); reading it
-back with :func:`read_config_file` re-creates the run.
+Unknown tables and keys are a :class:`~prorlbench.errors.ConfigError` naming the file, the table
+and the closest valid key; plugin tables are checked against their config class by
+:func:`prorlbench.resolve.resolve`. Paths in a file resolve from its folder, and the paths a file
+may write to or load code from stay inside it (:mod:`prorlbench.configpaths`,
+docs/reliability.md). :func:`write_toml` writes a run's resolved configuration
+(``<out>/config.toml``); :func:`read_config_file` reads it back and re-creates the run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -46,20 +28,21 @@ from typing import Any
 from .config import _coerce, opt
 from .configpaths import DATASET_PATH_KEYS, dataset_table_from_file, run_value_from_file
 from .errors import ConfigError, did_you_mean
-from .files import safe_name
+from .runnames import CACHE_ENV, RUN_NAME_LIMIT, default_cache_dir, default_run_name, out_dir  # noqa: F401
 from .tomlwriter import Table, _value, write_toml  # noqa: F401  (re-exported: the run config writer)
 
 PLUGIN_TABLES = ("datasets", "simulators", "methods")
 """Tables of tables: ``[KIND.NAME]`` configures plugin NAME of that kind."""
-TOP_TABLES = ("run",) + PLUGIN_TABLES + ("cases", "variants")
+TOP_TABLES = ("run",) + PLUGIN_TABLES + ("cases", "variants", "display")
 
-CACHE_ENV = "PRORLBENCH_CACHE_DIR"
 MAX_K = 100
 """The largest K of ``ks``: every method generates ``max(ks)`` candidate paths per test case."""
 PROFILES = ("quick", "paper", "official")
 """Plugin config profiles (``--profile``)."""
 STYLES = ("default", "paper")
 """Report styles (``--style``)."""
+LOG_LEVELS = ("debug", "info", "warning", "error")
+"""Console log levels (``--log-level``)."""
 
 
 @dataclass
@@ -98,27 +81,36 @@ class RunConfig:
     plugins_dirs: list[str] = opt([], "Extra folders of *.py plugin files (the flag is repeatable "
                                       "and adds to the config file's).",
                                   flag={"name": "--plugins-dir", "metavar": "DIR"})
-    executor: str = opt("local", "How cells are executed: 'local' (in this process, in order) or "
-                                 "'ray' (parallel Ray tasks; pip install 'prorlbench[ray]'), or one "
-                                 "a plugin registers.", flag={"metavar": "NAME"})
+    executor: str = opt("local", "How cells run: 'local' (this process, in order), 'ray' (parallel "
+                                 "tasks; pip install 'prorlbench[ray]') or one a plugin registers.",
+                        flag={"metavar": "NAME"})
     ray_address: str = opt("", "Ray cluster for executor 'ray' ('auto', 'HOST:PORT', "
                                "'ray://HOST:10001'); empty starts a local Ray instance.",
                          flag={"metavar": "ADDR"})
     style: str = opt("default", "Report style: 'default' or 'paper'.", flag={"choices": STYLES})
+    latex_width: str = opt("single", "LaTeX tables fit one column ('single') or the page ('full').",
+                           flag={"choices": ("single", "full")})
     eval_batch_size: int = opt(1024, "Paths scored per simulator forward pass during evaluation.",
                                flag={"metavar": "N"})
-    cell_timeout: float = opt(0.0, "Seconds a cell may run (fit, generate, score); a cell past it "
-                                    "fails with a clear message and the grid goes on. 0: no limit.",
+    cell_timeout: float = opt(0.0, "Seconds a cell may run (fit, generate, score); past it the cell "
+                                    "fails and the grid goes on. 0: no limit.",
                               flag={"metavar": "SECONDS"})
     wait: bool = opt(False, "When another run holds the output folder's lock, wait for it instead "
                             "of exiting with an error.")
-    threads: int = opt(0, "torch CPU threads. 0: torch's default (one per core) with the local "
-                          "executor, and for Ray each worker gets the cluster's cores divided by the "
-                          "workers running at once. On a machine shared with other jobs, 1 is often "
-                          "several times faster than the default.", flag={"metavar": "N"})
+    threads: int = opt(0, "torch CPU threads. 0: one per core (local executor); with Ray, the "
+                          "cores divided by the tasks running at once. On a busy machine 1 is often "
+                          "far faster.", flag={"metavar": "N"})
     force: bool = opt(False, "Recompute cells that are already done.")
-    progress: bool = opt(True, "Show progress bars and info messages on the console (the flag "
-                               "--no-progress turns both off).", flag={"name": "--no-progress"})
+    progress: bool = opt(True, "Progress bars (plain periodic lines when stderr is not a terminal); "
+                               "--no-progress turns them off, info messages stay.",
+                         flag={"name": "--no-progress"})
+    quiet: bool = opt(False, "Console shows warnings and errors only, no progress (run.log keeps "
+                             "everything).")
+    log_level: str = opt("info", "Console messages from this level up: debug, info, warning or error.",
+                         flag={"choices": LOG_LEVELS})
+    tensorboard: str = opt("", "Also write every training scalar as TensorBoard events, one run per "
+                               "cell, under DIR (pip install 'prorlbench[tensorboard]').",
+                           flag={"metavar": "DIR"})
 
     plugin_tables: dict[str, dict[str, dict[str, Any]]] = field(
         default_factory=lambda: {k: {} for k in PLUGIN_TABLES},
@@ -126,8 +118,10 @@ class RunConfig:
     cases: dict[str, Any] = field(default_factory=dict,
                                   metadata={"help": "Raw [cases] table (CaseConfig)."})
     variants: dict[str, dict[str, Any]] = field(
-        default_factory=dict, metadata={"help": "[variants.NAME] tables: methods made from another "
-                                                "method plus keys (prorlbench.variants)."})
+        default_factory=dict, metadata={"help": "[variants.NAME] tables (prorlbench.variants)."})
+    display: dict[str, str] = field(default_factory=dict,
+                                    metadata={"help": "[display] table: NAME = \"shown name\" for "
+                                              "methods, metrics and datasets."})
     source: str = field(default="", metadata={"help": "The config file this came from."})
 
     def table(self, kind: str, name: str) -> dict[str, Any]:
@@ -140,8 +134,9 @@ class RunConfig:
 
 
 RUN_KEYS: tuple[str, ...] = tuple(
-    f.name for f in dataclasses.fields(RunConfig) if f.name not in ("plugin_tables", "cases", "source", "variants"))
-NOT_WRITTEN = ("force", "progress", "out", "cache_dir", "ray_address", "wait")
+    f.name for f in dataclasses.fields(RunConfig)
+    if f.name not in ("plugin_tables", "cases", "source", "variants", "display"))
+NOT_WRITTEN = ("force", "progress", "quiet", "log_level", "tensorboard", "out", "cache_dir", "ray_address", "wait")
 """Run keys that describe this invocation or this machine, not the experiment."""
 _LIST_KEYS = {"methods", "datasets", "seeds", "eval_simulators", "ks", "metrics", "plugins_dirs"}
 
@@ -172,13 +167,16 @@ def coerce_run_value(key: str, value: Any, where: str) -> Any:
     if key == "ks" and any(v > MAX_K for v in value):
         raise ConfigError(f"{where} key 'ks': K is the number of candidate paths a method generates "
                           f"per case; at most {MAX_K}, got {max(value)}")
-    if key == "cell_timeout" and value < 0:
-        raise ConfigError(f"{where} key 'cell_timeout': must be >= 0 seconds (0: no limit), got {value}")
-    if key == "threads" and value < 0:
-        raise ConfigError(f"{where} key 'threads': must be >= 0 (0: the default), got {value}")
-    if key == "eval_batch_size" and value < 1:
-        raise ConfigError(f"{where} key 'eval_batch_size': must be >= 1, got {value}")
+    if key == "log_level" and value not in LOG_LEVELS:
+        raise ConfigError(f"{where} key 'log_level': expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    low, note = _MINIMUM.get(key, (None, ""))
+    if low is not None and value < low:
+        raise ConfigError(f"{where} key '{key}': must be >= {low}{note}, got {value}")
     return value
+
+
+_MINIMUM = {"cell_timeout": (0, " seconds (0: no limit)"), "threads": (0, " (0: the default)"),
+            "eval_batch_size": (1, "")}
 
 
 def parse_config(doc: dict[str, Any], source: str = "", *, trusted: bool = False) -> RunConfig:
@@ -222,6 +220,10 @@ def parse_config(doc: dict[str, Any], source: str = "", *, trusted: bool = False
     from .variants import parse_variants
 
     cfg.variants = parse_variants(doc.get("variants", {}), label)
+
+    from .display import parse_display
+
+    cfg.display = parse_display(doc.get("display", {}), cfg.where("display"), label)
     return cfg
 
 
@@ -256,24 +258,10 @@ def parse_config_text(text: str, source: str = "config", *, trusted: bool = Fals
 def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """A copy of ``cfg`` with command-line values (already typed) replacing file values."""
     new = dataclasses.replace(cfg, plugin_tables={k: dict(v) for k, v in cfg.plugin_tables.items()},
-                              cases=dict(cfg.cases), variants={k: dict(v) for k, v in cfg.variants.items()})
+                              cases=dict(cfg.cases), variants={k: dict(v) for k, v in cfg.variants.items()},
+                              display=dict(cfg.display))
     for key, value in overrides.items():
         if value is None:
             continue
         setattr(new, key, coerce_run_value(key, value, "command line"))
     return new
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "prorlbench"
-
-
-def default_run_name(cfg: RunConfig) -> str:
-    return safe_name(f"{'+'.join(cfg.methods)}_{'+'.join(cfg.datasets)}", limit=100, default="run")
-
-
-def out_dir(cfg: RunConfig) -> Path:
-    if cfg.out:
-        return Path(cfg.out).expanduser()
-    return Path("results") / (cfg.name or default_run_name(cfg))

@@ -42,8 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from .cell import (REUSED_FILES, CellWork, backbones_match, reusable_paths, run_cell, store_failure,
                    write_traceback)
 from .errors import UserError, one_line
@@ -51,6 +49,7 @@ from .executors import CellJob, make_executor
 from .files import OutputError, atomic_write_text
 from .logs import run_log
 from .plugins import Registry, load_registry
+from .progress import tqdm
 from .prepare import BACKBONE_SEED_OFFSET, DatasetContext, make_backbone_factory, prepare_dataset
 from .report import write_report
 from .resolve import Resolved, expand_grid, resolve, resolve_device
@@ -139,19 +138,48 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
     waits for another run instead of failing). Raises :class:`UserError` for bad input and lets
     ``KeyboardInterrupt`` through (finished cells stay on disk). Never prints.
     """
-    from .guards import InterruptWatch, run_lock
-
     if registry is None:
         registry = load_registry(cfg.plugins_dirs)
     progress = cfg.progress if progress is None else progress
     res = resolve(cfg, registry)
     folder = RunFolder(res.out)
+    fresh = not res.out.exists()
     try:
         folder.make()
     except OSError as exc:
         raise UserError(f"cannot create output folder {res.out}: {exc.strerror}") from None
     executor = make_executor(cfg.executor, res.executor_factories())
     jobs = expand_grid(cfg.methods, cfg.datasets, cfg.seeds)
+    try:
+        return _locked_run(res, folder, executor, jobs, progress, report, rescore_only)
+    except UserError:
+        # Bad input found on the way (e.g. while preparing data): a folder this run made and
+        # that holds no cell is removed, so no half-made results folder stays behind.
+        if fresh:
+            _remove_empty_run_folder(folder)
+        raise
+
+
+def _to_run_log(message: str) -> None:
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    for h in log.handlers:
+        if isinstance(h, logging.FileHandler):
+            h.handle(record)
+
+
+def _remove_empty_run_folder(folder: RunFolder) -> None:
+    import shutil
+
+    if folder.cells.exists() and any(folder.cells.iterdir()):
+        return
+    shutil.rmtree(folder.root, ignore_errors=True)
+
+
+def _locked_run(res: Resolved, folder: RunFolder, executor: Any, jobs: list[CellJob], progress: bool,
+                report: bool, rescore_only: bool) -> RunResult:
+    from .guards import InterruptWatch, run_lock
+
+    cfg = res.cfg
     with run_lock(res.out, wait=cfg.wait), InterruptWatch() as watch:
         if rescore_only:
             for j in jobs:
@@ -170,6 +198,9 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
         try:
             with torch_threads(cfg.threads):
                 return _run_grid(res, folder, executor, jobs, progress, report, watch, rescore_only)
+        except UserError as exc:
+            _to_run_log(f"run stopped: {exc}")  # the console gets the error once, from the CLI
+            raise
         finally:
             log_cm.__exit__(None, None, None)
 
@@ -199,6 +230,9 @@ def _run_grid(res: Resolved, folder: RunFolder, executor: Any, jobs: list[CellJo
                 continue
             scoring_only = rescore_only or (not cfg.force and all(reusable_paths(res, folder, j) is not None
                                                                    for j in todo))
+            # The cells bar would sit at its count while simulators train: name the stage.
+            bar.set_postfix_str(f"{dataset}: loading data, training simulators, building cases")
+            log.info("dataset %s: preparing (data, simulators, cases) for %d cell(s)", dataset, len(todo))
             try:
                 dctx = prepare_dataset(res, dataset, progress, scoring_only=scoring_only)
             except (UserError, KeyboardInterrupt):
@@ -228,7 +262,7 @@ def _run_grid(res: Resolved, folder: RunFolder, executor: Any, jobs: list[CellJo
              len(result.computed), len(result.skipped), n_fail)
     if report:
         try:
-            result.summary = write_report(res.out, style=cfg.style)
+            result.summary = write_report(res.out, style=cfg.style, latex_width=cfg.latex_width)
         except UserError as exc:
             result.report_error = str(exc)
             log.error("report: %s", exc)

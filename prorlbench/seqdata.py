@@ -5,14 +5,17 @@ sequences, and leave-last-out evaluation (HR@10 / NDCG@10). Training and caching
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
 from .api import Interactions, SequenceModel
 from .config import opt
 from .scoring import model_device
+
+log = logging.getLogger("prorlbench")
 
 
 @dataclass
@@ -175,3 +178,16 @@ def popularity_hr(data: Interactions, sequences: Sequence[Sequence[int]], k: int
     # number of items with a strictly larger count than the target's count
     higher = pop.numel() - torch.searchsorted(sorted_pop, pop[targets], right=True)
     return _hr_ndcg(1 + higher, k)
+
+
+def warn_if_weak(kind: str, dataset: str, hr10: Any, popularity_hr10: Any) -> bool:
+    """Warn (and return ``True``) when a trained simulator's held-out HR@10 is below that of
+    recommending the most popular items: every metric scored by it then means little."""
+    if not isinstance(hr10, (int, float)) or not isinstance(popularity_hr10, (int, float)):
+        return False
+    if hr10 >= popularity_hr10:
+        return False
+    log.warning("simulator %s on %s is weaker than popularity on held-out users (valid HR@10 %.4f < "
+                "popularity's %.4f): metrics scored by it mean little; train it longer or check the data",
+                kind, dataset, hr10, popularity_hr10)
+    return True

@@ -40,14 +40,14 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .api import Interactions, SimulatorInfo
 from .config import to_dict
 from .errors import UserError
 from .files import atomic_write, cache_folder, entry_lock, safe_name
 from .files import sha256_file as _sha256_file
-from .seqdata import (SeqTrainConfig, SharedEmbeddingHead, evaluate_next_item, popularity_hr, right_pad,
+from .seqdata import (SeqTrainConfig, warn_if_weak, SharedEmbeddingHead, evaluate_next_item, popularity_hr, right_pad,
                       training_windows)
 
 __all__ = ["train_model", "train_or_load", "cache_key", "data_fingerprint", "CODE_VERSION", "SimulatorDiverged", "entry_lock", "SeqTrainConfig",
@@ -237,6 +237,7 @@ def train_or_load(kind: str, model_factory: Callable[[Any, int], torch.nn.Module
                          "%.4f NDCG@10 %.4f)", kind, data.name, pt, _num(meta.get("hr10")),
                          _num(meta.get("ndcg10")), _num(meta.get("popularity_hr10")),
                          _num(meta.get("popularity_ndcg10")))
+                warn_if_weak(kind, data.name, meta.get("hr10"), meta.get("popularity_hr10"))
                 return _freeze(model, device), info
             if pt.exists() or meta_path.exists():
                 model = fresh()  # a failed strict load may have filled part of the module
@@ -255,6 +256,7 @@ def _train_and_store(kind: str, model: torch.nn.Module, cfg: Any, data: Interact
     pop = popularity_hr(data, data.sequences.get("valid", []))
     log.info("%s on %s trained in %.1fs: valid HR@10 %.4f NDCG@10 %.4f (popularity HR@10 %.4f NDCG@10 %.4f)",
              kind, data.name, seconds, best["hr10"], best["ndcg10"], pop["hr10"], pop["ndcg10"])
+    warn_if_weak(kind, data.name, best["hr10"], pop["hr10"])
     if pt is not None and meta_path is not None:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         atomic_write(pt, lambda f: torch.save(state, f))

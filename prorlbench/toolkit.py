@@ -14,7 +14,8 @@ built-ins keep to it. The names below are re-exported from where they live:
   ``in_batches``: the candidate rule of the greedy baselines);
 * sequence training: ``SeqTrainConfig``, ``SharedEmbeddingHead``, ``train_or_load``,
   ``simulator_build``, ``train_model``, ``evaluate_next_item`` (next-item simulators, trained once and cached);
-* executors: ``CellJob``, ``ExecutorContext`` (what an executor plugin receives).
+* executors: ``CellJob``, ``ExecutorContext`` (what an executor plugin receives);
+* progress: ``tqdm`` (a bar in a terminal, plain periodic lines in a batch job).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .cases import split_users
 from .config import opt
 from .errors import ConfigError, DataError, UserError
 from .executors import CellJob, ExecutorContext
+from .progress import tqdm
 from .scoring import (PathScores, attribute_matrix, histories_tensor, item_embedding_matrix, last_states,
                       model_device, score_paths)
 from .seqtrain import (SeqTrainConfig, SharedEmbeddingHead, evaluate_next_item, simulator_build, train_model,
@@ -38,4 +40,5 @@ __all__ = [
     "SeqTrainConfig", "SharedEmbeddingHead", "train_or_load", "simulator_build", "train_model",
     "evaluate_next_item",
     "CellJob", "ExecutorContext",
+    "tqdm",
 ]

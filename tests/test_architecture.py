@@ -17,7 +17,8 @@ PLUGINS = ROOT / "plugins"
 ROOMS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("prorlbench", "prorlbench.errors", "prorlbench.files", "prorlbench.tomlwriter", "prorlbench.config", "prorlbench.api",
               "prorlbench.hookspecs", "prorlbench.logs", "prorlbench.seeding", "prorlbench.fingerprint",
-              "prorlbench.configpaths")),
+              "prorlbench.configpaths", "prorlbench.devices", "prorlbench.runnames", "prorlbench.progress",
+              "prorlbench.display", "prorlbench.dsvariants")),
     ("toolkit", ("prorlbench.scoring", "prorlbench.decoding", "prorlbench.cases", "prorlbench.evaluate",
                  "prorlbench.seqdata", "prorlbench.seqtrain", "prorlbench.rl", "prorlbench.results",
                  "prorlbench.runconfig", "prorlbench.executors", "prorlbench.toolkit", "prorlbench.store")),
@@ -25,7 +26,8 @@ ROOMS: list[tuple[str, tuple[str, ...]]] = [
     ("registry", ("prorlbench.plugins",)),
     ("runner", ("prorlbench.resolve", "prorlbench.prepare", "prorlbench.cell", "prorlbench.runner",
                 "prorlbench.guards", "prorlbench.rescore")),
-    ("cli", ("prorlbench.cli", "prorlbench.cli_rescore")),
+    ("cli", ("prorlbench.cli", "prorlbench.cli_rescore", "prorlbench.cliparse", "prorlbench.dryrun",
+             "prorlbench.listing")),
 ]
 
 

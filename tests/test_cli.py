@@ -32,7 +32,7 @@ def env(tmp_path, monkeypatch):
 
 def fake_run(env, *extra: str) -> list[str]:
     root, plug, cfg = env
-    return ["run", "--config", str(cfg), "--plugins-dir", str(plug), "--no-progress", "--device", "cpu",
+    return ["run", "--config", str(cfg), "--plugins-dir", str(plug), "--quiet", "--device", "cpu",
             "--out", str(root / "out"), *extra]
 
 

@@ -84,7 +84,7 @@ def test_plugin_example_loads_and_runs(where, source, tmp_path, monkeypatch):
     for metric in provided["metrics"]:
         assert (cases["metric"] == metric).any()
         display = reg.metric(metric).display or metric
-        assert f"{display}@1" in result.summary  # a plugin metric shows with its own name
+        assert f"| {display}" in result.summary  # a plugin metric shows with its own name
 
 
 def test_doc_method_returns_k_candidates_within_max_path_len(tmp_path, monkeypatch):

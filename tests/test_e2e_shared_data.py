@@ -48,3 +48,31 @@ def test_prorl_json_run_has_the_released_6928_test_cases(tmp_path, shared_data):
     assert status["n_cases"] == 6928
     cases = pd.read_csv(out / "cases.csv.gz")
     assert cases[cases["method"] == "pop"]["case"].nunique() == 6928
+
+
+def test_two_movielens_variants_are_two_datasets(tmp_path, shared_data):
+    """Dataset variants (issue 16): ML-100K and a cut of it (only users with >= 100 ratings) in one
+    grid and one table, each its own dataset with its own simulator and cases."""
+    cfg = tmp_path / "variants.toml"
+    cfg.write_text(FAST + f'''
+[run]
+datasets = ["ml100k", "ml100k-active"]
+
+[datasets.ml100k]
+plugin = "movielens"
+data_dir = "{(shared_data / 'ml-100k').as_posix()}"
+
+[datasets.ml100k-active]
+plugin = "movielens"
+data_dir = "{(shared_data / 'ml-100k').as_posix()}"
+min_seq_len = 100
+''')
+    out = tmp_path / "out"
+    proc = run_cli(["run", "--methods", "random,pop", "--config", str(cfg), "--out", str(out), "--quiet",
+                    "--device", "cpu"], env=cli_env(allow=None, cache=tmp_path / "cache"), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["dataset"]) == {"ml100k", "ml100k-active"}
+    cases = summary.groupby("dataset")["n_cases"].max()
+    assert cases["ml100k-active"] < cases["ml100k"]     # the cut has fewer users, so fewer cases
+    assert "## ml100k (eval: sasrec)" in proc.stdout and "## ml100k-active (eval: sasrec)" in proc.stdout

@@ -26,7 +26,7 @@ def test_a_plugin_metric_shows_its_own_name_decimals_and_direction(tmp_path):
             "methods": {"a": {"display": "Method A"}, "b": {"display": "b"}}}
     md = write_report(_run(tmp_path, meta), plots=False)
     header = next(ln for ln in md.splitlines() if ln.startswith("| Method"))
-    assert [c.strip() for c in header.strip("|").split("|")][1:] == ["SR@20@1 ↓", "IoI@1 ↑"]
+    assert [c.strip() for c in header.strip("|").split("|")][1:] == ["SR@20 ↓", "IoI ↑"]
     row_a = next(ln for ln in md.splitlines() if ln.startswith("| Method A"))
     assert "**0.18**" in row_a and "0.179" in row_a  # SR@20 two decimals, lower is better: a wins
 
@@ -34,7 +34,7 @@ def test_a_plugin_metric_shows_its_own_name_decimals_and_direction(tmp_path):
 def test_without_metadata_a_plugin_metric_shows_its_raw_name(tmp_path):
     md = write_report(_run(tmp_path), plots=False)
     header = next(ln for ln in md.splitlines() if ln.startswith("| Method"))
-    assert [c.strip() for c in header.strip("|").split("|")][1:] == ["IoI@1 ↑", "sr20@1"]
+    assert [c.strip() for c in header.strip("|").split("|")][1:] == ["IoI ↑", "sr20"]
 
 
 def test_the_runner_stores_the_metadata_of_its_metrics_and_methods(tmp_path, monkeypatch):
@@ -56,4 +56,4 @@ def test_the_runner_stores_the_metadata_of_its_metrics_and_methods(tmp_path, mon
     ior = registry.metric("ior")
     assert doc["metrics"]["ior"] == {"display": ior.display, "decimals": ior.decimals, "headline": ior.headline,
                                      "higher_is_better": ior.higher_is_better}
-    assert doc["methods"] == {"pop": {"display": "pop", "family": "baseline"}}
+    assert doc["methods"] == {"pop": {"display": "pop", "family": "baseline", "color": "#1f77b4"}}  # first palette colour

@@ -35,7 +35,7 @@ def _run(tmp_path, capsys, monkeypatch, toml: str, *extra: str) -> tuple[int, st
     cfg.write_text(toml)
     cache = tmp_path / "cache"
     code = main(["run", "--config", str(cfg), "--out", str(tmp_path / "out"), "--cache-dir", str(cache),
-                 "--device", "cpu", "--no-progress", *extra])
+                 "--device", "cpu", "--no-progress", "--quiet", *extra])
     err = capsys.readouterr().err
     return code, err
 

@@ -22,7 +22,7 @@ from trust_support import fits, setup
 def _cli(cfg, *extra):
     return main(["run", "--config", str(Path(cfg.out).parent / "fake.toml"), "--methods", ",".join(cfg.methods),
                  "--plugins-dir", str(Path(cfg.out).parent / "fakeplugins"), "--out", cfg.out,
-                 "--cache-dir", cfg.cache_dir, "--no-progress", "--device", "cpu", *extra])
+                 "--cache-dir", cfg.cache_dir, "--no-progress", "--quiet", "--device", "cpu", *extra])
 
 
 def _one_line(capsys, *needles):

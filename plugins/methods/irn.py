@@ -51,11 +51,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from prorlbench import hookimpl
 from prorlbench.api import Case, FitContext, MethodSpec
-from prorlbench.toolkit import ConfigError, decoding, opt
+from prorlbench.toolkit import ConfigError, decoding, opt, tqdm
 
 
 @dataclass

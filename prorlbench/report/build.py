@@ -8,11 +8,11 @@ from typing import Any
 from ..errors import ConfigError, did_you_mean
 from ..runconfig import STYLES
 from .csvfiles import write_paper_csv, write_summary_csv
-from .latex import render_paper_tex, render_summary_tex
+from .latex import WIDTHS, render_paper_tex, render_summary_tex
 from .markdown import render_paper_md, render_summary_md
 from .metadata import metric_directions
-from .plots import plot_metrics, training_plots
-from .reading import load_run
+from .plots import method_colors, plot_metrics, training_plots
+from .reading import config_order, load_run
 from .stats import mark_ranks, summarize
 from .table import build_blocks
 
@@ -39,7 +39,7 @@ def _select(requested: list[Any] | None, available: list[Any], defaults: tuple[A
 
 def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | None = None,
                  ks: list[int] | None = None, registry: Any | None = None,
-                 plots: bool = True) -> str:
+                 plots: bool = True, latex_width: str = "single") -> str:
     """Write the report files of a run folder and return the Markdown to print.
 
     Always writes ``summary.csv``, ``summary.md``, ``summary.tex`` and ``metrics.png`` (when there
@@ -50,16 +50,29 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
     Metric names, decimals and directions and method names come from the folder's
     ``metadata.json`` (:mod:`.metadata`); the plugin registry is never loaded. ``registry``: an
     optional registry-like object whose metric directions override the stored ones (``None`` or
-    ``False``: the stored ones). ``plots=False`` skips every plot.
+    ``False``: the stored ones). ``plots=False`` skips every plot. ``latex_width``: ``single``
+    (one column of a two-column paper) or ``full`` (the text width, ``table*``).
     """
+    if latex_width not in WIDTHS:
+        raise ConfigError(f"report: unknown LaTeX width '{latex_width}'"
+                          f"{did_you_mean(latex_width, list(WIDTHS))}; valid: {', '.join(WIDTHS)}")
     if style not in STYLES:
         raise ConfigError(f"report: unknown style '{style}'{did_you_mean(style, list(STYLES))}; "
                           f"valid: {', '.join(STYLES)}")
     run_dir = Path(run_dir)
     run = load_run(run_dir)
     meta = run.meta
-    summary = summarize(run.cases)
-    write_summary_csv(summary, run_dir / "summary.csv")
+    stored = None
+    if not (run_dir / "cases.csv.gz").exists() and (run_dir / "summary.csv").exists():
+        # A folder committed without its per-case data: the tables are rebuilt from summary.csv,
+        # the significance marks come from paper.csv (they need per-case values).
+        from .fromsummary import read_stored_marks, read_summary_csv
+
+        summary = read_summary_csv(run_dir / "summary.csv")
+        stored = read_stored_marks(run_dir / "paper.csv")
+    else:
+        summary = summarize(run.cases)
+        write_summary_csv(summary, run_dir / "summary.csv")
 
     available_metrics = meta.order(set(summary["metric"]))
     available_ks = sorted({int(k) for k in summary["k"]})
@@ -80,9 +93,11 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
         s_ks = ([1] if 1 in available_ks else available_ks[:1])
     s_blocks = build_blocks(run, summary, s_metrics, s_ks)
     mark_ranks(s_blocks, s_metrics, s_ks, directions, meta=meta)
-    summary_md = render_summary_md(s_blocks, s_metrics, s_ks, directions, meta)
+    profile = str(run.config.get("run", {}).get("profile", "") or "") if isinstance(run.config, dict) else ""
+    summary_md = render_summary_md(s_blocks, s_metrics, s_ks, directions, meta, profile=profile)
     (run_dir / "summary.tex").write_text(
-        render_summary_tex(s_blocks, s_metrics, s_ks, directions, meta), encoding="utf-8")
+        render_summary_tex(s_blocks, s_metrics, s_ks, directions, meta, width=latex_width, profile=profile),
+        encoding="utf-8")
 
     # plots: the headline metrics (or the chosen ones in the default style) at the table's K
     plot_paths: list[Path] = []
@@ -94,13 +109,18 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
             plot_m = s_metrics
         plot_blocks = s_blocks if all(m in s_metrics for m in plot_m) else \
             build_blocks(run, summary, plot_m, [plot_k])
-        png = plot_metrics(plot_blocks, plot_m, plot_k, run_dir / "metrics.png", meta)
+        order = config_order(run.config, "methods")
+        colors = method_colors(order, meta.colors)
+        png = plot_metrics(plot_blocks, plot_m, plot_k, run_dir / "metrics.png", meta, colors)
         if png is not None:
-            plot_paths.append(png)
+            plot_paths += [png, png.with_suffix(".pdf")]
         else:
             (run_dir / "metrics.png").unlink(missing_ok=True)
+            (run_dir / "metrics.pdf").unlink(missing_ok=True)
+        if run.train_log is None and stored is not None:  # figures of the original run stay listed
+            plot_paths += sorted(run_dir.glob("train_*.png"))
         if run.train_log is not None:
-            extra, note = training_plots(run.train_log, run_dir)
+            extra, note = training_plots(run.train_log, run_dir, meta, method_order=order)
             plot_paths += extra
             if note:
                 notes.append(note)
@@ -126,10 +146,18 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
     p_metrics = _select(metrics, available_metrics, PAPER_METRICS, "metric")
     p_ks = _select(ks, available_ks, PAPER_KS, "K")
     p_blocks = build_blocks(run, summary, p_metrics, p_ks, all_methods=True)
-    mark_ranks(p_blocks, p_metrics, p_ks, directions, cases=run.cases, meta=meta)
-    paper_md = render_paper_md(p_blocks, p_metrics, p_ks, directions, meta=meta) + plot_section()
+    if stored is None:
+        mark_ranks(p_blocks, p_metrics, p_ks, directions, cases=run.cases, meta=meta)
+    else:
+        from .fromsummary import apply_stored_marks
+
+        mark_ranks(p_blocks, p_metrics, p_ks, directions, meta=meta)
+        apply_stored_marks(p_blocks, stored)
+    paper_md = render_paper_md(p_blocks, p_metrics, p_ks, directions, meta=meta,
+                               profile=profile) + plot_section()
     (run_dir / "paper.md").write_text(paper_md, encoding="utf-8")
-    (run_dir / "paper.tex").write_text(render_paper_tex(p_blocks, p_metrics, p_ks, directions, meta=meta),
+    (run_dir / "paper.tex").write_text(render_paper_tex(p_blocks, p_metrics, p_ks, directions, meta=meta,
+                                                        width=latex_width, profile=profile),
                                        encoding="utf-8")
     write_paper_csv(p_blocks, p_metrics, p_ks, run_dir / "paper.csv", meta)
     return paper_md

@@ -58,6 +58,6 @@ def write_paper_csv(blocks: list[Block], metrics: list[str], ks: list[int], path
                     rows.append([b.dataset, b.simulator, m, k, meth,
                                  c.mean if c.state == "ok" else math.nan,
                                  c.std if c.state == "ok" else math.nan,
-                                 c.n_seeds, c.n_cases, c.text(m, meta=meta), c.rank, c.rank == 1,
-                                 c.rank == 2, c.p_value, c.significant, c.runner_up])
+                                 c.n_seeds, c.n_cases, c.text(m, meta=meta), c.rank, c.marked_best,
+                                 c.marked_second, c.p_value, c.significant, c.runner_up])
     _write_csv(path, PAPER_CSV_COLUMNS, rows)

@@ -23,6 +23,30 @@ log = logging.getLogger("prorlbench")
 
 DEFAULT_DECIMALS = 3
 
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#000000", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
+    "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5",
+)
+"""20 distinct colours: matplotlib's tab10, black, then the light half of tab20."""
+
+
+def method_colors(methods: list[str], stored: dict[str, str] | None = None) -> dict[str, str]:
+    """One colour per method: the stored one, else the next palette colour in ``methods`` order
+    (colours cycle only after :data:`PALETTE` is used up)."""
+    stored = dict(stored or {})
+    used = set(stored.values())
+    free = [c for c in PALETTE if c not in used]
+    out = {}
+    for i, m in enumerate(methods):
+        if m in stored:
+            out[m] = stored[m]
+        else:
+            out[m] = free.pop(0) if free else PALETTE[i % len(PALETTE)]
+    return out
+
+
+
 
 @dataclass(frozen=True)
 class MetricInfo:
@@ -41,6 +65,10 @@ class Metadata:
     metrics: dict[str, MetricInfo] = field(default_factory=dict)
     methods: dict[str, str] = field(default_factory=dict)
     """Display name per method."""
+    datasets: dict[str, str] = field(default_factory=dict)
+    """Display name per dataset (from ``[display]``; default: its name)."""
+    colors: dict[str, str] = field(default_factory=dict)
+    """Plot colour per method (``#rrggbb``), fixed for the run (see :mod:`.plots`)."""
 
     def info(self, metric: str) -> MetricInfo:
         return self.metrics.get(metric) or MetricInfo(display=metric)
@@ -53,6 +81,9 @@ class Metadata:
 
     def method(self, name: str) -> str:
         return self.methods.get(name) or name
+
+    def dataset(self, name: str) -> str:
+        return self.datasets.get(name) or name
 
     def order(self, names: Iterable[str]) -> list[str]:
         """Known metrics in their registration order, then the others alphabetically."""
@@ -84,10 +115,12 @@ def read_metadata(run_dir: Path) -> Metadata:
                                       higher_is_better=d.get("higher_is_better"))
                    for n, d in doc.get("metrics", {}).items()}
         methods = {str(n): str(d.get("display") or n) for n, d in doc.get("methods", {}).items()}
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        datasets = {str(n): str(d.get("display") or n) for n, d in doc.get("datasets", {}).items()}
+        colors = {str(n): str(d["color"]) for n, d in doc.get("methods", {}).items() if d.get("color")}
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
         log.warning("report: ignoring unreadable %s (%s); using the built-in metric metadata", path, exc)
         return LEGACY
-    return Metadata(metrics=metrics, methods=methods)
+    return Metadata(metrics=metrics, methods=methods, datasets=datasets, colors=colors)
 
 
 def metric_directions(metrics: list[str], registry: Any | None = None,

@@ -94,6 +94,7 @@ def mark_ranks(blocks: list[Block], metrics: list[str], ks: list[int],
                 rank_of = {v: i + 1 for i, v in enumerate(distinct)}
                 for meth, v in vals.items():
                     col[meth].rank = rank_of[v]
+                    col[meth].column_size = len(vals)
                 if pc is None:
                     continue
                 best = [meth for meth, v in vals.items() if rank_of[v] == 1]

@@ -47,7 +47,7 @@ def seeds_note(blocks: list[Block]) -> str:
     if not ns:
         return "no results"
     if ns == [1]:
-        return "one seed (mean only)"
+        return "mean of one seed"
     return f"mean ± std over {'/'.join(map(str, ns))} seeds"
 
 
@@ -65,6 +65,16 @@ class Cell:
     p_value: float | None = None
     significant: bool = False
     runner_up: str = ""
+    column_size: int = 0
+    """Methods ranked in this cell's column: bold needs 2, an underlined second place 3."""
+
+    @property
+    def marked_best(self) -> bool:
+        return self.rank == 1 and self.column_size >= 2
+
+    @property
+    def marked_second(self) -> bool:
+        return self.rank == 2 and self.column_size >= 3
 
     def text(self, metric: str, *, latex: bool = False, meta: Metadata = LEGACY) -> str:
         if self.state == "failed":
@@ -91,10 +101,12 @@ class Block:
     """Row label per method (with ``(n/m seeds)`` when some of its cells failed)."""
     failures: list[tuple[str, int, str]]
     """``(method, seed, error)`` of the failed cells of this block."""
+    dataset_label: str = ""
+    """How the dataset is shown (``[display]``; default: its name)."""
 
     @property
     def title(self) -> str:
-        return f"{self.dataset} (eval: {self.simulator})"
+        return f"{self.dataset_label or self.dataset} (eval: {self.simulator})"
 
 
 def _split_sims(text: str) -> list[str]:
@@ -157,5 +169,5 @@ def build_blocks(run: RunData, summary: pd.DataFrame, metrics: list[str], ks: li
                         else:
                             c = Cell(state="failed" if failed and not has_data else "missing")
                         block_cells[(meth, m, k)] = c
-            out.append(Block(ds, sim, methods, block_cells, labels, failures))
+            out.append(Block(ds, sim, methods, block_cells, labels, failures, run.meta.dataset(ds)))
     return out

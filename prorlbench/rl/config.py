@@ -48,7 +48,7 @@ class RLConfig:
     batch_cases: int = opt(32, "cases per RL step (B); a step trains on B * G paths")
     epochs: int = opt(10, "RL epochs over the training cases")
     normalizer_epochs: int = opt(1, "epochs during which the reward normaliser's Welford statistics are "
-                                 "updated before they are frozen (the paper: 1; >= epochs: never frozen)")
+                                 "updated before they are frozen (default 1: the first epoch; >= epochs: never frozen)")
     max_train_cases: int = opt(0, "cases per RL epoch (a seeded random subset); 0: all training cases")
     lr: float = opt(1e-4, "RL learning rate (AdamW)")
     weight_decay: float = opt(0.0, "RL AdamW weight decay")

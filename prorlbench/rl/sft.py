@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 from ..api import Case, FitContext
 from ..files import atomic_write, entry_lock

@@ -43,7 +43,7 @@ import math
 from typing import Sequence
 
 import torch
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 from ..api import Case, EstimatorSpec, FitContext, SequenceModel
 from ..scoring import score_paths

@@ -1,10 +1,31 @@
-"""Training-curve plots from a long-format train log."""
+"""Training-curve plots from a long-format train log: one figure per dataset, a panel per curve."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from prorlbench.report import plot_training
+from prorlbench.report.metadata import PALETTE, method_colors
+
+
+def _log() -> pd.DataFrame:
+    rows = []
+    for ds in ("synthetic", "movielens"):
+        for method in ("prorl", "naive-pg"):
+            for seed in (0, 1):
+                for step in range(80):
+                    rows.append((method, ds, seed, step, "path_len", 2 + step * (0.3 if method == "naive-pg" else 0)))
+                    if step % 4 == 0:
+                        rows.append((method, ds, seed, step, "grad_var", 1e-3 / (1 + step)))
+                    rows.append((method, ds, seed, step, "kl", 0.1))
+    return pd.DataFrame(rows, columns=["method", "dataset", "seed", "step", "metric", "value"])
+
+
+def test_plot_training_writes_one_figure_per_dataset_png_and_pdf(tmp_path):
+    paths = plot_training(_log(), tmp_path / "fig")
+    assert [p.name for p in paths] == ["train_curves_movielens.png", "train_curves_movielens.pdf",
+                                       "train_curves_synthetic.png", "train_curves_synthetic.pdf",
+                                       "train_dynamics.png"]
 
 
 def test_plot_training_writes_every_figure(tmp_path):
@@ -22,12 +43,23 @@ def test_plot_training_writes_every_figure(tmp_path):
                     rows += [(method, "synthetic", seed, step, "valid_ioi", 0.2), (method, "synthetic", seed, step, "vs_ioi", 0.1)]
     log = pd.DataFrame(rows, columns=["method", "dataset", "seed", "step", "metric", "value"])
     paths = plot_training(log, tmp_path / "fig")
-    assert [p.name for p in paths] == ["train_path_len.png", "train_grad_var.png", "train_dynamics.png"]
+    names = [p.name for p in paths]
+    assert names[-1] == "train_dynamics.png" and "train_curves_synthetic.png" in names
     assert all(p.stat().st_size > 1000 for p in paths)
+    assert paths[1].read_bytes().startswith(b"%PDF")
 
 
-def test_plot_training_skips_missing_metrics(tmp_path):
-    log = pd.DataFrame([("sft", "synthetic", 0, 1, "sft_loss", 1.0)],
+def test_plot_training_without_curves_writes_nothing(tmp_path):
+    assert plot_training(pd.DataFrame(), tmp_path) == []
+    log = pd.DataFrame([("sft", "synthetic", 0, 1, "sft_loss", float("nan"))],
                        columns=["method", "dataset", "seed", "step", "metric", "value"])
     assert plot_training(log, tmp_path) == []
-    assert plot_training(pd.DataFrame(), tmp_path) == []
+
+
+def test_twenty_methods_get_twenty_distinct_colours_and_stored_ones_are_kept():
+    names = [f"m{i}" for i in range(20)]
+    colors = method_colors(names)
+    assert len(set(colors.values())) == 20 == len(PALETTE)
+    # a stored colour stays; the others take free palette colours, never a duplicate
+    again = method_colors(["new", *names[:3]], {"m0": colors["m0"], "m1": colors["m1"], "m2": colors["m2"]})
+    assert again["m0"] == colors["m0"] and len(set(again.values())) == 4
