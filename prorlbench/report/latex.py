@@ -102,6 +102,17 @@ def _profile_text(profile: str) -> str:
     return " Profile: " + latex_escape(profile_note(profile)) + "."
 
 
+def _group_head(tab: list[str], group: list[str], ks: list[int], directions: dict[str, bool | None],
+                meta: Metadata, ncols: int) -> list[str]:
+    """Append a column group's header rows (padded to ``ncols``) and a rule to ``tab``; returns
+    the empty cells that pad the group's data rows."""
+    pad = [""] * (ncols - 1 - len(group) * len(ks))
+    tab += [line if not line.endswith(r"\\") else line[:-3] + "".join(" & " for _ in pad) + r" \\"
+            for line in _header(group, ks, directions, meta, "Method")]
+    tab.append(r"\midrule")
+    return pad
+
+
 def render_summary_tex(blocks: list[Block], metrics: list[str], ks: list[int],
                        directions: dict[str, bool | None], meta: Metadata = LEGACY, *,
                        width: str = "single", profile: str = "") -> str:
@@ -111,11 +122,7 @@ def render_summary_tex(blocks: list[Block], metrics: list[str], ks: list[int],
     for gi, group in enumerate(groups):
         if gi:
             tab.append(r"\midrule")
-        gcols = 1 + len(group) * len(ks)
-        pad = [""] * (ncols - gcols)
-        tab += [line if not line.endswith(r"\\") else line[:-3] + "".join(" & " for _ in pad) + r" \\"
-                for line in _header(group, ks, directions, meta, "Method")]
-        tab.append(r"\midrule")
+        pad = _group_head(tab, group, ks, directions, meta, ncols)
         for i, b in enumerate(blocks):
             if i:
                 tab.append(r"\midrule")
@@ -159,11 +166,7 @@ def render_paper_tex(blocks: list[Block], metrics: list[str], ks: list[int],
         for gi, group in enumerate(groups):
             if gi:
                 tab.append(r"\midrule")
-            gcols = 1 + len(group) * len(ks)
-            pad = [""] * (ncols - gcols)
-            tab += [line if not line.endswith(r"\\") else line[:-3] + "".join(" & " for _ in pad) + r" \\"
-                    for line in _header(group, ks, directions, meta, "Method")]
-            tab.append(r"\midrule")
+            pad = _group_head(tab, group, ks, directions, meta, ncols)
             for meth in b.methods:
                 partial = b.labels.get(meth, meth) != meth
                 cells = [_tex_cell(b.cells[(meth, m, k)], m, meta, second=True, dagger=True)
