@@ -40,3 +40,16 @@ def test_rl_protocol_changes_one_switch_per_variant(monkeypatch, tmp_path):
     for name in cfg.variants:
         diff = {k for k, v in dataclasses.asdict(res.method_cfgs[name]).items() if base[k] != v}
         assert len({switch.get(k, k) for k in diff}) == 1, (name, diff)
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is not beside the checkout")
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.name for p in EXPERIMENTS])
+def test_experiment_data_dirs_exist(path):
+    """Dataset folders of the experiment files resolve (from the file's folder) to ../shared/data."""
+    cfg = read_config_file(path)
+    for name, table in cfg.plugin_tables.get("datasets", {}).items():
+        if table.get("data_dir"):
+            assert Path(table["data_dir"]).is_dir(), (path.name, name, table["data_dir"])
