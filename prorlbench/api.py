@@ -266,6 +266,21 @@ class MetricSpec:
     """Printed decimals of its means and stds (Markdown and LaTeX alike)."""
     headline: bool = False
     """Shown in the report's ``metrics.png``."""
+    needs_simulator: bool = False
+    """``compute(scores, context)`` also gets a :class:`MetricContext` (the evaluating simulator
+    and the batch's cases), e.g. to score reference paths of its own."""
+    default: bool = True
+    """Computed when a run names no metrics. ``False``: only when named (``--metrics``), for
+    metrics that cost extra simulator passes (``ioi-lift``)."""
+
+
+@dataclass(frozen=True)
+class MetricContext:
+    """What a metric with ``needs_simulator`` gets besides the :class:`~prorlbench.scoring.PathScores`:
+    row ``i`` of the scores is a path for ``cases[i]``, scored by ``simulator``."""
+
+    simulator: SequenceModel
+    cases: Sequence[Case]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .api import Case, MetricSpec, SequenceModel
+from .api import Case, MetricContext, MetricSpec, SequenceModel
 from .scoring import PathScores, attribute_matrix, score_paths
 
 
@@ -45,8 +45,10 @@ def per_path_values(
     for s in range(0, len(cases), batch_size):
         sc = score_paths(model, cases[s : s + batch_size], paths[s : s + batch_size],
                          item_attributes=item_attributes)
+        ctx = MetricContext(simulator=model, cases=cases[s : s + batch_size])
         for m in metrics:
-            out[m.name].append(m.compute(sc).double().cpu().numpy())
+            v = m.compute(sc, ctx) if m.needs_simulator else m.compute(sc)
+            out[m.name].append(v.double().cpu().numpy())
         out["_ioi"].append(_ioi(sc).double().cpu().numpy())
     return {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in out.items()}
 

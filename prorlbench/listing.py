@@ -85,8 +85,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = []
         for name in names:
             spec = registry.get(kind, name)
-            rows.append([name, spec.summary.splitlines()[0] if spec.summary else "",
-                         registry.providers[(kind, name)]])
+            summary = spec.summary.splitlines()[0] if spec.summary else ""
+            if kind == "metrics" and not spec.default:
+                summary += " [opt-in: --metrics]"
+            rows.append([name, summary, registry.providers[(kind, name)]])
         blocks.append(f"{kind}:\n" + (tabulate(rows, headers=["name", "summary", "plugin"], tablefmt="simple")
                                        if rows else "  (none)"))
         if args.details:

@@ -118,6 +118,10 @@ class Registry:
     def names(self, kind: str) -> list[str]:
         return sorted(self.specs[kind])
 
+    def default_metrics(self) -> list[str]:
+        """The metrics a run computes when it names none (those with ``default``)."""
+        return [n for n in self.names("metrics") if self.specs["metrics"][n].default]
+
     def get(self, kind: str, name: str) -> Any:
         try:
             return self.specs[kind][name]

@@ -213,7 +213,7 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
     if cfg.style not in STYLES:
         raise ConfigError(f"style '{cfg.style}': expected one of {', '.join(STYLES)}")
     bases = add_dataset_variants(registry, cfg.plugin_tables, cfg.where)
-    make_executor(cfg.executor, executor_factories(registry))  # unknown name -> UserError now, not after the data is loaded
+    make_executor(cfg.executor, executor_factories(registry))  # unknown name: UserError now, not after loading data
     variant_cfgs = variant_configs(registry, cfg)  # every variant's config is checked, used or not
     _check_names("methods", cfg.methods, registry)
     _check_names("datasets", cfg.datasets, registry)
@@ -223,7 +223,7 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
         _check_names("metrics", cfg.metrics, registry)
         metric_names = list(dict.fromkeys(cfg.metrics))
     else:
-        metric_names = registry.names("metrics")
+        metric_names = registry.default_metrics()
     if not metric_names:
         raise UserError("no metrics are registered (did the built-in metrics plugin fail to load? "
                         "see `prorlbench list metrics`)")
