@@ -12,7 +12,7 @@ from .tomlwriter import write_toml
 def dry_run(cfg: RunConfig, registry: Registry) -> str:
     """What ``run`` would do with ``cfg``: the text printed by ``--dry-run``."""
     res = resolve(cfg, registry)
-    jobs = expand_grid(cfg.methods, cfg.datasets, cfg.seeds)
+    jobs = expand_grid(cfg.methods, cfg.datasets, cfg.seeds, cfg.variants)
     lines = [
         "dry run: nothing is computed, no folder is written",
         f"profile: {profile_note(cfg.profile)}",

@@ -24,7 +24,7 @@ from .configpaths import absolute_paths, without_paths
 from .dsvariants import BASE_KEY, add_dataset_variants, variant_table
 from .display import check_display
 from .errors import ConfigError, UnknownNameError, UserError
-from .executors import CellJob, ExecutorContext, make_executor
+from .executors import CellJob, ExecutorContext, expand_grid, make_executor
 from .plugins import Registry, load_registry
 from .variants import add_variants, variants_document, variant_configs
 from .runconfig import (NOT_WRITTEN, PLUGIN_TABLES, PROFILES, RUN_KEYS, STYLES, RunConfig, default_cache_dir,
@@ -277,7 +277,3 @@ def executor_factories(registry: Registry) -> dict[str, Any]:
     """Executor factories registered by plugins (``register_executors``), by name."""
     return {n: s.factory for n, s in registry.specs["executors"].items()}
 
-
-def expand_grid(methods: Sequence[str], datasets: Sequence[str], seeds: Sequence[int]) -> list[CellJob]:
-    """All cells, dataset-major then method then seed (the order they are computed in)."""
-    return [CellJob(m, d, int(s)) for d in datasets for m in methods for s in seeds]

@@ -149,7 +149,7 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
     except OSError as exc:
         raise UserError(f"cannot create output folder {res.out}: {exc.strerror}") from None
     executor = make_executor(cfg.executor, res.executor_factories())
-    jobs = expand_grid(cfg.methods, cfg.datasets, cfg.seeds)
+    jobs = expand_grid(cfg.methods, cfg.datasets, cfg.seeds, cfg.variants)
     try:
         return _locked_run(res, folder, executor, jobs, progress, report, rescore_only)
     except UserError:

@@ -10,7 +10,9 @@ which registers a method ``prorl+position``: the base method's factory with the 
 ``[methods.prorl]`` table, then a ``[methods."prorl+position"]`` table if given, then the
 variant's own keys (later wins; the run's profile is applied first, as for every method). A
 variant is its own row in every table, is fingerprinted by its full config and its base, and is
-listed by ``prorlbench list methods --config FILE``.
+listed by ``prorlbench list methods --config FILE``. ``datasets = ["prorl-json"]`` (optional)
+runs the variant on those datasets of the run only (e.g. a policy that needs the data's semantic
+IDs); the other datasets get no cell of it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ def parse_variants(tables: Any, where: str) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"{w}: needs method = \"BASE\" (the method it varies)")
         if base == name:
             raise ConfigError(f"{w}: a variant cannot have its own name as its method")
+        only = table.get("datasets", [])
+        if not isinstance(only, list) or not all(isinstance(d, str) and d for d in only):
+            raise ConfigError(f"{w}: datasets must be a list of dataset names, got {only!r}")
         out[str(name)] = dict(table)
     return out
 
@@ -59,7 +64,7 @@ def add_variants(registry: Any, variants: dict[str, dict[str, Any]], plugin_tabl
         spec = methods[base]
         if name in methods and registry.providers.get(("methods", name)) != PROVIDER:
             raise ConfigError(f"{w}: '{name}' is already a registered method; choose another name")
-        keys = {k: v for k, v in table.items() if k != "method"}
+        keys = {k: v for k, v in table.items() if k not in ("method", "datasets")}
         if keys and spec.config_cls is None:
             raise ConfigError(f"{w}: method '{base}' has no config keys")
         merged = {**plugin_tables.get("methods", {}).get(base, {}),
@@ -77,6 +82,11 @@ def variant_configs(registry: Any, cfg: Any) -> dict[str, Any]:
     from .config import build_config
 
     tables = add_variants(registry, cfg.variants, cfg.plugin_tables, cfg.source)
+    for n, v in cfg.variants.items():
+        for d in v.get("datasets", []):
+            if d not in registry.specs["datasets"]:
+                raise ConfigError(f"{cfg.where(f'variants.{n}')}: datasets: "
+                                  f"{UnknownNameError('dataset', d, registry.names('datasets'))}")
     return {n: build_config(registry.method(n).config_cls, t, where=cfg.where(f"variants.{n}"),
                             profile=cfg.profile) for n, t in tables.items()}
 
@@ -87,4 +97,6 @@ def variants_document(variants: dict[str, dict[str, Any]], method_cfgs: dict[str
     from .tomlwriter import Table
 
     used = {n: v for n, v in variants.items() if n in method_cfgs}
-    return {"variants": Table({n: Table(method=v["method"]) for n, v in used.items()})} if used else {}
+    return {"variants": Table({n: Table({k: v[k] for k in ("method", "datasets") if k in v})
+                               for n, v in used.items()})} if used else {}
+

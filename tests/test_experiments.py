@@ -24,7 +24,8 @@ def test_experiment_file_resolves(path, monkeypatch, tmp_path):
 
 
 def test_there_are_experiment_files():
-    assert {p.name for p in EXPERIMENTS} >= {"paper.toml", "paper_gpu.toml", "rl_protocol.toml"}
+    assert {p.name for p in EXPERIMENTS} >= {"paper.toml", "paper_gpu.toml", "rl_protocol.toml",
+                                                "prorl_study.toml", "prorl_study_gpu.toml"}
 
 
 def test_rl_protocol_changes_one_switch_per_variant(monkeypatch, tmp_path):

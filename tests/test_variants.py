@@ -60,6 +60,21 @@ def test_written_config_recreates_the_variants():
         assert again.fingerprint(CellJob(m, "synthetic", 0)) == res.fingerprint(CellJob(m, "synthetic", 0))
 
 
+def test_a_variant_with_datasets_runs_on_those_only_and_keeps_them_in_config_toml():
+    from prorlbench.dryrun import dry_run
+    from prorlbench.executors import expand_grid
+
+    text = CONFIG.replace('[variants."grpo+position"]', 'datasets = ["movielens"]\n\n[variants."grpo+position"]')
+    res = resolved(text)
+    assert "datasets" not in {f for f in vars(res.method_cfgs["prorl+position"])}  # not a method key
+    jobs = expand_grid(res.cfg.methods, ["synthetic", "movielens"], [0, 1], res.cfg.variants)
+    assert [(j.method, j.dataset) for j in jobs if j.method == "prorl+position"] == [("prorl+position", "movielens")] * 2
+    assert len(jobs) == 2 * 2 + 2 * 2 + 2
+    again = parse_config_text(write_toml(res.config_document()), "config.toml")
+    assert again.variants["prorl+position"]["datasets"] == ["movielens"]
+    assert "prorl+position__synthetic__s0" not in dry_run(res.cfg, load_registry())
+
+
 @pytest.mark.parametrize("table, message", [
     ('[variants.x]\ncentering = "position"', "needs method"),
     ('[variants.x]\nmethod = "prorll"', "did you mean 'prorl'"),
@@ -68,6 +83,8 @@ def test_written_config_recreates_the_variants():
     ('[variants.x]\nmethod = "prorl"\ncentering = "local"', "centering must be one of"),
     ('[variants.x]\nmethod = "y"\n[variants.y]\nmethod = "prorl"', "itself a variant"),
     ('variants = 3', "must hold tables"),
+    ('[variants.x]\nmethod = "prorl"\ndatasets = "synthetic"', "datasets must be a list"),
+    ('[variants.x]\nmethod = "prorl"\ndatasets = ["synthetc"]', "did you mean 'synthetic'"),
 ])
 def test_bad_variants_are_one_line_config_errors(table, message):
     with pytest.raises(ConfigError, match=message) as exc:

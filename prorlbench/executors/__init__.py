@@ -14,10 +14,10 @@ from types import MappingProxyType
 from typing import Callable, Mapping
 
 from ..errors import UnknownNameError
-from .base import CellJob, Executor, ExecutorContext, Work
+from .base import CellJob, Executor, ExecutorContext, Work, expand_grid
 from .local import LocalExecutor
 
-__all__ = ["CellJob", "Executor", "ExecutorContext", "Work", "LocalExecutor", "EXECUTORS", "make_executor"]
+__all__ = ["CellJob", "Executor", "ExecutorContext", "Work", "expand_grid", "LocalExecutor", "EXECUTORS", "make_executor"]
 
 
 def _ray_executor() -> Executor:

@@ -69,3 +69,12 @@ class Executor(Protocol):
     name: str
 
     def run(self, jobs: Sequence[CellJob], work: Work, where: ExecutorContext) -> Iterator[CellStatus]: ...
+
+
+def expand_grid(methods: Sequence[str], datasets: Sequence[str], seeds: Sequence[int],
+                variants: dict[str, dict[str, Any]] | None = None) -> list[CellJob]:
+    """All cells, dataset-major then method then seed (the order they are computed in); a method
+    variant (``variants``: a RunConfig's) with ``datasets`` only on those."""
+    only = {n: set(v["datasets"]) for n, v in (variants or {}).items() if v.get("datasets")}
+    return [CellJob(m, d, int(s)) for d in datasets for m in methods for s in seeds
+            if m not in only or d in only[m]]
