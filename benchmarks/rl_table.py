@@ -1,11 +1,14 @@
 """The RL-protocol table of ``docs/rl.md`` from a run folder (complete or still running).
 
     python -m benchmarks.rl_table results/rl_protocol [--out FILE.md]
+    python -m benchmarks.rl_table results/prorl-study --config experiments/rl_protocol.toml
+
+(the second: the rows of the protocol grid from the study's run folder, which holds its cells)
 
 Per dataset and method (mean ± std over seeds):
 
 * ``len``: mean sampled path length over the last ``--tail`` RL steps;
-* test ``IoI@1``, ``IoR@1``, ``CTR@1`` (evaluation simulator = the run's first);
+* test ``IoI@1``, ``IoR@1``, ``CTR@1`` (scored by the run's training simulator where it evaluates);
 * on validation, for paths *sampled* by the selected policy (``G`` per case): mean raw path IoI,
   path IoR, accepted items (``ctr``) and length; these are the raw components of the training
   objective;
@@ -67,7 +70,8 @@ def build_tables(run: Path, tail: int = 16, baseline: str = "prorl", control: st
     p = int(cfg.cases.get("max_path_len", 10))
     log_df, cases = _read(run, "train_log"), _read(run, "cases")
     cases = cases[cases["k"] == 1]
-    sim = sorted(cases["simulator"].unique())[0] if not cases.empty else ""
+    sims = list(cases["simulator"].unique())
+    sim = cfg.simulator if cfg.simulator in sims else (sorted(sims)[0] if sims else "")  # the training one
     cases = cases[cases["simulator"] == sim]
     out = [f"Run `{run}`; test metrics by `{sim}`; {cfg.profile} profile; ± is the std over seeds.", ""]
     present = list(dict.fromkeys(list(log_df.get("dataset", [])) + list(cases.get("dataset", []))))
