@@ -1,7 +1,7 @@
 """The comparisons of the ProRL study (docs/findings.md), from a run folder of
 ``experiments/prorl_study.toml`` (complete or still running).
 
-    python -m benchmarks.study results/prorl-study [--out results/prorl-study/comparisons.md]
+    python -m benchmarks.study results/prorl-study [--out results/prorl-study/comparisons.md] [--plot]
 
 For every claim (a)-(e) of the paper it lists the paired comparisons that test it, per dataset and
 evaluating simulator, at K = 1 (the official @1):
@@ -15,7 +15,9 @@ evaluating simulator, at K = 1 (the official @1):
 
 The training dynamics (sampled path length over the first and the last RL steps, and the raw
 validation objective) come from the cells' training logs. Comparisons whose methods have no
-finished cell yet are left out, and the header says how many cells there were.
+finished cell yet are left out, and the header says how many cells there were. ``--plot`` also
+writes ``RUN/claims_dynamics.png``: the training curves of the methods the claims compare (the
+placebo ``noise-pg`` in black), mean over seeds, one row per dataset.
 """
 
 from __future__ import annotations
@@ -136,6 +138,21 @@ def dynamics(run: Path, tail: int = 16) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+PLOTTED = ("noise-pg", "naive-pg", "prorl-no-centering", "prorl", "prorl-no-positional-baseline",
+           "prorl+center-position", "prorl+official-protocol", "grpo", "rloo", "prorl+semid")
+
+
+def plot_claims(run: Path) -> Path | None:
+    """``RUN/claims_dynamics.png``: the training dynamics of the methods in :data:`PLOTTED`."""
+    from prorlbench.report.plots import plot_dynamics
+
+    files = sorted((run / "cells").glob("*.train_log.csv"))
+    logs = [pd.read_csv(f) for f in files if f.name.split("__")[0] in PLOTTED]
+    if not logs:
+        return None
+    return plot_dynamics(pd.concat(logs, ignore_index=True), run, filename="claims_dynamics.png")
+
+
 def _ms(x: pd.Series, digits: int) -> str:
     x = x.dropna()
     if x.empty:
@@ -194,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.study", description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path, help="a run folder of experiments/prorl_study.toml")
     ap.add_argument("--out", type=Path, help="also write the tables to this Markdown file")
+    ap.add_argument("--plot", action="store_true", help="also write RUN/claims_dynamics.png")
     args = ap.parse_args(argv)
     if not (args.run / "config.toml").exists():
         print(f"study: {args.run}: not a run folder (no config.toml)", file=sys.stderr)
@@ -202,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
+    if args.plot:
+        print(f"plot: {plot_claims(args.run)}")
     return 0
 
 

@@ -70,3 +70,8 @@ def test_rl_table_reads_the_study_folder_with_another_config(run, tmp_path):
     rows = [ln for ln in text.splitlines() if ln.startswith("| `")]
     assert [r.split("|")[1].strip() for r in rows] == ["`sft`", "`prorl`"]
     assert "-0.500 (p" in rows[0]  # ΔIoI@1 vs prorl: sft's minus prorl's
+
+
+def test_claims_plot_shows_the_compared_methods(run):
+    path = study.plot_claims(run)
+    assert path == run / "claims_dynamics.png" and path.stat().st_size > 10_000

@@ -112,8 +112,9 @@ def _line_style(method: str) -> dict:
     return {"color": "black", "linewidth": 2.0} if method == "noise-pg" else {"linewidth": 1.3}
 
 
-def plot_dynamics(df: pd.DataFrame, out_dir: Path) -> Path | None:
-    """``train_dynamics.png`` (see the module docstring); None when the log has no RL steps."""
+def plot_dynamics(df: pd.DataFrame, out_dir: Path, filename: str = "train_dynamics.png") -> Path | None:
+    """``train_dynamics.png`` (see the module docstring; ``filename``: another name); None when
+    the log has no RL steps."""
     sub = df[df["metric"].isin([m for m, _ in DYNAMICS] + ["vs_ioi"]) & df["value"].notna()]
     if sub[sub["metric"] == "path_len"].empty:
         return None
@@ -140,7 +141,7 @@ def plot_dynamics(df: pd.DataFrame, out_dir: Path) -> Path | None:
         row[0].legend(fontsize=6)
     fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "train_dynamics.png"
+    path = out_dir / filename
     fig.savefig(path, dpi=110)
     return path
 
