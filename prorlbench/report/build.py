@@ -16,8 +16,9 @@ from .reading import config_order, load_run
 from .stats import mark_ranks, summarize
 from .table import build_blocks
 
-PAPER_METRICS = ("ioi", "ior", "ctr", "coherence")
-"""The paper style's default columns (those present), at :data:`PAPER_KS`."""
+PAPER_METRICS = ("ioi", "ior", "ctr", "coherence", "ioi-lift")
+"""The paper style's default columns (those present: ``ioi-lift`` only where the run asked for it), at
+:data:`PAPER_KS`."""
 PAPER_KS = (1, 5, 10)
 
 
