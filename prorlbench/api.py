@@ -277,10 +277,12 @@ class MetricSpec:
 @dataclass(frozen=True)
 class MetricContext:
     """What a metric with ``needs_simulator`` gets besides the :class:`~prorlbench.scoring.PathScores`:
-    row ``i`` of the scores is a path for ``cases[i]``, scored by ``simulator``."""
+    row ``i`` of the scores is a path for ``cases[i]``, scored by ``simulator``. ``memo`` is shared
+    by the metrics of one batch (e.g. ``ioi-lift`` and ``ior-lift`` score the same random paths once)."""
 
     simulator: SequenceModel
     cases: Sequence[Case]
+    memo: dict[Any, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ run compares against the same random paths of a case (a paired comparison), on C
 alike, and no random stream is consumed.
 
 Cost. Each distinct (case, m) of a batch costs R extra paths in one simulator pass each (the
-candidates of a case often share lengths, so it is less than R x the candidates). The hashing
+candidates of a case often share lengths, so it is less than R x the candidates); ``ioi-lift``
+and ``ior-lift`` share them (``MetricContext.memo``). The hashing
 is ``rows x n_items`` integer work, done in chunks of about 2**22 keys.
 
 Other R or seeds: register another spec from a plugin file, e.g.
@@ -105,7 +106,21 @@ def random_valid_paths(hist: torch.Tensor, hist_len: torch.Tensor, targets: torc
 def random_baseline(value: Callable[[PathScores], torch.Tensor], scores: PathScores, ctx: MetricContext,
                     samples: int = SAMPLES, seed: int = 0) -> torch.Tensor:
     """``[N]``: the mean ``value`` of ``samples`` random valid paths of each row's length for its
-    case (0 for empty paths), scored by ``ctx.simulator``; one set per distinct (case, length)."""
+    case (0 for empty paths), scored by ``ctx.simulator``; one set per distinct (case, length),
+    scored once per batch for every lift metric of the same ``samples`` and ``seed``."""
+    key = ("lift-random-paths", samples, seed)
+    if key not in ctx.memo:
+        ctx.memo[key] = _score_random_paths(scores, ctx, samples, seed)
+    inverse, live, rs = ctx.memo[key]
+    mean = torch.zeros(live.shape[0], device=inverse.device)
+    if rs is not None:
+        mean[live] = value(rs).float().view(-1, samples).mean(1)
+    return mean[inverse]
+
+
+def _score_random_paths(scores: PathScores, ctx: MetricContext, samples: int, seed: int):
+    """``(inverse, live, random path scores)``: row i's (case, length) pair is ``inverse[i]``;
+    the scores hold ``samples`` paths per pair with ``live`` (length > 0), or are None."""
     device, n = scores.paths.device, len(ctx.cases)
     model = ctx.simulator
     keys = torch.tensor([case_key(c) for c in ctx.cases], dtype=torch.long, device=device)
@@ -114,7 +129,7 @@ def random_baseline(value: Callable[[PathScores], torch.Tensor], scores: PathSco
     first = torch.full((uniq.shape[0],), n, dtype=torch.long, device=device)
     first = first.scatter_reduce(0, inverse, torch.arange(n, device=device), reduce="amin")
     live = uniq[:, 1] > 0
-    mean = torch.zeros(uniq.shape[0], device=device)
+    rs = None
     if bool(live.any()):
         src = first[live].repeat_interleave(samples)  # a representative row of each (case, m), R times
         r = torch.arange(samples, device=device).repeat(int(live.sum()))
@@ -126,8 +141,7 @@ def random_baseline(value: Callable[[PathScores], torch.Tensor], scores: PathSco
         paths, got = random_valid_paths(hist, hist_len, scores.targets[src], row_keys, lengths, model.n_items)
         rs = score_paths(model, hist=hist, hist_len=hist_len, targets=scores.targets[src],
                          path_tensor=paths, path_len=got)
-        mean[live] = value(rs).float().view(-1, samples).mean(1)
-    return mean[inverse]
+    return inverse, live, rs
 
 
 def lift_metric(name: str, base: str, samples: int = SAMPLES, seed: int = 0) -> MetricSpec:

@@ -128,3 +128,27 @@ def test_lift_metrics_are_registered_opt_in_and_reduce_at_k():
     assert set(df["metric"]) == {"ioi-lift"} and len(df) == 6
     by = df.set_index(["case", "k"])["value"]
     assert by[("u1", 2)] >= by[("u1", 1)] and by[("u2", 1)] == 0
+
+
+def test_ioi_and_ior_lift_score_the_random_paths_once_per_batch():
+    model = _model()
+    calls = []
+
+    class Counting(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner, self.n_items, self.max_seq_len = model, model.n_items, model.max_seq_len
+
+        def encode(self, seqs, seq_len):
+            calls.append(seqs.shape[0])
+            return self.inner.encode(seqs, seq_len)
+
+        def __getattr__(self, name):
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                return getattr(self.inner, name)
+
+    specs = [lift_metric("ioi-lift", "ioi"), lift_metric("ior-lift", "ior")]
+    per_path_values(Counting(), CASES, [(11, 12), (1, 2, 3), (2, 5)], specs)
+    assert calls == [3, 3 * SAMPLES]  # the paths, then one pass over the random paths for both
