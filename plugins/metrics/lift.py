@@ -134,8 +134,9 @@ def _score_random_paths(scores: PathScores, ctx: MetricContext, samples: int, se
         src = first[live].repeat_interleave(samples)  # a representative row of each (case, m), R times
         r = torch.arange(samples, device=device).repeat(int(live.sum()))
         lengths = scores.lengths.to(device)[src]
-        hist, hist_len = histories_tensor([ctx.cases[i] for i in src.tolist()], model.n_items)
-        hist, hist_len = hist.to(device), hist_len.to(device)
+        hist, hist_len = histories_tensor([ctx.cases[i] for i in first[live].tolist()], model.n_items)
+        hist = hist.to(device).repeat_interleave(samples, 0)
+        hist_len = hist_len.to(device).repeat_interleave(samples)
         seed_key = mix64(torch.tensor([seed], dtype=torch.long, device=device))
         row_keys = mix64(mix64(keys[src] ^ seed_key) + lengths * _M1) + r
         paths, got = random_valid_paths(hist, hist_len, scores.targets[src], row_keys, lengths, model.n_items)
