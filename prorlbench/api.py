@@ -283,6 +283,10 @@ class MetricContext:
     simulator: SequenceModel
     cases: Sequence[Case]
     memo: dict[Any, Any] = field(default_factory=dict)
+    cache_dir: Path | None = None
+    """A folder for values worth keeping across cells of the dataset (None: keep nothing)."""
+    simulator_key: str = ""
+    """A fingerprint of the evaluating simulator's weights ("" when unknown: cache nothing)."""
 
 
 @dataclass(frozen=True)

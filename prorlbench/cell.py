@@ -132,7 +132,8 @@ def score_paths(res: Resolved, dctx: DatasetContext, job: CellJob, test: Sequenc
     for ev_name, model in dctx.eval_models.items():
         df = evaluate.evaluate_paths(model, test, candidates, metrics, ks=tuple(res.cfg.ks),
                             item_attributes=dctx.data.item_attributes,
-                            batch_size=res.cfg.eval_batch_size, device=res.device)
+                            batch_size=res.cfg.eval_batch_size, device=res.device,
+                            cache_dir=dctx.cache_dir, simulator_key=dctx.checks.get(f"eval:{ev_name}", ""))
         frames.append(df.assign(method=job.method, dataset=job.dataset, simulator=ev_name, seed=job.seed))
     table = pd.concat(frames, ignore_index=True)[CASE_COLUMNS]
     values = pd.to_numeric(table["value"], errors="coerce").to_numpy(dtype=float)

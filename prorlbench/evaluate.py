@@ -32,11 +32,14 @@ def per_path_values(
     metrics: Sequence[MetricSpec],
     item_attributes=None,
     batch_size: int = 1024,
+    cache_dir=None,
+    simulator_key: str = "",
 ) -> dict[str, np.ndarray]:
     """Metric values of each (case, path) pair, ``{name: float64 array [N]}``, plus ``"_ioi"``.
 
     ``item_attributes``: per-item attribute sets or a ``[n_items, n_attr]`` bool tensor (needed
-    by metrics with ``needs_attributes``).
+    by metrics with ``needs_attributes``). ``cache_dir`` and ``simulator_key`` reach metrics with
+    ``needs_simulator`` through their :class:`MetricContext`.
     """
     if len(cases) != len(paths):
         raise ValueError(f"{len(cases)} cases but {len(paths)} paths")
@@ -45,7 +48,8 @@ def per_path_values(
     for s in range(0, len(cases), batch_size):
         sc = score_paths(model, cases[s : s + batch_size], paths[s : s + batch_size],
                          item_attributes=item_attributes)
-        ctx = MetricContext(simulator=model, cases=cases[s : s + batch_size])
+        ctx = MetricContext(simulator=model, cases=cases[s : s + batch_size], cache_dir=cache_dir,
+                            simulator_key=simulator_key)
         for m in metrics:
             v = m.compute(sc, ctx) if m.needs_simulator else m.compute(sc)
             out[m.name].append(v.double().cpu().numpy())
@@ -83,6 +87,8 @@ def evaluate_paths(
     item_attributes=None,
     batch_size: int = 1024,
     device: torch.device | str | None = None,
+    cache_dir=None,
+    simulator_key: str = "",
 ) -> pd.DataFrame:
     """Score the candidate paths of every case and reduce them with the @K protocol.
 
@@ -90,7 +96,8 @@ def evaluate_paths(
     Returns a long DataFrame with columns ``case`` (the case's ``case_id``, or its index when
     empty), ``metric``, ``k``, ``value``: one row per case x metric x K, in that order.
     The model is used where it is; ``device``, when given, must be the model's device (it is
-    checked, never used to move a shared model).
+    checked, never used to move a shared model). ``cache_dir`` / ``simulator_key``: see
+    :func:`per_path_values`.
     """
     if len(cases) != len(candidates):
         raise ValueError(f"{len(cases)} cases but {len(candidates)} candidate lists")
@@ -113,7 +120,8 @@ def evaluate_paths(
         for p in (cands if len(cands) else [()]):
             flat_cases.append(case)
             flat_paths.append(tuple(p))
-    vals = per_path_values(model, flat_cases, flat_paths, metrics, item_attributes=attrs, batch_size=batch_size)
+    vals = per_path_values(model, flat_cases, flat_paths, metrics, item_attributes=attrs, batch_size=batch_size,
+                           cache_dir=cache_dir, simulator_key=simulator_key)
 
     n, C = len(cases), int(counts.max()) if len(cases) else 0
     rows = np.repeat(np.arange(n), counts)

@@ -15,7 +15,9 @@ built-ins keep to it. The names below are re-exported from where they live:
 * sequence training: ``SeqTrainConfig``, ``SharedEmbeddingHead``, ``train_or_load``,
   ``simulator_build``, ``train_model``, ``evaluate_next_item`` (next-item simulators, trained once and cached);
 * executors: ``CellJob``, ``ExecutorContext`` (what an executor plugin receives);
-* progress: ``tqdm`` (a bar in a terminal, plain periodic lines in a batch job).
+* progress: ``tqdm`` (a bar in a terminal, plain periodic lines in a batch job);
+* cache files: ``entry_lock`` (an exclusive lock while one process writes an entry) and
+  ``atomic_write`` (write to a temporary file, then replace).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .cases import split_users
 from .config import opt
 from .errors import ConfigError, DataError, UserError
 from .executors import CellJob, ExecutorContext
+from .files import atomic_write, entry_lock
 from .progress import tqdm
 from .scoring import (PathScores, attribute_matrix, histories_tensor, item_embedding_matrix, last_states,
                       model_device, score_paths)
@@ -32,7 +35,7 @@ from .seqtrain import (SeqTrainConfig, SharedEmbeddingHead, evaluate_next_item, 
                        train_or_load)
 
 __all__ = [
-    "opt", "ConfigError", "DataError", "UserError",
+    "opt", "ConfigError", "DataError", "UserError", "atomic_write", "entry_lock",
     "split_users",
     "PathScores", "score_paths", "attribute_matrix", "histories_tensor", "item_embedding_matrix",
     "last_states", "model_device",

@@ -65,7 +65,9 @@ def test_mix64_is_a_deterministic_bijection_sample():
     x = torch.arange(-1000, 1000)
     y = mix64(x)
     assert torch.equal(y, mix64(x)) and y.unique().numel() == x.numel()
-    assert case_key(CASES[0]) == case_key(Case(history=(), target=0, case_id="u1")) >= 0
+    same = Case(history=CASES[0].history, target=CASES[0].target, case_id="another id")
+    assert case_key(CASES[0]) == case_key(same) >= 0  # a case's content, not its id
+    assert case_key(CASES[0]) != case_key(Case(history=CASES[0].history, target=8, case_id="u1"))
 
 
 def test_lift_is_value_minus_the_mean_of_its_random_paths():
@@ -76,11 +78,11 @@ def test_lift_is_value_minus_the_mean_of_its_random_paths():
     spec = lift_metric("ioi-lift", "ioi")
     lift = spec.compute(sc, ctx)
     assert lift[1] == 0  # an empty path: no random path to compare with
-    base = random_baseline(ioi, sc, ctx)
+    base = random_baseline("ioi", sc, ctx)
     assert torch.allclose(lift, ioi(sc) - base)
     # Rebuild case 0's R random paths of length 3 by hand and score them alone.
     hist, hist_len = histories_tensor([CASES[0]] * SAMPLES, N_ITEMS)
-    key = mix64(torch.tensor([case_key(CASES[0])]) ^ mix64(torch.tensor([0])))
+    key = mix64(torch.tensor([case_key(CASES[0])]) ^ mix64(torch.tensor([0])))  # seed 0
     row_keys = mix64(key + torch.tensor([3]) * _M1) + torch.arange(SAMPLES)
     rp, got = random_valid_paths(hist, hist_len, torch.full((SAMPLES,), 9), row_keys,
                                  torch.full((SAMPLES,), 3), N_ITEMS)
@@ -130,25 +132,52 @@ def test_lift_metrics_are_registered_opt_in_and_reduce_at_k():
     assert by[("u1", 2)] >= by[("u1", 1)] and by[("u2", 1)] == 0
 
 
+class Counting(torch.nn.Module):
+    """A simulator that records the rows of every encode call."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.n_items, self.max_seq_len = inner, inner.n_items, inner.max_seq_len
+        self.calls: list[int] = []
+
+    def encode(self, seqs, seq_len):
+        self.calls.append(seqs.shape[0])
+        return self.inner.encode(seqs, seq_len)
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.inner, name)
+
+
+SPECS = [lift_metric("ioi-lift", "ioi"), lift_metric("ior-lift", "ior")]
+PATHS = [(11, 12), (1, 2, 3), (2, 5)]
+
+
 def test_ioi_and_ior_lift_score_the_random_paths_once_per_batch():
-    model = _model()
-    calls = []
+    model = Counting(_model())
+    per_path_values(model, CASES, PATHS, SPECS)
+    assert model.calls == [3, 3 * SAMPLES]  # the paths, then one pass over the random paths for both
 
-    class Counting(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.inner, self.n_items, self.max_seq_len = model, model.n_items, model.max_seq_len
 
-        def encode(self, seqs, seq_len):
-            calls.append(seqs.shape[0])
-            return self.inner.encode(seqs, seq_len)
-
-        def __getattr__(self, name):
-            try:
-                return super().__getattr__(name)
-            except AttributeError:
-                return getattr(self.inner, name)
-
-    specs = [lift_metric("ioi-lift", "ioi"), lift_metric("ior-lift", "ior")]
-    per_path_values(Counting(), CASES, [(11, 12), (1, 2, 3), (2, 5)], specs)
-    assert calls == [3, 3 * SAMPLES]  # the paths, then one pass over the random paths for both
+def test_the_means_are_kept_across_calls_in_the_cache_folder(tmp_path):
+    model = Counting(_model())
+    fresh = per_path_values(model, CASES, PATHS, SPECS)
+    first = per_path_values(model, CASES, PATHS, SPECS, cache_dir=tmp_path, simulator_key="sim1")
+    assert list((tmp_path / "lift").glob("sim1-r16-s0.pt"))
+    model.calls.clear()
+    again = per_path_values(model, CASES[::-1], PATHS[::-1], SPECS, cache_dir=tmp_path, simulator_key="sim1")
+    assert model.calls == [3]  # only the paths themselves: every (case, length) mean came from the store
+    for name in ("ioi-lift", "ior-lift"):
+        assert abs(fresh[name] - first[name]).max() < 1e-5 and abs(first[name] - again[name][::-1]).max() < 1e-5
+    model.calls.clear()
+    per_path_values(model, CASES, [(11, 12, 13), (1, 2, 3), (2, 5)], SPECS, cache_dir=tmp_path, simulator_key="sim1")
+    assert model.calls == [3, SAMPLES]  # one new (case, length) pair is scored and added
+    model.calls.clear()
+    per_path_values(model, CASES, PATHS, SPECS, cache_dir=tmp_path, simulator_key="sim2")
+    assert model.calls == [3, 3 * SAMPLES]  # another simulator has its own store
+    (tmp_path / "lift" / "sim1-r16-s0.pt").write_bytes(b"damaged")
+    model.calls.clear()
+    redo = per_path_values(model, CASES, PATHS, SPECS, cache_dir=tmp_path, simulator_key="sim1")
+    assert model.calls == [3, 3 * SAMPLES] and abs(redo["ioi-lift"] - fresh["ioi-lift"]).max() < 1e-5
