@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--ks", type=_ints, metavar="1,5,10", help="K values shown (default: all stored)")
     rp.add_argument("--latex-width", choices=("single", "full"), default="single",
                     help="LaTeX tables fit one column of a two-column paper (single) or the page (full)")
+    rp.add_argument("--all-cells", action="store_true",
+                    help="first merge every finished cell under DIR/cells (grids run in several "
+                    "commands, e.g. one dataset at a time), not only the last command's grid")
 
     add_rescore_parsers(sub, names=_names, ints=_ints, plugins_arg=_plugins_arg)
 
@@ -258,6 +261,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UserError(f"{d}: not a folder")
     if not (d / "cases.csv.gz").exists() and not (d / "summary.csv").exists():
         raise UserError(f"{d}: no cases.csv.gz here; is this a run folder (prorlbench run --out DIR)?")
+    if args.all_cells:
+        from .guards import run_lock
+        from .results import RunFolder
+
+        folder = RunFolder(d)
+        with run_lock(d):
+            cells = folder.finished_cells()
+            folder.merge(cells)
+        print(f"merged {sum(c.ok for c in cells)} finished cell(s) of {d / 'cells'}")
     text = write_report(d, style=args.style, metrics=args.metrics, ks=args.ks, latex_width=args.latex_width)
     print(text.rstrip("\n"))
     print()

@@ -236,6 +236,11 @@ class RunFolder:
     def write_cell_cases(self, cell: str, df: pd.DataFrame) -> None:
         atomic_write_frame(self.cell_cases(cell), df[CASE_COLUMNS])
 
+    def finished_cells(self) -> list[CellStatus]:
+        """Every cell under ``cells/`` with a readable status, whatever grid made it."""
+        found = (self.read_status(p.name[: -len(".json")]) for p in sorted(self.cells.glob("*.json")))
+        return [st for st in found if st is not None]
+
     # merged tables ---------------------------------------------------------------------------
     def merge(self, cells: Iterable[CellStatus]) -> pd.DataFrame:
         """Write cases.csv.gz, cells.csv and train_log.csv from the given cells' files.

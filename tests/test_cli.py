@@ -200,6 +200,23 @@ def test_report_reproduces_summary(env, capsys):
     assert (out / "summary.csv").read_bytes() == before
 
 
+def test_report_all_cells_merges_grids_run_in_several_commands(env, capsys):
+    root = env[0]
+    out = root / "out"
+    assert main(fake_run(env, "--methods", "random,pop", "--seeds", "0")) == 0
+    assert main(fake_run(env, "--methods", "random", "--seeds", "1")) == 0  # the merged tables: this grid only
+    import pandas as pd
+
+    assert set(pd.read_csv(out / "cases.csv.gz")["seed"]) == {1}
+    capsys.readouterr()
+    assert main(["report", str(out), "--all-cells"]) == 0
+    assert "merged 3 finished cell(s)" in capsys.readouterr().out
+    cases = pd.read_csv(out / "cases.csv.gz")
+    assert set(zip(cases["method"], cases["seed"])) == {("random", 0), ("pop", 0), ("random", 1)}
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary[summary["method"] == "random"]["n_seeds"].max() == 2
+
+
 def test_report_on_a_non_run_folder(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "no cases.csv.gz" in one_line_error(capsys)
