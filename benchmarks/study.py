@@ -31,6 +31,7 @@ import pandas as pd
 from scipy import stats
 
 BASELINES = ("random", "pop", "rec2inf", "ipg", "irn", "shortest-path", "sft")
+"""The PRS baselines of claim (d) (``sft+greedy``, SFT with the official decode, is compared in (e))."""
 RL = ("prorl", "prorl-no-centering", "prorl-no-positional-baseline", "naive-pg", "grpo", "rloo")
 CONTROL = "noise-pg"
 METRICS = ("ioi", "ior", "ctr", "coherence", "len", "ioi-lift", "ior-lift")
@@ -58,6 +59,8 @@ def claims(methods: list[str]) -> list[tuple[str, str, list[tuple[str, str, str]
         ("e", "RL fine-tuning improves on its SFT start, and on the placebo",
          [(r, "sft", m) for r in rl_item for m in ("ioi", "ioi-lift")]
          + [(r, CONTROL, m) for r in rl_item for m in ("ioi", "ioi-lift")]
+         + [(r, "sft+greedy", m) for r in ("prorl+greedy", "prorl+official-protocol")
+            for m in ("ioi", "ioi-lift", "len")]
          + [("prorl+semid", "sft+semid", m) for m in ("ioi", "ioi-lift", "ctr")]),
     ]
     return [(c, t, [x for x in comps if x[0] in methods and x[1] in methods]) for c, t, comps in out]
