@@ -9,8 +9,9 @@ evaluating simulator, at K = 1 (the official @1):
 * ``Δ`` = mean over test cases of (A − B), each case's value first averaged over the seeds both
   methods have, with a bootstrap 95 % interval (2,000 resamples of the cases, seeded);
 * ``p``: two-sided Wilcoxon signed-rank test on those per-case differences; ``p (Holm)``: Holm's
-  step-down correction over every comparison of the file (one family), so a ``p (Holm)`` below
-  0.05 holds with the whole table read at once;
+  step-down correction over every comparison of the same dataset in the file (one family per
+  dataset, all claims and evaluators together), so a ``p (Holm)`` below 0.05 holds with all of a
+  dataset's rows read at once, and adding a dataset does not change another's;
 * ``seeds``: in how many seeds the per-seed mean difference has the sign of ``Δ``.
 
 The training dynamics (sampled path length over the first and the last RL steps, and the raw
@@ -171,7 +172,7 @@ def build(run: Path) -> str:
     n_cells = len(list((run / "cells").glob("*.json")))
     lines = [f"Run `{run}` ({n_cells} finished cells); K = 1; Δ = A − B over test cases (each case "
              "averaged over the seeds both have), [bootstrap 95 % CI], two-sided Wilcoxon p, Holm over "
-             "the whole file; seeds = seeds whose mean difference has Δ's sign.", ""]
+             "all rows of the same dataset; seeds = seeds whose mean difference has Δ's sign.", ""]
     results = []
     for cid, title, comps in claims(list(cfg.methods)):
         for (ds, sim), part in cases.groupby(["dataset", "simulator"], sort=False):
@@ -182,7 +183,9 @@ def build(run: Path) -> str:
     res = pd.DataFrame(results)
     if res.empty:
         return "\n".join(lines + ["(no finished comparisons yet)"])
-    res["p_holm"] = holm(res["p"].to_numpy(float))
+    res["p_holm"] = np.nan
+    for _, idx in res.groupby("dataset").groups.items():
+        res.loc[idx, "p_holm"] = holm(res.loc[idx, "p"].to_numpy(float))
     order = {d: i for i, d in enumerate(["prorl-json", "movielens", "synthetic"])}
     for cid, title in dict.fromkeys(zip(res["claim"], res["title"])):
         lines += [f"## ({cid}) {title}", "",
