@@ -154,7 +154,12 @@ def plot_claims(run: Path) -> Path | None:
     logs = [pd.read_csv(f) for f in files if f.name.split("__")[0] in PLOTTED]
     if not logs:
         return None
-    return plot_dynamics(pd.concat(logs, ignore_index=True), run, filename="claims_dynamics.png")
+    return plot_dynamics(pd.concat(logs, ignore_index=True), run, filename="claims_dynamics.png", dpi=80)
+
+
+def _p(p: float) -> str:
+    """A p-value at two significant digits; one that underflows to 0 prints as "<1e-300"."""
+    return "<1e-300" if p == 0 else f"{p:.2g}"
 
 
 def _ms(x: pd.Series, digits: int) -> str:
@@ -197,7 +202,7 @@ def build(run: Path) -> str:
             name, dg = SHOW[r["metric"]]
             lines.append(f"| {r['dataset']} | {r['simulator']} | `{r['A']}` | `{r['B']}` | {name}@1 | "
                          f"{r['mean_A']:.{dg}f} | {r['mean_B']:.{dg}f} | {r['delta']:+.{dg}f} "
-                         f"[{r['lo']:+.{dg}f}, {r['hi']:+.{dg}f}] | {r['p']:.2g} | {r['p_holm']:.2g} | {r['seeds']} |")
+                         f"[{r['lo']:+.{dg}f}, {r['hi']:+.{dg}f}] | {_p(r['p'])} | {_p(r['p_holm'])} | {r['seeds']} |")
         lines.append("")
     dyn = dynamics(run)
     if not dyn.empty:

@@ -112,7 +112,8 @@ def _line_style(method: str) -> dict:
     return {"color": "black", "linewidth": 2.0} if method == "noise-pg" else {"linewidth": 1.3}
 
 
-def plot_dynamics(df: pd.DataFrame, out_dir: Path, filename: str = "train_dynamics.png") -> Path | None:
+def plot_dynamics(df: pd.DataFrame, out_dir: Path, filename: str = "train_dynamics.png",
+                  dpi: int = 110) -> Path | None:
     """``train_dynamics.png`` (see the module docstring; ``filename``: another name); None when
     the log has no RL steps."""
     sub = df[df["metric"].isin([m for m, _ in DYNAMICS] + ["vs_ioi"]) & df["value"].notna()]
@@ -142,7 +143,7 @@ def plot_dynamics(df: pd.DataFrame, out_dir: Path, filename: str = "train_dynami
     fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / filename
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     return path
 
 
