@@ -113,12 +113,18 @@ def _group_head(tab: list[str], group: list[str], ks: list[int], directions: dic
     return pad
 
 
+def _tabular(metrics: list[str], ks: list[int], blocks: list[Block], width: str
+             ) -> tuple[list[list[str]], int, list[str]]:
+    """The column groups of ``blocks``, the column count and the opening lines of their tabular."""
+    groups = column_groups(metrics, ks, blocks, width)
+    ncols = 1 + max(len(g) for g in groups) * len(ks)
+    return groups, ncols, [r"\begin{tabular}{" + "l" + "c" * (ncols - 1) + "}", r"\toprule"]
+
+
 def render_summary_tex(blocks: list[Block], metrics: list[str], ks: list[int],
                        directions: dict[str, bool | None], meta: Metadata = LEGACY, *,
                        width: str = "single", profile: str = "") -> str:
-    groups = column_groups(metrics, ks, blocks, width)
-    ncols = 1 + max(len(g) for g in groups) * len(ks)
-    tab = [r"\begin{tabular}{" + "l" + "c" * (ncols - 1) + "}", r"\toprule"]
+    groups, ncols, tab = _tabular(metrics, ks, blocks, width)
     for gi, group in enumerate(groups):
         if gi:
             tab.append(r"\midrule")
@@ -160,9 +166,7 @@ def render_paper_tex(blocks: list[Block], metrics: list[str], ks: list[int],
     if any(b.labels.get(meth, meth) != meth for b in blocks for meth in b.methods):
         note += r" $^*$: some seeds of this method failed (listed in paper.md)."
     for bi, b in enumerate(blocks):
-        groups = column_groups(metrics, ks, [b], width)
-        ncols = 1 + max(len(g) for g in groups) * len(ks)
-        tab = [r"\begin{tabular}{" + "l" + "c" * (ncols - 1) + "}", r"\toprule"]
+        groups, ncols, tab = _tabular(metrics, ks, [b], width)
         for gi, group in enumerate(groups):
             if gi:
                 tab.append(r"\midrule")
