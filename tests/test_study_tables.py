@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import rl_table, study
+from benchmarks import findings, rl_table, splice, study
 
 METHODS = ["sft", "noise-pg", "naive-pg", "prorl"]
 SHIFT = {"sft": 0.0, "noise-pg": -0.1, "naive-pg": 0.2, "prorl": 0.5}
@@ -75,3 +75,68 @@ def test_rl_table_reads_the_study_folder_with_another_config(run, tmp_path):
 def test_claims_plot_shows_the_compared_methods(run):
     path = study.plot_claims(run)
     assert path == run / "claims_dynamics.png" and path.stat().st_size > 10_000
+
+
+def _folder(d, rows, comparisons):
+    d.mkdir(parents=True)
+    for name in splice.TABLES:
+        pd.DataFrame(rows, columns=["dataset", "method", "value"]).to_csv(d / name, index=False)
+    (d / "comparisons.md").write_text(comparisons)
+
+
+def test_splice_replaces_one_dataset_block_and_keeps_the_others(tmp_path):
+    head = "| dataset | eval | A |\n|---|---|---|\n"
+    _folder(tmp_path / "old", [("synthetic", "sft", "1"), ("prorl-json", "sft", "2"), ("movielens", "sft", "3")],
+                  "Run `old` (9 finished cells)\n\n## (a) x\n\n" + head
+                  + "| prorl-json | sasrec | old-ml1m |\n| synthetic | sasrec | old-syn |\n")
+    _folder(tmp_path / "new", [("prorl-json", "sft", "20"), ("prorl-json", "prorl", "21")],
+            "Run `new` (2 finished cells)\n\n## (a) x\n\n" + head + "| prorl-json | sasrec | new-ml1m |\n\n"
+            "## (b) y\n\n" + head + "| prorl-json | sasrec | only-new |\n")
+    assert splice.main([str(tmp_path / "new"), str(tmp_path / "old"), "--datasets", "prorl-json"]) == 0
+    for name in splice.TABLES:
+        got = pd.read_csv(tmp_path / "old" / name, dtype=str)
+        assert got.values.tolist() == [["synthetic", "sft", "1"], ["prorl-json", "sft", "20"],
+                                       ["prorl-json", "prorl", "21"], ["movielens", "sft", "3"]]
+    text = (tmp_path / "old" / "comparisons.md").read_text()
+    assert "old-ml1m" not in text and "| synthetic | sasrec | old-syn |" in text
+    a = text.split("## (a) x")[1].split("## (b)")[0]
+    assert a.index("new-ml1m") < a.index("old-syn")  # ML-1M rows first, as benchmarks.study orders them
+    assert "only-new" in text.split("## (b) y")[1] and "Rows of prorl-json spliced in from: Run `new`" in text
+
+
+def test_splice_refuses_a_block_the_new_run_lacks(tmp_path, capsys):
+    _folder(tmp_path / "old", [("synthetic", "sft", "1")], "Run\n")
+    _folder(tmp_path / "new", [("synthetic", "sft", "2")], "Run\n")
+    assert splice.main([str(tmp_path / "new"), str(tmp_path / "old"), "--datasets", "prorl-json"]) == 2
+    assert "no rows for dataset(s) prorl-json" in capsys.readouterr().err
+    assert pd.read_csv(tmp_path / "old" / "summary.csv")["value"].tolist() == [1]
+
+
+COMPARISONS = """## (a) x
+
+| dataset | eval | A | B | metric | A | B | Δ [95 % CI] | p | p (Holm) | seeds |
+|---|---|---|---|---|---|---|---|---|---|---|
+| movielens | sasrec | `prorl` | `sft` | IoI@1 | -0.598 | -0.338 | -0.260 [-0.323, -0.195] | 1e-12 | 3e-11 | 3/3 |
+
+## Training dynamics (sampled paths, mean ± std over seeds)
+
+| dataset | method | seeds | length, first 16 steps | length, last 16 steps | valid IoI of sampled paths |
+|---|---|---|---|---|---|
+| movielens | `prorl` | 3 | 4.59 ± 0.21 | 9.88 ± 0.03 | -0.4 |
+"""
+
+
+def test_findings_markers_render_the_rows_of_the_comparisons():
+    text = findings.render_text("IoI@1 [[cmp:movielens|sasrec|prorl|sft|IoI@1]]; Δ [[cmp:movielens|sasrec|prorl|sft|"
+                                "IoI@1|delta]]; length [[len:movielens|prorl]].", COMPARISONS)
+    assert text == ("IoI@1 -0.598 vs -0.338, Δ -0.260 [-0.323, -0.195], Holm p 3e-11, 3/3 seeds; "
+                    "Δ -0.260 [-0.323, -0.195]; length 4.59 ± 0.21 → 9.88 ± 0.03.")
+    for bad in ("[[cmp:movielens|sasrec|prorl|naive-pg|IoI@1]]", "[[len:synthetic|prorl]]",
+                "[[cmp:movielens|sasrec|prorl|sft|IoI@1|mean]]"):
+        with pytest.raises(findings.MarkerError):
+            findings.render_text(bad, COMPARISONS)
+
+
+def test_committed_findings_and_readme_table_are_the_rendering_of_the_study_tables():
+    """Every study number in docs/findings.md and the README's headline table comes from results/prorl-study."""
+    assert findings.main(["--check"]) == 0
