@@ -22,7 +22,7 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from ..progress import tqdm
@@ -113,7 +113,11 @@ def _train_or_load_sft(ctx: FitContext, cfg: RLConfig, max_path_len: int, path: 
     return policy.eval(), {**info, "cached": 0.0}
 
 
-def _fit(policy: PathPolicy, ctx: FitContext, cfg: RLConfig, max_path_len: int) -> dict[str, float]:
+def _fit(policy: PathPolicy, ctx: FitContext, cfg: RLConfig, max_path_len: int,
+         on_epoch: Callable[[int, float, PathPolicy], None] | None = None) -> dict[str, float]:
+    """Train ``policy`` in place; keep the epoch of best validation IoI@1. ``on_epoch(epoch,
+    valid_ioi, policy)`` is called after each epoch's validation (diagnostics such as
+    ``benchmarks.test_selection``; it must not change the policy)."""
     dev = ctx.device
     train_cases = [c for c in ctx.cases.train if c.reference]
     valid = CaseTensors.from_cases(ctx.cases.valid[: cfg.n_valid_cases], policy.n_items, dev)
@@ -156,6 +160,8 @@ def _fit(policy: PathPolicy, ctx: FitContext, cfg: RLConfig, max_path_len: int) 
         v_ioi, v_len = validation_ioi(policy, ctx.simulator, valid, cfg)
         ctx.logger.log(epoch + 1, sft_loss=total / max(count, 1))
         log_finite(ctx, epoch + 1, sft_valid_ioi=v_ioi, sft_valid_len=v_len)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, v_ioi, policy)
         if not (v_ioi <= best[0]):  # NaN (no validation cases): keep the newest
             best = (v_ioi, epoch + 1, copy.deepcopy(policy.state_dict()))
     if best[2] is not None:

@@ -40,7 +40,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from ..progress import tqdm
@@ -167,8 +167,11 @@ def rl_step(policy: PathPolicy, ref: PathPolicy, opt: torch.optim.Optimizer, sim
 
 def train_rl(policy: PathPolicy, ref: PathPolicy, ctx: FitContext, cfg: RLConfig,
              estimator: EstimatorSpec, train_cases: Sequence[Case], valid_cases: Sequence[Case],
-             max_path_len: int, step_offset: int = 0) -> dict[str, float]:
-    """Fine-tune ``policy`` in place from ``ref`` (frozen) with ``estimator``; returns a summary."""
+             max_path_len: int, step_offset: int = 0,
+             on_epoch: Callable[[int, float, PathPolicy], None] | None = None) -> dict[str, float]:
+    """Fine-tune ``policy`` in place from ``ref`` (frozen) with ``estimator``; returns a summary.
+    ``on_epoch(epoch, valid_ioi, policy)`` is called after each epoch's validation (diagnostics;
+    it must not change the policy)."""
     dev = ctx.device
     if cfg.reward_state == "official-leftpad":
         check_leftpad(ctx.simulator)
@@ -217,6 +220,8 @@ def train_rl(policy: PathPolicy, ref: PathPolicy, ctx: FitContext, cfg: RLConfig
         valid_gen.manual_seed(ctx.seed * 1_000_081 + 7)  # the same draws every epoch
         vs = sampled_validation(policy, ctx.simulator, valid, cfg, norm, estimator.centered, max_path_len, valid_gen)
         log_finite(ctx, step, valid_ioi=v_ioi, valid_len=v_len, epoch=float(epoch + 1), **vs)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, v_ioi, policy)
         if cfg.select == "last" or not (v_ioi <= best[0]):  # NaN-safe: keep the newest on NaN
             best = (v_ioi, epoch + 1, copy.deepcopy(policy.state_dict()))
     bar.close()
