@@ -41,8 +41,11 @@ from prorlbench.rl.tensors import CaseTensors
 from .rl_throughput import prepare
 
 
-def race_draw(logits: torch.Tensor, generator: torch.Generator | None, top_k: int = 0) -> torch.Tensor:
-    """The reference: the exponential race over the whole catalog (one random number per action)."""
+def race_draw(logits: torch.Tensor, generator: torch.Generator | None, top_k: int = 0,
+              probs: torch.Tensor | None = None) -> torch.Tensor:
+    """The reference: the exponential race over the whole catalog (one random number per action).
+    It computes its own softmax, as the sampler before did (``probs``, the decoding loop's shared
+    one, is ignored)."""
     idx = None
     if 0 < top_k < logits.shape[1]:
         logits, idx = logits.topk(top_k, dim=-1)

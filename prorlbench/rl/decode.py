@@ -24,17 +24,21 @@ import torch
 GREEDY_RULES = ("threshold", "greedy")
 
 
-def draw(logits: torch.Tensor, generator: torch.Generator | None, top_k: int = 0) -> torch.Tensor:
+def draw(logits: torch.Tensor, generator: torch.Generator | None, top_k: int = 0,
+         probs: torch.Tensor | None = None) -> torch.Tensor:
     """One categorical draw per row of ``logits [n, A]`` (``-inf`` = impossible), with one
     uniform number per row: the inverse of the cumulative distribution.
 
     ``top_k > 0`` restricts the draw to the ``top_k`` largest logits of each row (renormalised).
+    ``probs``: ``softmax(logits, -1)`` when the caller has it already (one catalog pass fewer;
+    ignored with ``top_k``).
     """
     n = logits.shape[0]
     idx = None
     if 0 < top_k < logits.shape[1]:
         logits, idx = logits.topk(top_k, dim=-1)
-    cum = torch.softmax(logits, -1).cumsum(-1)
+        probs = None
+    cum = (torch.softmax(logits, -1) if probs is None else probs).cumsum(-1)
     u = torch.rand(n, 1, device=logits.device, generator=generator, dtype=cum.dtype)
     pick = torch.searchsorted(cum, u * cum[:, -1:], right=True).clamp_(max=logits.shape[1] - 1)
     return pick.squeeze(1) if idx is None else idx.gather(1, pick).squeeze(1)
@@ -61,12 +65,16 @@ def sample_paths(policy: "PathPolicy", hist_left: torch.Tensor, target: torch.Te
     # No host sync inside the loop on accelerators: which rows are greedy is known without looking
     # at the device when ``greedy`` is a bool; the early exit once every row is done (it only
     # saves work) is taken on the CPU only, where checking costs nothing.
+    gidx = None  # the greedy rows, when only some are: their rule's catalog work is done on them alone
     if isinstance(greedy, bool):
         any_greedy, sample_any = greedy, not greedy
         greedy_rows = torch.full((n,), greedy, dtype=torch.bool, device=dev)
     else:
         greedy_rows = torch.as_tensor(greedy, device=dev).expand(n)
         any_greedy, sample_any = True, not bool(greedy_rows.all())
+        if sample_any:
+            gidx = greedy_rows.nonzero().squeeze(1)  # once per call, outside the loop
+            any_greedy = gidx.numel() > 0
     # temperature folded into the head: logits / T == [out / T, 1 / T] @ [E, b]^T (greedy rows: T = 1)
     inv_t = 1.0 / max(temperature, 1e-6)
     scale = None
@@ -74,22 +82,26 @@ def sample_paths(policy: "PathPolicy", hist_left: torch.Tensor, target: torch.Te
         scale = torch.where(greedy_rows, 1.0, inv_t).to(out.dtype)[:, None]
     weight = torch.cat([pol.item_emb.weight[:v], pol.item_bias[:, None]], 1)  # [V, d + 1], once
     check_done = dev.type == "cpu"
-    survive = torch.ones(n, device=dev)
+    survive = torch.ones(n if gidx is None else gidx.numel(), device=dev)  # P(no STOP so far), greedy rows
     for t in range(p):
-        logits = pol._sampling_head(out, weight, scale).float().masked_fill(banned[:, : v + 1], float("-inf"))
+        logits = pol._sampling_head(out, weight, scale).float().masked_fill_(banned[:, : v + 1], float("-inf"))
         action = None
+        # softmax once, shared by the threshold rule's P(STOP) and the draw (top-k draws use their own)
+        probs = torch.softmax(logits, -1) if (any_greedy and rule != "greedy") or (sample_any and not top_k) else None
         if any_greedy:
+            g_logits = logits if gidx is None else logits.index_select(0, gidx)
             if rule == "greedy":
-                action = logits.argmax(-1)
+                g_action = g_logits.argmax(-1)
             else:
-                p_stop = torch.softmax(logits, -1)[:, v]
-                best_item = logits[:, :v].argmax(-1)
+                p_stop = probs[:, v] if gidx is None else probs[:, v].index_select(0, gidx)
+                best_val, best_item = g_logits[:, :v].max(-1)  # the first maximum, as argmax
                 survive = survive * (1.0 - p_stop)
-                action = torch.where(survive < stop_threshold, v, best_item)
-                if v:  # every item banned: STOP
-                    action = torch.where(torch.isinf(logits[:, :v]).all(-1), v, action)
+                g_action = torch.where(survive < stop_threshold, v, best_item)
+                if v:  # every item banned (the best logit is -inf): STOP
+                    g_action = torch.where(torch.isinf(best_val), v, g_action)
+            action = g_action if gidx is None else torch.zeros(n, dtype=torch.long, device=dev).index_copy_(0, gidx, g_action)
         if sample_any:
-            drawn = draw(logits, generator, top_k)
+            drawn = draw(logits, generator, top_k, probs=probs)
             action = drawn if action is None else torch.where(greedy_rows, action, drawn)
         is_item = (action != v) & ~done
         paths[:, t] = torch.where(is_item, action, v)
