@@ -146,7 +146,7 @@ def beam_search(policy: "PathPolicy", hist_left: torch.Tensor, target: torch.Ten
     base = (torch.arange(c, device=dev) * w)[:, None]
     key = score
     for t in range(p):
-        logp = torch.log_softmax(pol._head(out).float().masked_fill(banned[:, : v + 1], float("-inf")), -1)
+        logp = torch.log_softmax(pol._head(out).float().masked_fill_(banned[:, : v + 1], float("-inf")), -1)
         logp = torch.where(finished.reshape(-1, 1), stay, logp).view(c, w, v + 1)
         cand = score[..., None] + logp
         cand_len = (n_act + (~finished).long()).clamp(min=1).float()[..., None]

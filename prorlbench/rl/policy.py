@@ -148,8 +148,10 @@ class PathPolicy(nn.Module):
         return self._run(x, allow[:, None], cache, torch.ones(n, t, dtype=torch.bool, device=x.device))
 
     def _head(self, out: torch.Tensor) -> torch.Tensor:
-        items = out @ self.item_emb.weight[: self.n_items].T + self.item_bias
-        return torch.cat([items, self.stop_head(out)], -1)
+        # the bias inside the matmul (addmm): one pass over the [.., n_items] logits fewer than
+        # ``out @ E.T + b``, with bit-identical values and gradients (tests/rl)
+        items = torch.addmm(self.item_bias, out.reshape(-1, out.shape[-1]), self.item_emb.weight[: self.n_items].T)
+        return torch.cat([items.view(*out.shape[:-1], self.n_items), self.stop_head(out)], -1)
 
     def forward(self, hist_left: torch.Tensor, target: torch.Tensor, gen: torch.Tensor, repeat: int = 1
                 ) -> torch.Tensor:
@@ -198,7 +200,7 @@ class PathPolicy(nn.Module):
                 first.scatter_reduce_(1, self._pads_to_scratch(gen), pos, reduce="amin")
                 t = torch.arange(n_actions, device=paths.device)
                 banned = banned | (first[:, None, :] <= t[None, :, None])
-            logits = logits.masked_fill(banned[..., : self.n_items + 1], float("-inf"))
+            logits = logits.masked_fill_(banned[..., : self.n_items + 1], float("-inf"))  # a fresh tensor
         return torch.log_softmax(logits.float(), -1)
 
     def action_log_probs(self, hist_left: torch.Tensor, target: torch.Tensor, paths: torch.Tensor,

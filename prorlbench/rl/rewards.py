@@ -97,7 +97,7 @@ def leftpad_scores(simulator: SequenceModel, hist: torch.Tensor, hist_len: torch
 @torch.no_grad()
 def path_rewards(
     simulator: SequenceModel, hist: torch.Tensor, hist_len: torch.Tensor, targets: torch.Tensor,
-    paths: torch.Tensor, lengths: torch.Tensor, chunk: int = 4096, state: str = "causal",
+    paths: torch.Tensor, lengths: torch.Tensor, chunk: int | None = None, state: str = "causal",
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, PathScores]:
     """Raw step rewards of ``N`` paths ``[N, L]`` (padded with ``n_items``) for their cases;
     ``state`` is ``RLConfig.reward_state``.
