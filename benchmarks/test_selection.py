@@ -15,7 +15,9 @@ official code selects on), under the training simulator. Printed per stage and s
 * ``gap``: their difference (≥ 0 by construction): how much the official rule inflates the test
   number relative to an honest selection, on the same training run.
 
-RL starts from the valid-selected SFT checkpoint in both columns (changing the start would need a
+The random state follows a cell's (``prorlbench run`` seeds, then trains), so the
+valid-selected RL row reproduces the cell's test IoI@1 when the evaluating simulator is the
+training one. RL starts from the valid-selected SFT checkpoint in both columns (changing the start would need a
 second RL run). The test IoI@1 here is the greedy/threshold candidate 1 of ``validation_ioi``, the
 number the RL trainer's selection reads, on every test case. The training itself is unchanged:
 the observer only scores a deterministic decode and draws no random numbers.
@@ -36,6 +38,7 @@ from prorlbench.rl.policy import CaseTensors
 from prorlbench.rl.sft import _fit
 from prorlbench.rl.trainer import train_rl, validation_ioi
 from prorlbench.runconfig import default_cache_dir
+from prorlbench.seeding import seed_everything
 
 from .grad_variance import _NullLogger
 from .rl_throughput import prepare
@@ -57,6 +60,10 @@ def run_seed(res, dctx, method: str, profile: str, seed: int) -> dict[str, list[
         return on_epoch
 
     codes = policy_codes(cfg, dctx.data, dctx.cache_dir)
+    # the random state of a cell (cell.py seeds, then sft._train_or_load_sft builds a policy before
+    # it trains in a forked stream), so that the RL stage's dropout draws are the cell's own
+    seed_everything(seed)
+    build_policy(cfg, dctx.data.n_items, max_len, codes)
     with torch.random.fork_rng(devices=[]):  # as sft._train_or_load_sft
         torch.manual_seed(seed)
         ref = build_policy(cfg, dctx.data.n_items, max_len, codes).to(res.device)
