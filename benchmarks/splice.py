@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     comp_new, comp_into = args.new / "comparisons.md", args.into / "comparisons.md"
     if comp_new.exists() and comp_into.exists():
         first = comp_new.read_text().splitlines()[0]
-        note = f"Rows of {', '.join(sorted(datasets))} spliced in from: {first}"
+        note = (f"The rows of {', '.join(sorted(datasets))} were replaced by those of a later run (benchmarks.splice): "
+                f"{first} The other datasets' rows are from the run above.")
         comp_into.write_text(splice_markdown(comp_new.read_text(), comp_into.read_text(), datasets, note) + "\n")
         print(f"{comp_into}: {', '.join(sorted(datasets))} rows from {comp_new}")
     if (args.new / "run.log").exists():

@@ -101,7 +101,7 @@ def test_splice_replaces_one_dataset_block_and_keeps_the_others(tmp_path):
     assert "old-ml1m" not in text and "| synthetic | sasrec | old-syn |" in text
     a = text.split("## (a) x")[1].split("## (b)")[0]
     assert a.index("new-ml1m") < a.index("old-syn")  # ML-1M rows first, as benchmarks.study orders them
-    assert "only-new" in text.split("## (b) y")[1] and "Rows of prorl-json spliced in from: Run `new`" in text
+    assert "only-new" in text.split("## (b) y")[1] and "The rows of prorl-json were replaced by those of a later run (benchmarks.splice): Run `new`" in text
 
 
 def test_splice_refuses_a_block_the_new_run_lacks(tmp_path, capsys):
