@@ -218,11 +218,34 @@ def build(run: Path) -> str:
     return "\n".join(lines)
 
 
+def per_seed(run: Path, dataset: str = "prorl-json", simulator: str = "sasrec") -> str:
+    """Per-seed test means (IoI@1, IoI-lift@1, Len@1) of every method on ``dataset``: the seed
+    spread that the case-paired comparisons average over."""
+    cases = read_cases(run)
+    part = cases[(cases["dataset"] == dataset) & (cases["simulator"] == simulator)
+                 & cases["metric"].isin(["ioi", "ioi-lift", "len"])]
+    means = part.groupby(["method", "seed", "metric"], sort=False)["value"].mean()
+    seeds = sorted(part["seed"].unique())
+    head = " | ".join(f"{name} s{s}" for name in ("IoI@1", "IoI-lift@1", "Len@1") for s in seeds)
+    lines = [f"Per-seed test means on `{dataset}`, K = 1, scored by {simulator} "
+             "(`python -m benchmarks.study RUN --seeds-table OUT`).", "",
+             f"| method | {head} |", "|---|" + "---|" * (3 * len(seeds))]
+    for method in dict.fromkeys(part["method"]):
+        vals = []
+        for metric, dg in (("ioi", 3), ("ioi-lift", 3), ("len", 2)):
+            vals += [f"{means[(method, s, metric)]:.{dg}f}" if (method, s, metric) in means.index else ""
+                     for s in seeds]
+        lines.append(f"| `{method}` | " + " | ".join(vals) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.study", description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path, help="a run folder of experiments/prorl_study.toml")
     ap.add_argument("--out", type=Path, help="also write the tables to this Markdown file")
     ap.add_argument("--plot", action="store_true", help="also write RUN/claims_dynamics.png")
+    ap.add_argument("--seeds-table", type=Path, metavar="OUT",
+                    help="also write the per-seed means of the prorl-json block to this Markdown file")
     args = ap.parse_args(argv)
     if not (args.run / "config.toml").exists():
         print(f"study: {args.run}: not a run folder (no config.toml)", file=sys.stderr)
@@ -233,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(text + "\n")
     if args.plot:
         print(f"plot: {plot_claims(args.run)}")
+    if args.seeds_table:
+        args.seeds_table.write_text(per_seed(args.run))
     return 0
 
 

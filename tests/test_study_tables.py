@@ -140,3 +140,12 @@ def test_findings_markers_render_the_rows_of_the_comparisons():
 def test_committed_findings_and_readme_table_are_the_rendering_of_the_study_tables():
     """Every study number in docs/findings.md and the README's headline table comes from results/prorl-study."""
     assert findings.main(["--check"]) == 0
+
+
+def test_per_seed_table_lists_each_seed_mean(run):
+    text = study.per_seed(run, dataset="synthetic")
+    row = next(line for line in text.splitlines() if line.startswith("| `prorl` |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    mean0 = float(np.mean(np.random.default_rng(0).normal(size=40))) + 0.5
+    assert cells[1:4] == [f"{mean0:.3f}", f"{mean0 + 0.01:.3f}", f"{mean0 + 0.02:.3f}"]
+    assert cells[7:10] == ["3.00", "3.00", "3.00"]
