@@ -1,5 +1,5 @@
-"""benchmarks.test_selection: the per-epoch observer of SFT and RL training changes nothing, and the
-two selection rules read the right epochs."""
+"""benchmarks.test_selection: the per-epoch observer of SFT and RL training changes nothing, the
+two selection rules read the right epochs, and the policy head of the RL step is bit-identical."""
 
 from __future__ import annotations
 
@@ -51,3 +51,16 @@ def test_the_epoch_observer_leaves_training_unchanged(tmp_path):
 def test_selection_rules_pick_the_best_validation_and_the_best_test_epoch():
     trace = [(1, 0.1, 0.5), (2, 0.3, 0.2), (3, 0.3, 0.9), (4, 0.2, 0.4)]
     assert selections(trace) == (2, 0.2, 3, 0.9)  # ties keep the first epoch, as the trainers do
+
+
+def test_policy_head_with_the_bias_in_the_matmul_equals_the_plain_formula():
+    """``_head`` (addmm) gives the values and gradients of ``out @ E.T + b`` concatenated with STOP."""
+    torch.manual_seed(0)
+    pol = PathPolicy(300, 4, max_history=6, d_model=16, n_layers=1, n_heads=2, dropout=0.0)
+    out = torch.randn(64, 5, 16)
+    got = pol._head(out)
+    want = torch.cat([out @ pol.item_emb.weight[:300].T + pol.item_bias, pol.stop_head(out)], -1)
+    assert torch.equal(got, want)
+    g1 = torch.autograd.grad(got.logsumexp(-1).sum(), [pol.item_emb.weight, pol.item_bias])
+    g2 = torch.autograd.grad(want.logsumexp(-1).sum(), [pol.item_emb.weight, pol.item_bias])
+    assert all(torch.equal(a, b) for a, b in zip(g1, g2))
