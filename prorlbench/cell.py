@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from .api import FitContext
+from .devices import platform_identity
 from .errors import one_line
 from . import evaluate
 from .executors import CellJob
@@ -73,7 +74,8 @@ def cell_status(res: Resolved, job: CellJob, *, error: str | None = None) -> Cel
     """A cell's status before it is computed: ``failed`` until the cell proves otherwise."""
     return CellStatus(method=job.method, dataset=job.dataset, seed=job.seed, simulator=res.cfg.simulator,
                       eval_simulator=",".join(res.eval_simulators), status="failed", error=error,
-                      fingerprint=res.fingerprint(job), score_fingerprint=res.score_fingerprint())
+                      fingerprint=res.fingerprint(job), score_fingerprint=res.score_fingerprint(),
+                      platform=platform_identity(res.device))
 
 
 def store_failure(res: Resolved, job: CellJob, folder: RunFolder, message: str, *,

@@ -28,3 +28,46 @@ def resolve_device(name: str) -> torch.device:
             raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
         return dev
     raise ConfigError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
+
+
+COMPARED = ("torch", "cpu", "cpu_capability", "gpu")
+"""The keys of :func:`platform_identity` that make two machines "the same platform" for a seed."""
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def platform_identity(device: str | torch.device = "cpu") -> dict[str, str]:
+    """What a seeded result depends on besides its configuration: torch's build, the CPU model,
+    the SIMD kernels torch dispatches to, the GPU (on CUDA) and the intra-op thread count.
+
+    The same seed on another platform gives other last bits in a matmul; supervised and
+    heuristic methods absorb them, RL amplifies them into another trajectory (docs/reliability.md).
+    Each cell stores this (``CellStatus.platform``); a resumed run warns when finished cells
+    came from another platform (the keys of :data:`COMPARED`)."""
+    dev = torch.device(device)
+    out = {"torch": torch.__version__, "cpu": _cpu_model(),
+           "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+           "threads": str(torch.get_num_threads())}
+    if dev.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(dev)
+    return out
+
+
+def platform_difference(stored: dict[str, str], current: dict[str, str]) -> str:
+    """``key: stored -> current`` for each compared key that differs ('' when none does, or
+    when ``stored`` is empty: a cell written before platforms were recorded)."""
+    if not stored:
+        return ""
+    return "; ".join(f"{k}: {stored.get(k, '-')} -> {current.get(k, '-')}"
+                     for k in COMPARED if stored.get(k) != current.get(k))

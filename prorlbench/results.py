@@ -79,6 +79,9 @@ class CellStatus:
     """Config hash of each backbone kind the method asked for (``ctx.make_backbone``)."""
     files: dict[str, str] = field(default_factory=dict)
     """SHA-256 of each of the cell's files (``cases``, ``paths``, ``train_log``, ``policy``)."""
+    platform: dict[str, str] = field(default_factory=dict)
+    """Where the cell was computed (``devices.platform_identity``: torch, CPU, SIMD kernels, GPU,
+    threads); a seeded RL cell need not reproduce on another platform."""
     skipped: bool = field(default=False, compare=False)
     """Not stored: ``True`` when this run found the cell done and did not recompute it."""
     rescored: bool = field(default=False, compare=False)
@@ -209,7 +212,7 @@ class RunFolder:
             st = CellStatus(**{k: v for k, v in d.items() if k in fields and k not in ("skipped", "rescored")})
             if not (isinstance(st.method, str) and isinstance(st.dataset, str) and isinstance(st.seed, int)
                     and isinstance(st.status, str) and isinstance(st.files, dict)
-                    and isinstance(st.backbones, dict)
+                    and isinstance(st.backbones, dict) and isinstance(st.platform, dict)
                     and isinstance(st.n_candidates, int)):
                 raise ValueError("fields of the wrong type")
             return st

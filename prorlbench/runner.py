@@ -44,6 +44,7 @@ from typing import Any
 
 from .cell import (REUSED_FILES, CellWork, backbones_match, reusable_paths, run_cell, store_failure,
                    write_traceback)
+from .devices import platform_difference, platform_identity
 from .errors import UserError, one_line
 from .executors import CellJob, make_executor
 from .files import OutputError, atomic_write_text
@@ -111,6 +112,17 @@ def _done(folder: RunFolder, res: Resolved, job: CellJob) -> CellStatus | None:
         return None
     st.skipped = True
     return st
+
+
+def _warn_other_platform(dataset: str, done: list[CellStatus], res: Resolved) -> None:
+    """One warning when finished cells of ``dataset`` were computed on another platform."""
+    here = platform_identity(res.device)
+    other = [(st, d) for st in done if (d := platform_difference(st.platform, here))]
+    if other:
+        log.warning("dataset %s: %d finished cell(s) were computed on another platform (%s, e.g. %s); seeded RL "
+                    "cells need not reproduce across platforms (docs/reliability.md), so the grid mixes "
+                    "trajectories; --force recomputes them here", dataset, len(other), other[0][1],
+                    other[0][0].method)
 
 
 def _why_not_rescorable(res: Resolved, folder: RunFolder, job: CellJob) -> str | None:
@@ -226,6 +238,7 @@ def _run_grid(res: Resolved, folder: RunFolder, executor: Any, jobs: list[CellJo
                     bar.update(1)
                 else:
                     todo.append(j)
+            _warn_other_platform(dataset, [statuses[j.name] for j in ds_jobs if j.name in statuses], res)
             if not todo:
                 continue
             scoring_only = rescore_only or (not cfg.force and all(reusable_paths(res, folder, j) is not None

@@ -161,3 +161,35 @@ def test_cell_timeout_fails_a_hanging_cell_and_the_grid_goes_on(tmp_path, monkey
     assert [c.method for c in res.failed] == ["quitter"]
     assert "timed out" in res.failed[0].error and "cell_timeout" in res.failed[0].error
     assert [c.method for c in res.cells if c.ok] == ["pop"]
+
+
+def test_each_cell_records_its_platform_and_a_resume_warns_about_another(tmp_path, monkeypatch, caplog):
+    """Seeded RL cells reproduce on one platform but not across them (docs/reliability.md): each
+    cell stores where it ran, and resuming a folder whose finished cells came from elsewhere says so."""
+    import logging
+
+    from prorlbench.devices import platform_identity
+
+    reg, cfg = setup(tmp_path, monkeypatch, methods=["pop", "random"])
+    run(cfg, reg, report=False)
+    folder = RunFolder(cfg.out)
+    here = platform_identity("cpu")
+    st = json.loads(folder.cell_status("pop__tinyfake__s0").read_text())
+    assert st["platform"] == here and here["torch"] and here["cpu"] and here["cpu_capability"]
+    with caplog.at_level(logging.WARNING, logger="prorlbench"):
+        assert not run(cfg, reg, report=False).computed  # same platform: silent resume
+    assert "another platform" not in caplog.text
+    st["platform"] = {**here, "cpu_capability": "SOMEWHERE_ELSE"}
+    folder.cell_status("pop__tinyfake__s0").write_text(json.dumps(st))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="prorlbench"):
+        res = run(cfg, reg, report=False)
+    assert not res.computed  # the cell is kept (a warning, not a recompute)
+    assert (f"1 finished cell(s) were computed on another platform (cpu_capability: SOMEWHERE_ELSE -> "
+            f"{here['cpu_capability']}, e.g. pop)") in caplog.text
+    st.pop("platform")  # a cell from before platforms were recorded: nothing to compare
+    folder.cell_status("pop__tinyfake__s0").write_text(json.dumps(st))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="prorlbench"):
+        run(cfg, reg, report=False)
+    assert "another platform" not in caplog.text

@@ -35,7 +35,8 @@ write into the run folder and the simulator cache by the paths the driver resolv
 multi-node cluster ``--out`` and ``--cache-dir`` must be on a filesystem shared by every node,
 and prorlbench (with any ``--plugins-dir`` folder, at the same path) must be installed there.
 Environment variables whose names start with ``PRORLBENCH_`` (e.g. the plugin allow-list) are
-passed on to the tasks. Worker-side log records (failures with their tracebacks) are appended to
+passed on to the tasks. Ray runs its workers at nice 15: other work on the same machine takes
+their CPU first. Worker-side log records (failures with their tracebacks) are appended to
 the run's ``run.log``.
 """
 
