@@ -62,7 +62,8 @@ def claims(methods: list[str]) -> list[tuple[str, str, list[tuple[str, str, str]
          + [(r, CONTROL, m) for r in rl_item for m in ("ioi", "ioi-lift")]
          + [(r, "sft+greedy", m) for r in ("prorl+greedy", "prorl+official-protocol")
             for m in ("ioi", "ioi-lift", "len")]
-         + [("prorl+semid", "sft+semid", m) for m in ("ioi", "ioi-lift", "ctr")]),
+         + [("prorl+semid", "sft+semid", m) for m in ("ioi", "ioi-lift", "ctr")]
+         + [("prorl+semid", "noise-pg+semid", m) for m in ("ioi", "ioi-lift")]),
     ]
     return [(c, t, [x for x in comps if x[0] in methods and x[1] in methods]) for c, t, comps in out]
 
@@ -143,7 +144,7 @@ def dynamics(run: Path, tail: int = 16) -> pd.DataFrame:
 
 
 PLOTTED = ("noise-pg", "naive-pg", "prorl-no-centering", "prorl", "prorl-no-positional-baseline",
-           "prorl+center-position", "prorl+official-protocol", "grpo", "rloo", "prorl+semid")
+           "prorl+center-position", "prorl+official-protocol", "grpo", "rloo", "prorl+semid", "noise-pg+semid")
 
 
 def plot_claims(run: Path) -> Path | None:

@@ -149,3 +149,83 @@ def test_per_seed_table_lists_each_seed_mean(run):
     mean0 = float(np.mean(np.random.default_rng(0).normal(size=40))) + 0.5
     assert cells[1:4] == [f"{mean0:.3f}", f"{mean0 + 0.01:.3f}", f"{mean0 + 0.02:.3f}"]
     assert cells[7:10] == ["3.00", "3.00", "3.00"]
+
+
+ROW = "| prorl-json | sasrec | `{a}` | `{b}` | IoI@1 | 1.0 | 0.5 | +0.5 [+0.4, +0.6] | {p} | {ph} | {s} |\n"
+TABLE_HEAD = ("| dataset | eval | A | B | metric | A | B | Δ [95 % CI] | p | p (Holm) | seeds |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|\n")
+
+
+def _paper_rows(rows):
+    cols = ["dataset", "simulator", "metric", "k", "method", "mean", "rank", "p_value", "significant", "runner_up"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def test_splice_of_some_methods_keeps_the_others_rows_and_redoes_holm_over_the_family(tmp_path, monkeypatch):
+    """--methods: the rows of those methods (and comparisons among them only) come from the new
+    run; the kept rows' Holm p moves only as the family changes; a stored seed table is spliced."""
+    old_cmp = ("Run `old`\n\n## (e) x\n\n" + TABLE_HEAD
+               + ROW.format(a="prorl", b="sft", p="0.01", ph="0.03", s="3/3")
+               + ROW.format(a="prorl+semid", b="sft+semid", p="0.2", ph="0.2", s="1/1")
+               + ROW.format(a="naive-pg", b="sft", p="0.02", ph="0.04", s="3/3"))
+    new_cmp = ("Run `new`\n\n## (e) x\n\n" + TABLE_HEAD
+               + ROW.format(a="prorl+semid", b="sft+semid", p="0.001", ph="0.002", s="3/3")
+               + ROW.format(a="prorl+semid", b="noise-pg+semid", p="0.3", ph="0.3", s="2/3"))
+    _folder(tmp_path / "old", [("prorl-json", "sft", "1"), ("prorl-json", "sft+semid", "2"),
+                               ("movielens", "sft+semid", "3")], old_cmp)
+    _folder(tmp_path / "new", [("prorl-json", "sft+semid", "20"), ("prorl-json", "noise-pg+semid", "21"),
+                               ("prorl-json", "prorl+semid", "22"), ("prorl-json", "sft", "99")], new_cmp)
+    seeds_head = "Per-seed\n\n| method | IoI@1 s0 |\n|---|---|\n"
+    (tmp_path / "old" / "seeds_ml1m.md").write_text(seeds_head + "| `sft` | 1.0 |\n| `sft+semid` | 2.0 |\n")
+    (tmp_path / "new" / "seeds_ml1m.md").write_text(seeds_head + "| `sft+semid` | 5.0 |\n| `sft` | 9.0 |\n")
+    rebuilt = []
+    monkeypatch.setattr(splice, "_rebuild_report", lambda *a: rebuilt.append(a) or 0)
+    methods = "sft+semid,prorl+semid,noise-pg+semid"
+    assert splice.main([str(tmp_path / "new"), str(tmp_path / "old"), "--datasets", "prorl-json",
+                        "--methods", methods]) == 0
+    for name in splice.TABLES:  # sft's row (not named) stays; movielens is another dataset
+        assert pd.read_csv(tmp_path / "old" / name, dtype=str).values.tolist() == [
+            ["prorl-json", "sft", "1"], ["prorl-json", "sft+semid", "20"], ["prorl-json", "noise-pg+semid", "21"],
+            ["prorl-json", "prorl+semid", "22"], ["movielens", "sft+semid", "3"]]
+    assert len(rebuilt) == 1
+    rows = {tuple(splice._cells(ln)[2:4]): splice._cells(ln) for ln in
+            (tmp_path / "old" / "comparisons.md").read_text().splitlines() if ln.startswith("| prorl-json")}
+    assert set(rows) == {("prorl", "sft"), ("naive-pg", "sft"), ("prorl+semid", "sft+semid"),
+                         ("prorl+semid", "noise-pg+semid")}
+    # family of 4 from printed p: 0.001*4, 0.01*3, 0.02*2, 0.3*1 -> 0.004, 0.03, 0.04, 0.3
+    assert rows[("prorl+semid", "sft+semid")][8:] == ["0.001", "0.004", "3/3"]
+    assert rows[("prorl+semid", "noise-pg+semid")][9] == "0.3"
+    # before: 0.01*3=0.03, 0.02*2=0.04 (semid 0.2 last); after: the same ranks and multipliers
+    assert rows[("prorl", "sft")][9] == "0.03" and rows[("naive-pg", "sft")][9] == "0.04"
+    seeds = (tmp_path / "old" / "seeds_ml1m.md").read_text()
+    assert "| `sft` | 1.0 |" in seeds and "| `sft+semid` | 5.0 |" in seeds and "2.0" not in seeds
+
+
+def test_splice_of_some_methods_refuses_a_comparison_it_cannot_redo(tmp_path, capsys):
+    old_cmp = "Run\n\n## (e) x\n\n" + TABLE_HEAD + ROW.format(a="prorl+semid", b="noise-pg", p="0.2", ph="0.2", s="1/1")
+    _folder(tmp_path / "old", [("prorl-json", "prorl+semid", "1")], old_cmp)
+    _folder(tmp_path / "new", [("prorl-json", "prorl+semid", "2")], "Run\n")
+    assert splice.main([str(tmp_path / "new"), str(tmp_path / "old"), "--datasets", "prorl-json",
+                        "--methods", "prorl+semid"]) == 2
+    assert "pair a spliced method with another one" in capsys.readouterr().err
+    assert pd.read_csv(tmp_path / "old" / "summary.csv")["value"].tolist() == [1]
+
+
+def test_splice_clears_a_significance_mark_no_single_run_tested():
+    paper = _paper_rows([
+        # CTR: the best is a spliced method, the runner-up an old one: untested, cleared
+        ("prorl-json", "sasrec", "ctr", "1", "prorl+semid", "0.9", "1", "1e-9", "true", "sft+semid"),
+        ("prorl-json", "sasrec", "ctr", "1", "rec2inf", "0.8", "2", "", "false", ""),
+        # IoI: best and runner-up both old, the runner-up the one tested: kept
+        ("prorl-json", "sasrec", "ioi", "1", "shortest-path", "2.4", "1", "1e-5", "true", "rec2inf"),
+        ("prorl-json", "sasrec", "ioi", "1", "rec2inf", "2.3", "2", "", "false", ""),
+        # Coherence: both spliced, but tested against another runner-up than today's: cleared
+        ("prorl-json", "sasrec", "coherence", "1", "prorl+semid", "0.9", "1", "1e-3", "true", "noise-pg+semid"),
+        ("prorl-json", "sasrec", "coherence", "1", "sft+semid", "0.8", "2", "", "false", ""),
+    ])
+    out, cleared = splice.check_marks(paper, {"prorl-json"}, {"prorl+semid", "sft+semid", "noise-pg+semid"})
+    assert cleared == ["prorl-json/sasrec/coherence/1: prorl+semid vs sft+semid",
+                       "prorl-json/sasrec/ctr/1: prorl+semid vs rec2inf"]
+    marks = out.set_index(["metric", "method"])[["p_value", "significant", "runner_up"]]
+    assert marks.loc[("ioi", "shortest-path")].tolist() == ["1e-5", "true", "rec2inf"]
+    assert marks.loc[("ctr", "prorl+semid")].tolist() == ["", "false", ""]

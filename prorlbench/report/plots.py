@@ -12,7 +12,7 @@ seeds), smoothed by a centred moving average whose window is stated in the figur
 ``plot_dynamics`` writes ``train_dynamics.png``: one row per dataset, one panel each for the
 sampled path length, the raw reward components of sampled paths (IoI, IoR, CTR per item), the KL
 term, and the validation IoI (greedy IoI@1 solid, sampled paths dashed); one line per method,
-the placebo ``noise-pg`` in black, so that what every method shares with it is visible.
+the placebo ``noise-pg`` in black (a variant of it, such as ``noise-pg+semid``, in dark grey), so that what every method shares with it is visible.
 
 Uses matplotlib's object API (no pyplot global state).
 """
@@ -109,7 +109,9 @@ DYNAMICS = (("path_len", "sampled path length"), ("reward_ioi", "raw IoI of samp
 
 
 def _line_style(method: str) -> dict:
-    return {"color": "black", "linewidth": 2.0} if method == "noise-pg" else {"linewidth": 1.3}
+    if method.split("+")[0] == "noise-pg":  # the placebo in black, its variants (noise-pg+semid) in dark grey
+        return {"color": "black" if method == "noise-pg" else "dimgray", "linewidth": 2.0}
+    return {"linewidth": 1.3}
 
 
 def plot_dynamics(df: pd.DataFrame, out_dir: Path, filename: str = "train_dynamics.png",
