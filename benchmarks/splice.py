@@ -30,6 +30,10 @@ re-run, or added, in a later sitting, when the other cells of the block are no l
   note at the top of ``comparisons.md`` says;
 * ``seeds_*.md`` (``benchmarks.study --seeds-table``) rows of those methods, when both folders
   have the file;
+* ``--same C`` names methods NEW re-ran only so that they can be paired with the spliced ones
+  (their per-case files were gone too): their ``summary.csv`` rows must be identical in both
+  folders (a seeded re-run on the same platform; the splice refuses otherwise), their rows stay,
+  and their comparisons with the spliced methods come from NEW;
 * the report is rebuilt in place, and a best-method significance mark (†) of ``paper.csv`` is
   kept only where the best method and its runner-up come from the same run and the runner-up is
   still the one it was tested against; the others are cleared and listed (the paired test needs
@@ -42,8 +46,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+
+from benchmarks.splice_md import splice_markdown, splice_seeds_table, stranded
 
 TABLES = ("summary.csv", "paper.csv", "cells.csv")
 
@@ -64,129 +69,6 @@ def splice_table(new: pd.DataFrame, into: pd.DataFrame, datasets: set[str],
     return out.sort_values("dataset", key=lambda s: s.map(order), kind="mergesort").reset_index(drop=True)
 
 
-def _sections(text: str) -> tuple[list[str], dict[str, list[str]]]:
-    """The lines before the first ``## `` heading, and each section's lines by heading."""
-    head: list[str] = []
-    sections: dict[str, list[str]] = {}
-    cur = None
-    for line in text.splitlines():
-        if line.startswith("## "):
-            cur = line
-            sections[cur] = []
-        elif cur is None:
-            head.append(line)
-        else:
-            sections[cur].append(line)
-    return head, sections
-
-
-def _cells(line: str) -> list[str]:
-    return [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
-
-
-def _row_dataset(line: str) -> str | None:
-    if not line.startswith("| ") or line.startswith("| dataset") or line.startswith("|---"):
-        return None
-    return line.split("|")[1].strip()
-
-
-def _row_methods(line: str) -> set[str]:
-    """The methods a table row is about: A and B of a comparison, the method of a dynamics row."""
-    c = _cells(line)
-    return {c[2], c[3]} if len(c) == 11 else {c[1]}
-
-
-def _replaced(line: str, datasets: set[str], methods: set[str]) -> bool:
-    if _row_dataset(line) not in datasets:
-        return False
-    return not methods or _row_methods(line) <= methods
-
-
-def _p_value(text: str) -> float:
-    return 0.0 if text.startswith("<") else float(text)
-
-
-def _holm_by_row(lines: list[str], dataset: str) -> dict[tuple[str, ...], float]:
-    """Holm over ``dataset``'s comparison rows, from the printed ``p``, by (dataset, eval, A, B, metric)."""
-    from benchmarks.study import holm
-
-    rows = [_cells(line) for line in lines if _row_dataset(line) == dataset and len(_cells(line)) == 11]
-    adj = holm(np.array([_p_value(c[8]) for c in rows]))
-    return {tuple(c[:5]): float(a) for c, a in zip(rows, adj)}
-
-
-def rehome_holm(before: list[str], after: list[str], datasets: set[str], fresh: set[tuple[str, ...]]) -> list[str]:
-    """``after``'s comparison rows of ``datasets`` with ``p (Holm)`` redone over the spliced family.
-
-    Holm needs every raw p of the family, and the kept rows' raw p is known only as printed. So a
-    kept row's stored ``p (Holm)`` (computed from full-precision p) is scaled by how the splice
-    moves it, Holm from the printed p after over Holm from the printed p before: a row whose
-    rank and family size do not change keeps its value exactly. The ``fresh`` rows (keys of the
-    new run's rows) take Holm from the printed p after the splice.
-    """
-    from benchmarks.study import _p
-
-    out = list(after)
-    for ds in datasets:
-        old, new = _holm_by_row(before, ds), _holm_by_row(after, ds)
-        for i, line in enumerate(out):
-            c = _cells(line)
-            if _row_dataset(line) != ds or len(c) != 11:
-                continue
-            key = tuple(c[:5])
-            if key in fresh or key not in old:
-                value = new[key]
-            else:
-                stored = _p_value(c[9])
-                value = min(1.0, stored * (new[key] / old[key])) if old[key] > 0 else stored
-            parts = line.split("|")
-            parts[10] = f" {_p(value)} "
-            out[i] = "|".join(parts)
-    return out
-
-
-def splice_markdown(new: str, into: str, datasets: set[str], note: str,
-                    methods: set[str] = frozenset()) -> str:
-    """``into``'s tables with the rows of ``datasets`` (of ``methods`` only, when given) taken
-    from ``new`` (sections matched by heading)."""
-    order = ["prorl-json", "movielens", "synthetic"]
-    head_old, old = _sections(into)
-    _, fresh = _sections(new)
-    out = [*[line for line in head_old if line.strip()], "", note, ""]
-    for title in dict.fromkeys([*old, *fresh]):
-        body_old, body_new = old.get(title, []), fresh.get(title, [])
-        table_head = [line for line in (body_old or body_new) if line.startswith("| dataset") or line.startswith("|---")]
-        rows = [line for line in body_old if _row_dataset(line) is not None and not _replaced(line, datasets, methods)]
-        rows += [line for line in body_new if _row_dataset(line) is not None and _replaced(line, datasets, methods)]
-        rank = {d: i for i, d in enumerate(order)}
-        # benchmarks.study's order: dataset, then evaluating simulator (comparison rows), stable
-        rows.sort(key=lambda line: (rank.get(_row_dataset(line) or "", len(order)),
-                                    _cells(line)[1] if len(_cells(line)) == 11 else ""))
-        if rows:
-            out += [title, "", *table_head, *rows, ""]
-    if not methods:
-        return "\n".join(out)
-    fresh = {tuple(_cells(line)[:5]) for body in fresh.values() for line in body
-             if _replaced(line, datasets, methods) and len(_cells(line)) == 11}
-    return "\n".join(rehome_holm(into.splitlines(), out, datasets, fresh))
-
-
-def stranded(into: str, datasets: set[str], methods: set[str]) -> list[str]:
-    """Comparison rows of ``into`` that pair one of ``methods`` with a method outside them."""
-    return [line for line in into.splitlines() if _row_dataset(line) in datasets and len(_cells(line)) == 11
-            and len(_row_methods(line) & methods) == 1]
-
-
-def splice_seeds_table(new: str, into: str, methods: set[str]) -> str:
-    """A ``seeds_*.md`` table (one row per method) with the rows of ``methods`` taken from ``new``."""
-    def method(line: str) -> str | None:
-        return _cells(line)[0] if line.startswith("| `") else None
-    kept = [line for line in into.splitlines() if method(line) not in methods]
-    added = [line for line in new.splitlines() if method(line) in methods]
-    last = max(i for i, line in enumerate(kept) if line.startswith("|"))
-    return "\n".join([*kept[: last + 1], *added, *kept[last + 1:]]) + "\n"
-
-
 def check_marks(paper: pd.DataFrame, datasets: set[str], methods: set[str]) -> tuple[pd.DataFrame, list[str]]:
     """``paper.csv`` as the report rebuilt it, with the significance marks cleared that no single
     run tested: best and runner-up from different runs (``methods`` came from the new one), or a
@@ -205,6 +87,19 @@ def check_marks(paper: pd.DataFrame, datasets: set[str], methods: set[str]) -> t
     return out, cleared
 
 
+def differing_rows(new: pd.DataFrame, into: pd.DataFrame, datasets: set[str], same: set[str]) -> list[str]:
+    """Rows of ``same`` (methods re-run in NEW only to pair with the spliced ones) that are not
+    identical, character for character, in both tables: each names its (method, dataset, ...)."""
+    key = [c for c in ("method", "dataset", "simulator", "metric", "k", "seed") if c in into.columns]
+    a = new[_rows(new, datasets, same)].set_index(key).sort_index()
+    b = into[_rows(into, datasets, same)].set_index(key).sort_index()
+    if list(a.index) != list(b.index):
+        return [f"rows {sorted(set(map(str, a.index)) ^ set(map(str, b.index)))[:1]} are in one table only"]
+    cols = [c for c in ("mean", "std", "n_seeds", "n_cases") if c in into.columns]
+    bad = (a[cols] != b[cols]).any(axis=1)
+    return [f"{idx}: {a.loc[idx, cols].tolist()} vs {b.loc[idx, cols].tolist()}" for idx in a.index[bad]]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.splice", description=__doc__.split("\n\n")[0])
     ap.add_argument("new", type=Path, help="the run folder that holds the new block (with its report written)")
@@ -212,9 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--datasets", required=True, help="comma-separated datasets whose rows NEW replaces")
     ap.add_argument("--methods", default="", help="comma-separated methods: replace only their rows of those "
                     "datasets (see the module help); empty: every method's")
+    ap.add_argument("--same", default="", help="with --methods: comma-separated methods NEW re-ran only to pair "
+                    "with them; their summary rows must equal INTO's, and their comparisons with --methods come "
+                    "from NEW")
     args = ap.parse_args(argv)
     datasets = {d.strip() for d in args.datasets.split(",") if d.strip()}
     methods = {m.strip() for m in args.methods.split(",") if m.strip()}
+    same = {m.strip() for m in args.same.split(",") if m.strip()} - methods
+    if same and not methods:
+        print("splice: --same needs --methods", file=sys.stderr)
+        return 2
     for folder in (args.new, args.into):
         for name in TABLES:
             if not (folder / name).exists():
@@ -233,10 +135,14 @@ def main(argv: list[str] | None = None) -> int:
         if absent:
             print(f"splice: {args.new / name}: no rows for method(s) {', '.join(sorted(absent))}", file=sys.stderr)
             return 2
+        if same and name == "summary.csv" and (diff := differing_rows(new, into, datasets, same)):
+            print(f"splice: {args.new / name}: {len(diff)} row(s) of {', '.join(sorted(same))} differ from "
+                  f"{args.into / name} (a re-run that did not reproduce); first: {diff[0]}", file=sys.stderr)
+            return 2
         spliced[name] = splice_table(new, into, datasets, methods)
     comp_new, comp_into = args.new / "comparisons.md", args.into / "comparisons.md"
     both = comp_new.exists() and comp_into.exists()
-    if both and methods and (bad := stranded(comp_into.read_text(), datasets, methods)):
+    if both and methods and (bad := stranded(comp_into.read_text(), datasets, methods, same)):
         print(f"splice: {comp_into}: {len(bad)} comparison row(s) pair a spliced method with another one, which "
               f"needs both methods' per-case values; first: {bad[0]}", file=sys.stderr)
         return 2
@@ -251,8 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         if methods:
             note += (f" p (Holm) of {', '.join(sorted(datasets))} is recomputed over the spliced family from the "
                      "p column as printed (two significant digits).")
+        if same:
+            note += (f" {', '.join(sorted(same))} was re-run beside them with rows identical to the run above "
+                     "(checked), for the comparisons that pair it with them.")
         comp_into.write_text(splice_markdown(comp_new.read_text(), comp_into.read_text(), datasets, note,
-                                             methods) + "\n")
+                                             methods, same) + "\n")
         print(f"{comp_into}: {what} rows from {comp_new}")
     if methods:
         for seeds in sorted(args.new.glob("seeds_*.md")):

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import findings, rl_table, splice, study
+from benchmarks import findings, rl_table, splice, splice_md, study
 
 METHODS = ["sft", "noise-pg", "naive-pg", "prorl"]
 SHIFT = {"sft": 0.0, "noise-pg": -0.1, "naive-pg": 0.2, "prorl": 0.5}
@@ -188,7 +188,7 @@ def test_splice_of_some_methods_keeps_the_others_rows_and_redoes_holm_over_the_f
             ["prorl-json", "sft", "1"], ["prorl-json", "sft+semid", "20"], ["prorl-json", "noise-pg+semid", "21"],
             ["prorl-json", "prorl+semid", "22"], ["movielens", "sft+semid", "3"]]
     assert len(rebuilt) == 1
-    rows = {tuple(splice._cells(ln)[2:4]): splice._cells(ln) for ln in
+    rows = {tuple(splice_md._cells(ln)[2:4]): splice_md._cells(ln) for ln in
             (tmp_path / "old" / "comparisons.md").read_text().splitlines() if ln.startswith("| prorl-json")}
     assert set(rows) == {("prorl", "sft"), ("naive-pg", "sft"), ("prorl+semid", "sft+semid"),
                          ("prorl+semid", "noise-pg+semid")}
@@ -229,3 +229,43 @@ def test_splice_clears_a_significance_mark_no_single_run_tested():
     marks = out.set_index(["metric", "method"])[["p_value", "significant", "runner_up"]]
     assert marks.loc[("ioi", "shortest-path")].tolist() == ["1e-5", "true", "rec2inf"]
     assert marks.loc[("ctr", "prorl+semid")].tolist() == ["", "false", ""]
+
+
+def _pair_folders(d):
+    old_cmp = ("Run `old`\n\n## (e) x\n\n" + TABLE_HEAD
+               + ROW.format(a="prorl", b="noise-pg", p="0.01", ph="0.02", s="3/3")
+               + ROW.format(a="prorl+semid", b="sft+semid", p="0.2", ph="0.2", s="1/1"))
+    new_cmp = ("Run `new`\n\n## (e) x\n\n" + TABLE_HEAD
+               + ROW.format(a="prorl+semid", b="sft+semid", p="0.001", ph="0.002", s="3/3")
+               + ROW.format(a="prorl+semid", b="noise-pg", p="0.04", ph="0.08", s="2/3"))
+    rows = [("prorl-json", "noise-pg", "1.25"), ("prorl-json", "prorl+semid", "2"), ("prorl-json", "sft+semid", "3")]
+    _folder(d / "old", rows, old_cmp)
+    _folder(d / "new", [rows[0], ("prorl-json", "prorl+semid", "20"), ("prorl-json", "sft+semid", "30")], new_cmp)
+    for name in ("old", "new"):  # summary.csv's value column is its mean, the column the check compares
+        df = pd.read_csv(d / name / "summary.csv", dtype=str).rename(columns={"value": "mean"})
+        df.to_csv(d / name / "summary.csv", index=False)
+    return [str(d / "new"), str(d / "old"), "--datasets", "prorl-json", "--methods", "prorl+semid,sft+semid"]
+
+
+def _pairs(d):
+    return {tuple(splice_md._cells(ln)[2:4]): splice_md._cells(ln)[8:]
+            for ln in (d / "old" / "comparisons.md").read_text().splitlines() if ln.startswith("| prorl-json")}
+
+
+def test_splice_takes_the_comparisons_with_a_reproduced_method_and_refuses_one_that_moved(tmp_path, monkeypatch):
+    """--same: a method re-run only to pair with the spliced ones must reproduce INTO's rows."""
+    monkeypatch.setattr(splice, "_rebuild_report", lambda *a: 0)
+    assert splice.main(_pair_folders(tmp_path / "plain")) == 0
+    assert ("prorl+semid", "noise-pg") not in _pairs(tmp_path / "plain")  # noise-pg not named: its pairs stay out
+    args = _pair_folders(tmp_path / "same")
+    assert splice.main([*args, "--same", "noise-pg"]) == 0
+    got = _pairs(tmp_path / "same")
+    assert got[("prorl+semid", "noise-pg")] == ["0.04", "0.04", "2/3"]  # Holm over 3: 0.001*3, 0.01*2, 0.04
+    assert got[("prorl", "noise-pg")][1] == "0.02"
+    assert "re-run beside them with rows identical" in (tmp_path / "same" / "old" / "comparisons.md").read_text()
+    args = _pair_folders(tmp_path / "moved")
+    df = pd.read_csv(tmp_path / "moved" / "new" / "summary.csv", dtype=str)
+    df.loc[df["method"] == "noise-pg", "mean"] = "1.2500001"  # a re-run that moved in the last digits
+    df.to_csv(tmp_path / "moved" / "new" / "summary.csv", index=False)
+    assert splice.main([*args, "--same", "noise-pg"]) == 2
+    assert pd.read_csv(tmp_path / "moved" / "old" / "summary.csv")["mean"].tolist() == [1.25, 2, 3]
