@@ -63,6 +63,7 @@ def claims(methods: list[str]) -> list[tuple[str, str, list[tuple[str, str, str]
          + [(r, "sft+greedy", m) for r in ("prorl+greedy", "prorl+official-protocol")
             for m in ("ioi", "ioi-lift", "len")]
          + [("prorl+semid", "sft+semid", m) for m in ("ioi", "ioi-lift", "ctr")]
+         + [("prorl+semid", CONTROL, m) for m in ("ioi", "ioi-lift")]
          + [("prorl+semid", "noise-pg+semid", m) for m in ("ioi", "ioi-lift")]),
     ]
     return [(c, t, [x for x in comps if x[0] in methods and x[1] in methods]) for c, t, comps in out]
