@@ -259,7 +259,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     d = Path(args.dir)
     if not d.is_dir():
         raise UserError(f"{d}: not a folder")
-    if not (d / "cases.csv.gz").exists() and not (d / "summary.csv").exists():
+    if not (d / "cases.csv.gz").exists() and not (d / "summary.csv").exists() \
+            and not (args.all_cells and (d / "cells").is_dir()):
         raise UserError(f"{d}: no cases.csv.gz here; is this a run folder (prorlbench run --out DIR)?")
     if args.all_cells:
         from .guards import run_lock

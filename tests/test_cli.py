@@ -215,6 +215,11 @@ def test_report_all_cells_merges_grids_run_in_several_commands(env, capsys):
     assert set(zip(cases["method"], cases["seed"])) == {("random", 0), ("pop", 0), ("random", 1)}
     summary = pd.read_csv(out / "summary.csv")
     assert summary[summary["method"] == "random"]["n_seeds"].max() == 2
+    # a folder put together from the cells of several runs has cells/ only: --all-cells makes its tables
+    for name in ("cases.csv.gz", "summary.csv", "paper.csv"):
+        (out / name).unlink(missing_ok=True)
+    assert main(["report", str(out), "--all-cells"]) == 0
+    assert len(pd.read_csv(out / "cases.csv.gz")) == len(cases) and (out / "summary.csv").exists()
 
 
 def test_report_on_a_non_run_folder(tmp_path, capsys):
