@@ -262,14 +262,14 @@ def test_splice_takes_the_comparisons_with_a_reproduced_method_and_refuses_one_t
     got = _pairs(tmp_path / "same")
     assert got[("prorl+semid", "noise-pg")] == ["0.04", "0.04", "2/3"]  # Holm over 3: 0.001*3, 0.01*2, 0.04
     assert got[("prorl", "noise-pg")][1] == "0.02"
-    assert "re-run beside them, its rows equal" in (tmp_path / "same" / "old" / "comparisons.md").read_text()
+    assert "re-run beside them, its rows equal to the run above" in (tmp_path / "same" / "old" / "comparisons.md").read_text()
     args = _pair_folders(tmp_path / "moved")
     df = pd.read_csv(tmp_path / "moved" / "new" / "summary.csv", dtype=str)
     df.loc[df["method"] == "noise-pg", "mean"] = "1.25000000001"  # float rounding of the lift baselines: the same
     df.to_csv(tmp_path / "moved" / "new" / "summary.csv", index=False)
     assert not splice.differing_rows(df, pd.read_csv(tmp_path / "moved" / "old" / "summary.csv", dtype=str),
                                      {"prorl-json"}, {"noise-pg"})
-    df.loc[df["method"] == "noise-pg", "mean"] = "1.2501"  # another trajectory
+    df.loc[df["method"] == "noise-pg", "mean"] = "1.26"  # another trajectory
     df.to_csv(tmp_path / "moved" / "new" / "summary.csv", index=False)
     assert splice.main([*args, "--same", "noise-pg"]) == 2
     assert pd.read_csv(tmp_path / "moved" / "old" / "summary.csv")["mean"].tolist() == [1.25, 2, 3]
