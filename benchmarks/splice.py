@@ -25,9 +25,11 @@ re-run, or added, in a later sitting, when the other cells of the block are no l
 * the tables' rows of those methods, and the comparison rows whose methods are *both* among them
   (a comparison of one of them with another method needs both methods' per-case values, so the
   splice refuses when ``INTO_RUN`` holds such a row);
-* Holm's correction stays one family per dataset: every ``p (Holm)`` of the dataset is recomputed
-  over the spliced family from the ``p`` column as printed (two significant digits), which the
-  note at the top of ``comparisons.md`` says;
+* Holm's correction stays one family per dataset: every ``p (Holm)`` of the dataset is redone
+  over the spliced family (``splice_md.rehome_holm``: a new row's from the ``p`` column as
+  printed, a kept row's stored value scaled by how far the splice moves it, so a row whose rank
+  and family size stay keeps its value exactly), which the note at the top of
+  ``comparisons.md`` says;
 * ``seeds_*.md`` (``benchmarks.study --seeds-table``) rows of those methods, when both folders
   have the file;
 * ``--same C`` names methods NEW re-ran only so that they can be paired with the spliced ones
@@ -170,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         note = (f"The rows of {what} were replaced by those of a later run (benchmarks.splice): "
                 f"{first} The other rows are from the run above.")
         if methods:
-            note += (f" p (Holm) of {', '.join(sorted(datasets))} is recomputed over the spliced family from the "
-                     "p column as printed (two significant digits).")
+            note += (f" p (Holm) of {', '.join(sorted(datasets))} is redone over the spliced family: a new row's "
+                     "from the p column as printed, a kept row's stored value scaled by how far the splice moves "
+                     "it (benchmarks/splice_md.py).")
         if same:
             note += (f" {', '.join(sorted(same))} was re-run beside them, its rows equal to the run above's "
                      f"(checked to {ATOL:g} + {RTOL:g} x value), for the comparisons that pair it with them.")
