@@ -129,14 +129,16 @@ def plot_dynamics(df: pd.DataFrame, out_dir: Path, filename: str = "train_dynami
         part = sub[sub["dataset"].astype(str) == ds]
         for ax, (metric, title) in zip(row, DYNAMICS):
             for method, rows in sorted(part.groupby("method"), key=lambda kv: str(kv[0])):
-                method = str(method)
+                method, color = str(method), None
                 for name, dash in ((metric, "-"), ("vs_ioi", "--") if metric == "valid_ioi" else (None, "")):
                     curve = rows[rows["metric"] == name].groupby("step")["value"].mean().sort_index()
                     if name is None or curve.empty:
                         continue
-                    ax.plot(curve.index, _smooth(curve, smoothing_window(len(curve))).values if name != "valid_ioi"
-                            else curve.values, dash,
-                            label=method if dash == "-" else None, **_line_style(method))
+                    style = _line_style(method) | ({"color": color} if color else {})  # dashed = solid's colour
+                    (line,) = ax.plot(curve.index, _smooth(curve, smoothing_window(len(curve))).values
+                                      if name != "valid_ioi" else curve.values, dash,
+                                      label=method if dash == "-" else None, **style)
+                    color = line.get_color()
             ax.set_title(f"{ds}: {title}", fontsize=9)
             ax.set_xlabel("RL step", fontsize=8)
             ax.grid(True, alpha=0.3)
