@@ -125,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default="", help="comma-separated methods: replace only their rows of those "
                     "datasets (see the module help); empty: every method's")
     ap.add_argument("--same", default="", help="with --methods: comma-separated methods NEW re-ran only to pair "
-                    "with them; their summary rows must equal INTO's, and their comparisons with --methods come "
-                    "from NEW")
+                    "with them; their summary rows must agree with INTO's (within 1e-4 + 1e-6 x value), and their "
+                    "comparisons with --methods come from NEW")
     args = ap.parse_args(argv)
     datasets = {d.strip() for d in args.datasets.split(",") if d.strip()}
     methods = {m.strip() for m in args.methods.split(",") if m.strip()}

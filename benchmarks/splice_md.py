@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmarks.study import _p, holm
+
 
 def _sections(text: str) -> tuple[list[str], dict[str, list[str]]]:
     """The lines before the first ``## `` heading, and each section's lines by heading."""
@@ -54,8 +56,6 @@ def _p_value(text: str) -> float:
 
 def _holm_by_row(lines: list[str], dataset: str) -> dict[tuple[str, ...], float]:
     """Holm over ``dataset``'s comparison rows, from the printed ``p``, by (dataset, eval, A, B, metric)."""
-    from benchmarks.study import holm
-
     rows = [_cells(line) for line in lines if _row_dataset(line) == dataset and len(_cells(line)) == 11]
     adj = holm(np.array([_p_value(c[8]) for c in rows]))
     return {tuple(c[:5]): float(a) for c, a in zip(rows, adj)}
@@ -70,8 +70,6 @@ def rehome_holm(before: list[str], after: list[str], datasets: set[str], fresh: 
     rank and family size do not change keeps its value exactly. The ``fresh`` rows (keys of the
     new run's rows) take Holm from the printed p after the splice.
     """
-    from benchmarks.study import _p
-
     out = list(after)
     for ds in datasets:
         old, new = _holm_by_row(before, ds), _holm_by_row(after, ds)
@@ -113,9 +111,9 @@ def splice_markdown(new: str, into: str, datasets: set[str], note: str,
             out += [title, "", *table_head, *rows, ""]
     if not methods:
         return "\n".join(out)
-    fresh = {tuple(_cells(line)[:5]) for body in fresh.values() for line in body
-             if _replaced(line, datasets, methods, same) and len(_cells(line)) == 11}
-    return "\n".join(rehome_holm(into.splitlines(), out, datasets, fresh))
+    fresh_keys = {tuple(_cells(line)[:5]) for body in fresh.values() for line in body
+                  if _replaced(line, datasets, methods, same) and len(_cells(line)) == 11}
+    return "\n".join(rehome_holm(into.splitlines(), out, datasets, fresh_keys))
 
 
 def stranded(into: str, datasets: set[str], methods: set[str], same: set[str] = frozenset()) -> list[str]:

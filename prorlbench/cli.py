@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="LaTeX tables fit one column of a two-column paper (single) or the page (full)")
     rp.add_argument("--all-cells", action="store_true",
                     help="first merge every finished cell under DIR/cells (grids run in several "
-                    "commands, e.g. one dataset at a time), not only the last command's grid")
+                    "commands, e.g. one dataset at a time, or cells copied together from several runs into a "
+                    "folder with its own config.toml), not only the last command's grid")
 
     add_rescore_parsers(sub, names=_names, ints=_ints, plugins_arg=_plugins_arg)
 
