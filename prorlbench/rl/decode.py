@@ -8,7 +8,9 @@ catalog and then works on ``k`` values only, so neither costs an extra full-cata
 Three rules make the greedy candidate (``RLConfig.decode``):
 
 * ``threshold`` (our own rule): the likeliest *item* at every step, and STOP once the probability
-  of having continued so far, ``prod_k (1 - pi(STOP at k))``, drops below ``stop_threshold``;
+  of having continued so far, ``prod_k (1 - pi(STOP at k))``, drops below ``stop_threshold`` (a
+  plain argmax over items and STOP would almost always stop at once: STOP is one action holding
+  the whole "end here" mass, while the "continue" mass is spread over the catalog);
 * ``greedy`` (the official @1): argmax over items and STOP at every step;
 * ``beam`` (:func:`beam_search`): beam search over items and STOP.
 

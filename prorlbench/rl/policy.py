@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .taken import dense_ban_mask, taken_log_probs, teacher_forced_bans
 from .tensors import CaseTensors
 
 __all__ = ["PathPolicy", "CaseTensors"]
@@ -153,16 +154,21 @@ class PathPolicy(nn.Module):
         items = torch.addmm(self.item_bias, out.reshape(-1, out.shape[-1]), self.item_emb.weight[: self.n_items].T)
         return torch.cat([items.view(*out.shape[:-1], self.n_items), self.stop_head(out)], -1)
 
+    def _outputs(self, hist_left: torch.Tensor, target: torch.Tensor, gen: torch.Tensor, repeat: int = 1
+                 ) -> torch.Tensor:
+        """Transformer outputs ``[N * repeat, t + 1, d]`` that predict actions ``0..t``."""
+        first, cache = self._prefill(hist_left, target)
+        first = first.repeat_interleave(repeat, 0) if repeat > 1 else first
+        if gen.shape[1] == 0:
+            return first[:, None]
+        out, _ = self._extend(cache.repeat(repeat), gen, 0)
+        return torch.cat([first[:, None], out], 1)
+
     def forward(self, hist_left: torch.Tensor, target: torch.Tensor, gen: torch.Tensor, repeat: int = 1
                 ) -> torch.Tensor:
         """Raw logits ``[N * repeat, t + 1, n_items + 1]`` for actions ``0..t`` given ``gen [N * repeat, t]``
         (each case's ``repeat`` rows adjacent; the prefix is encoded once per case)."""
-        first, cache = self._prefill(hist_left, target)
-        first = first.repeat_interleave(repeat, 0) if repeat > 1 else first
-        if gen.shape[1] == 0:
-            return self._head(first[:, None])
-        out, _ = self._extend(cache.repeat(repeat), gen, 0)
-        return self._head(torch.cat([first[:, None], out], 1))
+        return self._head(self._outputs(hist_left, target, gen, repeat))
 
     # -- masks ----------------------------------------------------------------------------------
 
@@ -188,20 +194,21 @@ class PathPolicy(nn.Module):
         ``N = cases * repeat``."""
         gen = paths[:, : n_actions - 1]
         logits = self(hist_left, target, gen, repeat=repeat)
-        if self.mask_invalid or self.mask_target:
-            n = paths.shape[0]
-            base = self._base_banned(hist_left, target, repeat)  # [N, V + 2]
-            banned = base[:, None, :].expand(n, n_actions, base.shape[1])
-            if self.mask_invalid and n_actions > 1:
-                # item i is banned from decision t on once it sits at a path position s < t:
-                # first[n, i] = 1 + the first such s (n_actions when never), then one comparison
-                first = torch.full(base.shape, n_actions, dtype=torch.long, device=paths.device)
-                pos = torch.arange(1, gen.shape[1] + 1, device=paths.device).expand(n, gen.shape[1])
-                first.scatter_reduce_(1, self._pads_to_scratch(gen), pos, reduce="amin")
-                t = torch.arange(n_actions, device=paths.device)
-                banned = banned | (first[:, None, :] <= t[None, :, None])
-            logits = logits.masked_fill_(banned[..., : self.n_items + 1], float("-inf"))  # a fresh tensor
+        bans = teacher_forced_bans(self, hist_left, target, gen, n_actions, repeat)
+        banned = dense_ban_mask(bans, n_actions, self.n_items + 1)
+        if banned is not None:
+            logits = logits.masked_fill_(banned, float("-inf"))  # a fresh tensor
         return torch.log_softmax(logits.float(), -1)
+
+    def taken_log_probs(self, hist_left: torch.Tensor, target: torch.Tensor, paths: torch.Tensor,
+                        actions: torch.Tensor, repeat: int = 1) -> torch.Tensor:
+        """``masked_log_probs(...).gather(actions)`` ``[N, P]``, bit for bit with its gradients,
+        without the ``[N, P, n_items + 1]`` tensors (:mod:`prorlbench.rl.taken`)."""
+        n_actions = actions.shape[1]
+        gen = paths[:, : n_actions - 1]
+        out = self._outputs(hist_left, target, gen, repeat)
+        return taken_log_probs(out, self.item_emb.weight[: self.n_items], self.item_bias, self.stop_head(out),
+                               actions, teacher_forced_bans(self, hist_left, target, gen, n_actions, repeat))
 
     def action_log_probs(self, hist_left: torch.Tensor, target: torch.Tensor, paths: torch.Tensor,
                          lengths: torch.Tensor, stopped: torch.Tensor, repeat: int = 1,
@@ -210,11 +217,14 @@ class PathPolicy(nn.Module):
         0 at inactive positions. ``P = paths.shape[1]``; ``N = cases * repeat``. With ``full``,
         also the whole masked ``log pi(. | prefix)`` ``[N, P, n_items + 1]`` (for the exact KL)."""
         n, p = paths.shape
-        logp = self.masked_log_probs(hist_left, target, paths, p, repeat)  # [N, P, V + 1]
         t = torch.arange(p, device=paths.device)[None]
         actions = torch.where(t < lengths[:, None], paths, self.stop_id)
         active = (t < lengths[:, None]) | ((t == lengths[:, None]) & stopped[:, None])
-        taken = logp.gather(2, actions[..., None]).squeeze(2)
+        if full:
+            logp = self.masked_log_probs(hist_left, target, paths, p, repeat)  # [N, P, V + 1]
+            taken = logp.gather(2, actions[..., None]).squeeze(2)
+        else:
+            taken = self.taken_log_probs(hist_left, target, paths, actions, repeat)
         taken = torch.where(active, taken, torch.zeros((), device=paths.device))
         return (taken, logp) if full else taken
 
@@ -238,15 +248,11 @@ class PathPolicy(nn.Module):
                top_k: int = 0, rule: str = "threshold") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample (or greedily decode) ``repeat`` paths per case, all rows at once (KV cache).
 
-        ``greedy`` may be a bool or a ``[N * repeat]`` bool tensor (greedy rows). Greedy rows
-        follow ``rule``: ``'threshold'`` takes the likeliest *item* at each step and stops once
-        ``prod_k (1 - pi(STOP at k))`` along the path drops below ``stop_threshold`` (a plain
-        argmax over items + STOP would almost always stop at once: STOP is one action holding the
-        whole "end here" mass while the "continue" mass is spread over the catalog);
-        ``'greedy'`` is that plain argmax (the official @1). Sampled rows draw from the policy at
-        ``temperature``, among its ``top_k`` likeliest actions when ``top_k > 0``, with one
-        uniform number per row and step from ``generator``. Returns ``(paths [N * repeat, P]
-        padded with n_items, lengths, stopped)``; a case's rows are adjacent.
+        ``greedy``: a bool or a ``[N * repeat]`` bool tensor of greedy rows, which follow ``rule``
+        (``'threshold'`` or ``'greedy'``, see :mod:`prorlbench.rl.decode`). Sampled rows draw at
+        ``temperature`` among the ``top_k`` likeliest actions (all when 0), one uniform number per
+        row and step from ``generator``. Returns ``(paths [N * repeat, P] padded with n_items,
+        lengths, stopped)``; a case's rows are adjacent.
         """
         from .decode import sample_paths
 

@@ -143,10 +143,10 @@ def _fit(policy: PathPolicy, ctx: FitContext, cfg: RLConfig, max_path_len: int,
             if hasattr(policy, "sft_nll"):  # semantic-id: token cross-entropy on the codes, then EOS
                 nll, n_ok = policy.sft_nll(rows.hist_left, rows.target, paths[idx], actions[idx])
             else:
-                logp = policy.masked_log_probs(rows.hist_left, rows.target, paths[idx], max_path_len)
                 act = actions[idx]
                 has = act >= 0
-                taken = logp.gather(2, act.clamp(min=0)[..., None]).squeeze(2)
+                # = masked_log_probs(...).gather(act), bit for bit, in cache-sized chunks
+                taken = policy.taken_log_probs(rows.hist_left, rows.target, paths[idx], act.clamp(min=0))
                 ok = has & torch.isfinite(taken)  # labels the validity mask forbids give no loss
                 n_ok = ok.sum()
                 nll = -torch.where(ok, taken, torch.zeros((), device=dev)).sum() / n_ok.clamp(min=1)
