@@ -7,11 +7,14 @@ Usage (from the repository root)::
     python -m benchmarks.scoring --device cuda --cases 128 --samples 16 --steps 10 --items 3700
 
 A randomly initialised SASRec (hidden 64, max_seq_len 50, RecBole layout) scores a batch of
-``cases x samples`` random paths of ``steps`` items after histories of ``--history`` items, the
-RL training workload. For each catalog size in ``--items`` (a comma-separated list) three things
+``cases x samples`` random paths of ``steps`` items after histories of ``--history`` items (a
+case's paths share its history and target), the RL training workload. For each catalog size in ``--items`` (a comma-separated list) three things
 are timed on the same weights, batch and device (median of ``--repeat`` runs after a warm-up):
 
-- **one-pass**: :func:`prorlbench.scoring.score_paths`, one forward pass per path;
+- **one-pass**: :func:`prorlbench.scoring.score_paths`, one forward pass per path; on CPU the
+  ``samples`` paths of a case share their history's per-token work (SASRec's
+  ``encode_shared_prefix``, bit for bit the same values); it is also timed with every row
+  encoded whole;
 - **floor**: the bare full-catalog work that any scorer of this batch must do, with no encoder:
   for every prefix state (``paths x (steps + 1)`` of them) one ``[states, d] x [d, n_items]``
   matmul, one ``logsumexp`` and one rank count of the target, in the same row chunks;
@@ -39,11 +42,14 @@ from prorlbench_plugins.simulators.sasrec import SASRec, SASRecConfig
 from .twopass import twopass_step_scores
 
 
-def make_batch(n_items: int, n_paths: int, history: int, steps: int, seed: int, device):
+def make_batch(n_items: int, cases: int, samples: int, history: int, steps: int, seed: int, device):
+    """``cases x samples`` random paths; a case's ``samples`` rows are adjacent and share its
+    history and target, as an RL step's ``G`` samples (and a test case's ``K`` candidates) do."""
     g = torch.Generator().manual_seed(seed)
-    hist = torch.randint(0, n_items, (n_paths, history), generator=g)
+    n_paths = cases * samples
+    hist = torch.randint(0, n_items, (cases, history), generator=g).repeat_interleave(samples, 0)
     hist_len = torch.full((n_paths,), history, dtype=torch.long)
-    targets = torch.randint(0, n_items, (n_paths,), generator=g)
+    targets = torch.randint(0, n_items, (cases,), generator=g).repeat_interleave(samples, 0)
     paths = torch.randint(0, n_items, (n_paths, steps), generator=g)
     path_len = torch.full((n_paths,), steps, dtype=torch.long)
     return [t.to(device) for t in (hist, hist_len, targets, paths, path_len)]
@@ -105,7 +111,7 @@ def measure(n_items: int, args: argparse.Namespace, device: torch.device) -> dic
     for p in model.parameters():
         p.requires_grad_(False)
     n_paths = args.cases * args.samples
-    batch = make_batch(n_items, n_paths, args.history, args.steps, args.seed, device)
+    batch = make_batch(n_items, args.cases, args.samples, args.history, args.steps, args.seed, device)
 
     n_two = min(args.two_pass_paths or n_paths, n_paths)
     two_batch = [t[:n_two] for t in batch]
@@ -122,6 +128,9 @@ def measure(n_items: int, args: argparse.Namespace, device: torch.device) -> dic
     chunk = default_chunk_rows(n_items, device)
 
     t_one = timed(lambda: one_pass_step_scores(model, *batch), device, args.repeat)
+    model.encode_shared_prefix = None  # one-pass with every row encoded whole (no shared history)
+    t_whole = timed(lambda: one_pass_step_scores(model, *batch), device, args.repeat)
+    del model.encode_shared_prefix
     t_floor = timed(lambda: floor_work(weights, states, f_targets, chunk), device, args.repeat)
     # the agreement run above was the two-pass warm-up; it is timed on its n_two paths and
     # scaled to the whole batch (its work is linear in the rows, which it processes in chunks)
@@ -131,7 +140,8 @@ def measure(n_items: int, args: argparse.Namespace, device: torch.device) -> dic
     return {"items": n_items, "one_pass_steps_per_s": steps / t_one, "floor_steps_per_s": steps / t_floor,
             "two_pass_steps_per_s": steps / t_two, "one_over_floor": t_one / t_floor, "speedup": t_two / t_one,
             "two_pass_paths": n_two,
-            "t_one_s": t_one, "t_floor_s": t_floor, "t_two_s": t_two,
+            "t_one_s": t_one, "t_floor_s": t_floor, "t_two_s": t_two, "t_whole_s": t_whole,
+            "whole_steps_per_s": steps / t_whole, "whole_over_floor": t_whole / t_floor,
             **{f"maxdiff_{k}": v for k, v in diff.items()}, "ior_mismatch_share": rank_mismatch,
             "peak_mem_mib": peak_mem_mib(device)}
 
@@ -171,10 +181,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
         print(f"agreement (max |one-pass - two-pass| per step): ioi {r['maxdiff_ioi']:.2e}  ior {r['maxdiff_ior']:.2e}  "
               f"ctr {r['maxdiff_ctr']:.2e}  (ior differs on {100 * r['ior_mismatch_share']:.3f}% of steps)")
         for label, key, t in (("one-pass", "one_pass", r["t_one_s"]), ("floor   ", "floor", r["t_floor_s"]),
-                              ("two-pass", "two_pass", r["t_two_s"])):
+                              ("two-pass", "two_pass", r["t_two_s"]),
+                              ("one-pass, rows encoded whole", "whole", r["t_whole_s"])):
             print(f"{label} : {t * 1e3:9.1f} ms  {r[key + '_steps_per_s']:12,.0f} path-steps/s")
         print(f"one-pass / floor : {r['one_over_floor']:.2f}x   two-pass / one-pass (speed-up): {r['speedup']:.1f}x   "
               f"peak memory so far: {r['peak_mem_mib']:,.0f} MiB")
+        print(f"one-pass with every row encoded whole / floor: {r['whole_over_floor']:.2f}x")
     return rows
 
 

@@ -136,6 +136,11 @@ class SequenceModel(Protocol):
         per-item bias); baselines use it for item-to-item similarity."""
         ...
 
+    # Optional, not part of the protocol: ``encode_shared_prefix(seqs, lengths, shared, group,
+    # first)``, equal to ``encode(seqs, lengths)`` bit for bit for rows that come in groups with
+    # equal first ``shared`` items, doing those items' per-token work once per group. The scorer
+    # uses it on CPU when a model has it (:mod:`prorlbench.rowshare`; SASRec has it).
+
 
 @dataclass(frozen=True)
 class SimulatorInfo:

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import torch
 
 from .api import Case, SequenceModel
+from .rowshare import encode_batch, repeated_start_states
 
 
 @dataclass
@@ -226,7 +227,7 @@ def score_paths(
 
     N, L = path_tensor.shape
     seqs, seq_len, hl = build_sequences(hist, hist_len, path_tensor, path_len, n_items, model.max_seq_len)
-    enc = model.encode(seqs, seq_len)  # [N, T, d]: the one forward pass
+    enc = encode_batch(model, seqs, seq_len, hl)  # [N, T, d]: the one forward pass
     # State after S_k sits at index hl - 1 + k; clamp to the last real position past the length.
     k = torch.arange(L + 1, device=device)[None, :]
     idx = hl[:, None] - 1 + torch.minimum(k, path_len[:, None])
@@ -235,7 +236,11 @@ def score_paths(
     # path's length repeat S_m and are filled in afterwards, not recomputed).
     live = k <= path_len[:, None]  # [N, L + 1]
     # Compacting costs a host sync; it pays on CPU (compute-bound), not on accelerators.
-    if device.type != "cpu" or bool(live.all()):
+    src0 = repeated_start_states(states[:, 0], targets, live, chunk or default_chunk_rows(n_items, device)) \
+        if device.type == "cpu" else None
+    if src0 is not None:
+        live[:, 0] = src0 == torch.arange(N, device=device)
+    if device.type != "cpu" or (src0 is None and bool(live.all())):
         log_p, rank = target_stats(model, states, targets, chunk=chunk)
     else:
         flat_live = live.reshape(-1)
@@ -245,6 +250,8 @@ def score_paths(
         rank = torch.empty(N * (L + 1), device=device)
         log_p[flat_live], rank[flat_live] = lp, rk
         log_p, rank = log_p.view(N, L + 1), rank.view(N, L + 1)
+        if src0 is not None:  # S_0 of a row equal to its group's first row's: copied from it
+            log_p[:, 0], rank[:, 0] = log_p[src0, 0], rank[src0, 0]
         fin = torch.minimum(k, path_len[:, None])
         log_p, rank = log_p.gather(1, fin), rank.gather(1, fin)
     items = path_tensor.clamp(max=n_items - 1)
@@ -278,8 +285,8 @@ def item_embedding_matrix(model: SequenceModel) -> torch.Tensor:
 def last_states(model: SequenceModel, hist: torch.Tensor, hist_len: torch.Tensor,
                 paths: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """``u(H + path)`` for every row: one causal forward pass, state at the last position."""
-    seqs, seq_len, _ = build_sequences(hist, hist_len, paths, lengths, model.n_items, model.max_seq_len)
-    enc = model.encode(seqs, seq_len)
+    seqs, seq_len, hl = build_sequences(hist, hist_len, paths, lengths, model.n_items, model.max_seq_len)
+    enc = encode_batch(model, seqs, seq_len, hl)
     return enc[torch.arange(enc.shape[0], device=enc.device), seq_len - 1]
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from prorlbench.api import Case
+from prorlbench import scoring
 from prorlbench.scoring import score_paths, target_stats_flat
 from prorlbench_plugins.simulators.gru4rec import GRU4Rec, GRU4RecConfig
 from prorlbench_plugins.simulators.sasrec import SASRec, SASRecConfig
@@ -120,3 +121,82 @@ def test_encode_is_causal(kind):
             # right padding after the prefix does not change its rows
             padded = torch.cat([seqs[:, :t], torch.full((4, 12 - t), N_ITEMS)], 1)
             assert torch.allclose(m.encode(padded, torch.full((4,), t))[:, :t], full[:, :t], atol=1e-5)
+
+
+def _grouped_cases(history: int):
+    g = torch.Generator().manual_seed(history)
+    cases, paths = [], []
+    for c in range(40):
+        hist = tuple(torch.randint(0, N_ITEMS, (history - c % 2,), generator=g).tolist())  # two lengths
+        case = Case(history=hist, target=int(torch.randint(0, N_ITEMS, (1,), generator=g)))
+        for k in range(1 + c % 5):  # groups of 1..5 rows, paths of 0..7 items
+            cases.append(case)
+            paths.append(tuple(torch.randint(0, N_ITEMS, ((c + 3 * k) % 8,), generator=g).tolist()))
+    return cases, paths
+
+
+@pytest.mark.parametrize("history", [3, 12, 40])  # 40: longer than the window, oldest items dropped
+def test_rows_sharing_a_history_score_bit_for_bit_as_alone(history, monkeypatch):
+    """On CPU SASRec encodes the history shared by adjacent rows (an RL case's G samples, a test
+    case's K candidates) once per group (``encode_shared_prefix``), and the statistics of their
+    common state after the history are computed once: every value is the same."""
+    torch.manual_seed(5)
+    sim = SASRec(SASRecConfig(max_seq_len=30), N_ITEMS).eval()
+    cases, paths = _grouped_cases(history)
+    calls, copied = [], []
+    plain_encode = sim.encode
+    monkeypatch.setattr(sim, "encode", lambda *a, **k: calls.append(1) or plain_encode(*a, **k))
+    find_repeats = scoring.repeated_start_states
+    monkeypatch.setattr(scoring, "repeated_start_states",
+                        lambda *a: copied.append(find_repeats(*a)) or copied[-1])
+    shared = score_paths(sim, cases, paths)
+    assert not calls  # the shared encoder was taken, not its fallback
+    assert copied[0] is not None and int((copied[0] != torch.arange(len(cases))).sum()) > 0  # S_0 copied
+    # the plain way: every row encoded whole, every S_0 scored on its own
+    monkeypatch.setattr(sim, "encode_shared_prefix", None)
+    monkeypatch.setattr(scoring, "repeated_start_states", lambda *a: None)
+    plain = score_paths(sim, cases, paths)
+    assert calls == [1]
+    for name in ("log_p", "rank", "accept", "valid"):
+        assert torch.equal(getattr(shared, name), getattr(plain, name)), name
+
+
+def test_encode_shared_prefix_equals_encode_and_falls_back_when_small():
+    torch.manual_seed(6)
+    sim = SASRec(SASRecConfig(max_seq_len=30), N_ITEMS).eval()
+    seqs = torch.randint(0, N_ITEMS, (40, 12))
+    seqs[:, 9:] = N_ITEMS  # padding
+    for r in range(0, 40, 4):
+        seqs[r : r + 4, :8] = seqs[r, :8]  # groups of 4 rows sharing 8 items
+    group, first = torch.arange(40) // 4, torch.arange(0, 40, 4)
+    lengths = torch.full((40,), 9)
+    with torch.no_grad():
+        assert torch.equal(sim.encode_shared_prefix(seqs, lengths, 8, group, first), sim.encode(seqs, lengths))
+        small = sim.encode_shared_prefix(seqs[:8], lengths[:8], 8, group[:8], first[:2])  # 16 shared rows
+        assert torch.equal(small, sim.encode(seqs[:8], lengths[:8]))
+
+
+def test_repeated_start_states_point_to_the_first_row_and_keep_chunks_large():
+    from prorlbench.rowshare import repeated_start_states
+
+    start = torch.tensor([[1.0, 2], [1, 2], [1, 2], [3, 4], [1, 2], [1, 2]])
+    targets = torch.tensor([7, 7, 7, 7, 7, 8])  # the last row aims elsewhere: its own statistics
+    live = torch.ones(6, 11, dtype=torch.bool)  # 66 rows of statistics, 63 once S_0 repeats go
+    assert repeated_start_states(start, targets, live, chunk=33).tolist() == [0, 0, 0, 3, 4, 5]  # tails 0 and 30
+    assert repeated_start_states(start, targets, live, chunk=31) is None  # tail 4 -> 1: another kernel
+    assert repeated_start_states(start[[0, 3]], targets[:2], live[:2], chunk=33) is None  # nothing repeats
+
+
+def test_repeated_start_states_are_exact_for_a_model_without_shared_encoding(monkeypatch):
+    torch.manual_seed(7)
+    sim = GRU4Rec(GRU4RecConfig(max_seq_len=30), N_ITEMS).eval()
+    cases, paths = _grouped_cases(12)
+    copied = []
+    find_repeats = scoring.repeated_start_states
+    monkeypatch.setattr(scoring, "repeated_start_states", lambda *a: copied.append(find_repeats(*a)) or copied[-1])
+    shared = score_paths(sim, cases, paths)
+    assert copied[0] is not None
+    monkeypatch.setattr(scoring, "repeated_start_states", lambda *a: None)
+    plain = score_paths(sim, cases, paths)
+    for name in ("log_p", "rank", "accept"):
+        assert torch.equal(getattr(shared, name), getattr(plain, name)), name

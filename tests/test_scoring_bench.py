@@ -24,7 +24,7 @@ def test_twopass_reference_agrees_with_one_pass():
     model = SASRec(SASRecConfig(), n_items).double().eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    hist, hist_len, targets, paths, path_len = make_batch(n_items, 12, 10, 6, seed=1, device="cpu")
+    hist, hist_len, targets, paths, path_len = make_batch(n_items, 4, 3, 10, 6, seed=1, device="cpu")
     path_len = torch.tensor([6, 5, 0, 1, 6, 3, 2, 6, 4, 6, 6, 6])
     hist_len = torch.tensor([10, 10, 3, 10, 7, 10, 1, 10, 10, 10, 10, 10])
     one = one_pass_step_scores(model, hist, hist_len, targets, paths, path_len)

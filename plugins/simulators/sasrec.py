@@ -63,6 +63,10 @@ class SASRecConfig(SeqTrainConfig):
             raise ConfigError(f"simulators.sasrec: layer_norm_eps must be > 0, got {self.layer_norm_eps}")
 
 
+MIN_SHARED_ROWS = 64
+"""The fewest token rows of either part of :meth:`SASRec.encode_shared_prefix` (else the plain call)."""
+
+
 class _Block(nn.Module):
     """Post-LN transformer block as in RecBole (attention -> add & norm -> FFN -> add & norm)."""
 
@@ -81,17 +85,33 @@ class _Block(nn.Module):
         self.p = cfg.dropout
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
-        B, T, d = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        return self._after(x, self._attend(self.qkv(x), attn_mask))
+
+    def _attend(self, qkv: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        B, T, d3 = qkv.shape
+        d = d3 // 3
+        q, k, v = qkv.view(B, T, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
         p = self.p if self.training else 0.0
         if attn_mask is None:
             a = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         else:
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask[:, None], dropout_p=p)
-        a = a.transpose(1, 2).reshape(B, T, d)
+        return a.transpose(1, 2).reshape(B, T, d)
+
+    def _after(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        p = self.p if self.training else 0.0
         x = self.ln1(x + F.dropout(self.out(a), p, self.training))
         h = self.ff2(F.gelu(self.ff1(x)))
         return self.ln2(x + F.dropout(h, p, self.training))
+
+    def forward_shared(self, xs: torch.Tensor, xo: torch.Tensor, group: torch.Tensor, first: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` of rows ``cat([xs[group], xo], 1)`` whose first ``S`` positions are
+        shared by the rows of a group: their per-token work once per group (``xs [C, S, d]``),
+        the attention over every row's whole sequence, as :meth:`forward` runs it."""
+        s = xs.shape[1]
+        a = self._attend(torch.cat([self.qkv(xs)[group], self.qkv(xo)], 1), None)
+        return self._after(xs, a[first, :s]), self._after(xo, a[:, s:])
 
 
 class SASRec(SharedEmbeddingHead, nn.Module):
@@ -144,6 +164,29 @@ class SASRec(SharedEmbeddingHead, nn.Module):
         for blk in self.blocks:
             x = blk(x, mask)
         return x
+
+    def encode_shared_prefix(self, seqs: torch.Tensor, lengths: torch.Tensor, shared: int, group: torch.Tensor,
+                             first: torch.Tensor) -> torch.Tensor:
+        """``encode(seqs, lengths)``, bit for bit, for rows that come in groups with equal first
+        ``shared`` items (``group [B]``: each row's group; ``first [C]``: one row of each group).
+
+        The shared items' per-token work (embeddings, projections, feed-forward layers, layer
+        norms) is done once per group, and the causal attention over every row's whole sequence
+        is the one call :meth:`encode` makes, on the same inputs: a row of a matmul does not depend
+        on the other rows, so the result is identical. That holds from a few rows on (a matmul of
+        fewer than about 11 rows takes another kernel, whose last bits differ): a part of fewer
+        than :data:`MIN_SHARED_ROWS` token rows, or a model in training mode, takes :meth:`encode`."""
+        T = seqs.shape[1]
+        if self.training or min(first.shape[0] * shared, seqs.shape[0] * (T - shared)) < MIN_SHARED_ROWS:
+            return self.encode(seqs, lengths)
+        if T > self.max_seq_len:
+            raise ValueError(f"sequence length {T} exceeds max_seq_len {self.max_seq_len}")
+        pos = self.pos_emb.weight[:T][None]
+        xs = self.ln(self.item_emb(seqs[first, :shared]) + pos[:, :shared])
+        xo = self.ln(self.item_emb(seqs[:, shared:]) + pos[:, shared:])
+        for blk in self.blocks:
+            xs, xo = blk.forward_shared(xs, xo, group, first)
+        return torch.cat([xs[group], xo], 1)
 
 
 build = simulator_build("sasrec", SASRec)
