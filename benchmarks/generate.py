@@ -4,11 +4,14 @@ per case, with today's sampler against the exponential race it replaced.
 Usage (from the repository root)::
 
     python -m benchmarks.generate --dataset prorl-json --data-dir ../shared/data/prorl-ml-1m
+    python -m benchmarks.generate --dataset prorl-json --data-dir ../shared/data/prorl-ml-1m --policy semantic-id
     python -m benchmarks.generate --tiny --repeat 1          # a small synthetic world (smoke test)
 
 What is timed is :func:`prorlbench.rl.decode.candidates`, the function ``generate()`` calls for
 every batch of 256 test cases: candidate 1 by the ``decode`` rule, then ``K - 1`` samples, all
-``256 * K`` rows at once with the KV cache. Two samplers run side by side in one process,
+``256 * K`` rows at once with the KV cache. ``--policy`` picks the item policy (one action per
+catalog item, the default), the semantic-ID policy (one action per code token of its codebook:
+the official architecture; each item is several tokens) or both. Two samplers run side by side in one process,
 alternating, on the same policy, cases and seed:
 
 - **one draw per row** (today's :func:`prorlbench.rl.decode.draw`): one uniform number per row
@@ -33,10 +36,11 @@ import time
 import torch
 
 from prorlbench.config import build_config
-from prorlbench.rl import decode
+from prorlbench.rl import decode, semantic_decoding
 from prorlbench.rl.config import RLConfig
-from prorlbench.rl.sft import build_policy
+from prorlbench.rl.policies import build_policy, policy_codes
 from prorlbench.rl.tensors import CaseTensors
+from prorlbench.runconfig import default_cache_dir
 
 from .rl_throughput import prepare
 
@@ -87,41 +91,57 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--repeat", type=int, default=2, help="alternating timed runs of each sampler")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--policy", default="item", choices=["item", "semantic-id", "both"],
+                    help="the item policy, the semantic-ID policy (its codes: the dataset's, else built), or both")
     ap.add_argument("--tiny", action="store_true", help="a small synthetic world (smoke test)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from prorlbench.runconfig import default_cache_dir
-
+    cache_dir = args.cache_dir or str(default_cache_dir())
     dataset_options = {"n_users": 120, "n_items": 60} if args.tiny else None
-    _, dctx = prepare(args.dataset, args.data_dir, "cpu", args.cache_dir or str(default_cache_dir()),
+    _, dctx = prepare(args.dataset, args.data_dir, "cpu", cache_dir,
                       "quick", dataset_options=dataset_options,
                       case_options={"max_path_len": 4} if args.tiny else None,
                       simulator="oracle" if args.tiny else "sasrec")
-    cfg = build_config(RLConfig, {}, profile=args.profile)
-    max_len = cfg.max_path_len or dctx.max_path_len
-    torch.manual_seed(args.seed)
-    policy = build_policy(cfg, dctx.data.n_items, max_len).eval()
     test = list(dctx.cases.test)[: args.cases or None]
     cases = CaseTensors.from_cases(test, dctx.data.n_items, "cpu")
+    print(f"device: cpu ({torch.get_num_threads()} threads); torch {torch.__version__}")
+    results: dict[str, float] = {}
+    for kind in (["item", "semantic-id"] if args.policy == "both" else [args.policy]):
+        tiny = {"sem_d_model": 16, "sem_enc_layers": 1, "sem_dec_layers": 1, "sem_d_ff": 32, "n_codebooks": 2,
+                "codebook_size": 4} if args.tiny and kind == "semantic-id" else {}
+        cfg = build_config(RLConfig, {"policy": kind, **tiny}, profile=args.profile)
+        res = bench_policy(cfg, dctx, cache_dir, cases, args)
+        results.update({f"{kind}_{key}": v for key, v in res.items()} if args.policy == "both" else res)
+    return results
+
+
+def bench_policy(cfg: RLConfig, dctx, cache_dir: str, cases: CaseTensors, args: argparse.Namespace
+                 ) -> dict[str, float]:
+    """Time both samplers on one (randomly initialised) policy; print and return the figures."""
+    max_len = cfg.max_path_len or dctx.max_path_len
+    torch.manual_seed(args.seed)
+    codes = policy_codes(cfg, dctx.data, cache_dir)
+    policy = build_policy(cfg, dctx.data.n_items, max_len, codes).eval()
     samplers = {"one draw per row": decode.draw, "exponential race": race_draw}
     wall: dict[str, list[float]] = {n: [] for n in samplers}
     cpu: dict[str, list[float]] = {n: [] for n in samplers}
     info: dict[str, tuple[int, float]] = {}
+    # both policies' decoding loops draw through these two names
     original = decode.draw
     try:
         with torch.no_grad():
             for _ in range(args.repeat):
                 for name, fn in samplers.items():
-                    decode.draw = fn
+                    decode.draw = semantic_decoding.draw = fn
                     w, c, info[name] = timed(lambda: run_generation(policy, cases, args.k, cfg, args.seed, args.batch))
                     wall[name].append(w)
                     cpu[name].append(c)
     finally:
-        decode.draw = original
-    print(f"device: cpu ({torch.get_num_threads()} threads); torch {torch.__version__}")
+        decode.draw = semantic_decoding.draw = original
+    kind = "item" if codes is None else f"semantic-id ({codes.codes.shape[1]} codes per item, {cfg.decoding} decoding)"
     print(f"dataset {dctx.name}: {len(cases):,} test cases x K={args.k}, {dctx.data.n_items:,} items, "
-          f"max_path_len {max_len}, decode {cfg.decode!r}, top-k {cfg.sample_top_k}; policy randomly initialised")
+          f"max_path_len {max_len}, decode {cfg.decode!r}, top-k {cfg.sample_top_k}; {kind} policy, randomly initialised")
     res: dict[str, float] = {"cases": len(cases), "k": args.k, "n_items": dctx.data.n_items}
     for name in samplers:
         n, mean_len = info[name]

@@ -58,12 +58,15 @@ def test_generate_benchmark_runs_both_samplers(tmp_path, capsys):
 
     threads = torch.get_num_threads()
     try:
-        res = generate_main(["--tiny", "--repeat", "1", "--k", "3", "--cache-dir", str(tmp_path), "--threads", "1"])
+        res = generate_main(["--tiny", "--repeat", "1", "--k", "3", "--cache-dir", str(tmp_path), "--threads", "1",
+                             "--policy", "both"])
     finally:
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
-    assert "one draw per row" in out and "exponential race" in out and "speed-up" in out
-    assert res["new_paths_per_s"] > 0 and res["race_paths_per_s"] > 0 and res["k"] == 3
+    assert out.count("one draw per row") == 2 and out.count("exponential race") == 2 and "speed-up" in out
+    assert "item policy" in out and "semantic-id (" in out
+    for kind in ("item", "semantic-id"):
+        assert res[f"{kind}_new_paths_per_s"] > 0 and res[f"{kind}_race_paths_per_s"] > 0 and res[f"{kind}_k"] == 3
     # the reference race draws from the same distribution: every draw is an allowed action
     logits = torch.tensor([[0.0, float("-inf"), 1.0], [float("-inf"), float("-inf"), 0.0]])
     g = torch.Generator().manual_seed(0)
