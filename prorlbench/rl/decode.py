@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import torch
 
+from .taken import teacher_forced_bans
+
 GREEDY_RULES = ("threshold", "greedy")
 
 
@@ -46,6 +48,23 @@ def draw(logits: torch.Tensor, generator: torch.Generator | None, top_k: int = 0
     return pick.squeeze(1) if idx is None else idx.gather(1, pick).squeeze(1)
 
 
+def sampling_head(pol: "PathPolicy", out: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None
+                  ) -> torch.Tensor:
+    """Logits ``[n, items + 1]`` for decoding, ``weight = [E, b]`` precomputed once per call;
+    ``scale [n, 1]`` multiplies each row's logits (1 / temperature) inside the one catalog
+    matmul, which writes straight into the logits (no concatenation with STOP's column)."""
+    stop = pol.stop_head(out)
+    if scale is not None:
+        out, stop = out * scale, stop * scale
+        ones = scale
+    else:
+        ones = torch.ones(out.shape[0], 1, dtype=out.dtype, device=out.device)
+    logits = out.new_empty(out.shape[0], weight.shape[0] + 1)
+    torch.mm(torch.cat([out, ones], 1), weight.T, out=logits[:, :-1])
+    logits[:, -1:] = stop
+    return logits
+
+
 def sample_paths(policy: "PathPolicy", hist_left: torch.Tensor, target: torch.Tensor,
                  generator: torch.Generator | None, greedy: bool | torch.Tensor = False,
                  temperature: float = 1.0, max_len: int | None = None, repeat: int = 1,
@@ -61,7 +80,10 @@ def sample_paths(policy: "PathPolicy", hist_left: torch.Tensor, target: torch.Te
     cache = cache.repeat(repeat)
     n, dev, v = out.shape[0], out.device, pol.n_items
     paths = torch.full((n, p), v, dtype=torch.long, device=dev)
-    banned = pol._base_banned(hist_left, target, repeat)
+    # banned ids per row (the history, the target; the path so far is appended at each step,
+    # its unfilled slots hold STOP, i.e. nothing), written as -inf with one scatter per step
+    bans = teacher_forced_bans(pol, hist_left, target, None, 1, repeat)
+    base_ids = None if bans is None else bans[:, 0]
     done = torch.zeros(n, dtype=torch.bool, device=dev)
     lengths = torch.zeros(n, dtype=torch.long, device=dev)
     # No host sync inside the loop on accelerators: which rows are greedy is known without looking
@@ -86,7 +108,11 @@ def sample_paths(policy: "PathPolicy", hist_left: torch.Tensor, target: torch.Te
     check_done = dev.type == "cpu"
     survive = torch.ones(n if gidx is None else gidx.numel(), device=dev)  # P(no STOP so far), greedy rows
     for t in range(p):
-        logits = pol._sampling_head(out, weight, scale).float().masked_fill_(banned[:, : v + 1], float("-inf"))
+        logits = sampling_head(pol, out, weight, scale).float()
+        if base_ids is not None:
+            stop = logits[:, v].clone()  # "nothing" lands on STOP: written back after
+            logits.scatter_(1, torch.cat([base_ids, paths], 1) if pol.mask_invalid else base_ids, float("-inf"))
+            logits[:, v] = stop
         action = None
         # softmax once, shared by the threshold rule's P(STOP) and the draw (top-k draws use their own)
         probs = torch.softmax(logits, -1) if (any_greedy and rule != "greedy") or (sample_any and not top_k) else None
@@ -111,9 +137,6 @@ def sample_paths(policy: "PathPolicy", hist_left: torch.Tensor, target: torch.Te
         done |= ~is_item
         if t == p - 1 or (check_done and bool(done.all())):
             break
-        if pol.mask_invalid:
-            banned.scatter_(1, pol._pads_to_scratch(paths[:, t : t + 1]), True)
-            banned[:, v] = False
         step_out, cache = pol._extend(cache, paths[:, t : t + 1], t)
         out = step_out[:, 0]
     return paths, lengths, lengths < p

@@ -230,17 +230,6 @@ class PathPolicy(nn.Module):
 
     # -- decoding (prorlbench.rl.decode) ---------------------------------------------------------
 
-    def _sampling_head(self, out: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
-        """Logits for decoding, ``weight = [E, b]`` precomputed once per call; ``scale [n, 1]``
-        multiplies each row's logits (1 / temperature) inside the one catalog matmul."""
-        stop = self.stop_head(out)
-        if scale is not None:
-            out, stop = out * scale, stop * scale
-            ones = scale
-        else:
-            ones = torch.ones(out.shape[0], 1, dtype=out.dtype, device=out.device)
-        return torch.cat([torch.cat([out, ones], 1) @ weight.T, stop], -1)
-
     @torch.no_grad()
     def sample(self, hist_left: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None,
                greedy: bool | torch.Tensor = False, temperature: float = 1.0,

@@ -73,7 +73,8 @@ def _chunk_log_softmax(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.T
     n, p, d = hidden.shape
     v = weight.shape[0]
     logits = torch.empty(n, p, v + 1, dtype=hidden.dtype, device=hidden.device)
-    logits[..., :v] = torch.addmm(bias, hidden.reshape(n * p, d), weight.T).view(n, p, v)
+    # written in place into the first v columns (the same values as a separate addmm's)
+    torch.addmm(bias, hidden.reshape(n * p, d), weight.T, out=logits.view(n * p, v + 1)[:, :v])
     if index is not None:
         logits.scatter_(2, index, float("-inf"))  # "nothing" lands on STOP, written next
     logits[..., v:] = stop
