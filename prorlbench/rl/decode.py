@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from .taken import teacher_forced_bans
+from .taken import base_bans
 
 GREEDY_RULES = ("threshold", "greedy")
 
@@ -82,8 +82,7 @@ def sample_paths(policy: "PathPolicy", hist_left: torch.Tensor, target: torch.Te
     paths = torch.full((n, p), v, dtype=torch.long, device=dev)
     # banned ids per row (the history, the target; the path so far is appended at each step,
     # its unfilled slots hold STOP, i.e. nothing), written as -inf with one scatter per step
-    bans = teacher_forced_bans(pol, hist_left, target, None, 1, repeat)
-    base_ids = None if bans is None else bans[:, 0]
+    base_ids = base_bans(pol, hist_left, target, repeat)
     done = torch.zeros(n, dtype=torch.bool, device=dev)
     lengths = torch.zeros(n, dtype=torch.long, device=dev)
     # No host sync inside the loop on accelerators: which rows are greedy is known without looking

@@ -31,9 +31,8 @@ def ban_index(base: torch.Tensor | None, gen: torch.Tensor | None, n_actions: in
     ``gen [N, >= n_actions - 1]``: the path, whose item ``s`` is banned from decision ``s + 1``
     on. ``None`` when both are ``None``. STOP itself is never banned."""
     parts = []
-    n = (base if base is not None else gen).shape[0] if (base is not None or gen is not None) else 0
     if base is not None:
-        parts.append(base.clamp(max=stop_id)[:, None, :].expand(n, n_actions, base.shape[1]))
+        parts.append(base.clamp(max=stop_id)[:, None, :].expand(base.shape[0], n_actions, base.shape[1]))
     if gen is not None and n_actions > 1:
         g = gen[:, : n_actions - 1].clamp(max=stop_id)
         t = torch.arange(n_actions, device=g.device)[:, None]
@@ -42,18 +41,24 @@ def ban_index(base: torch.Tensor | None, gen: torch.Tensor | None, n_actions: in
     return torch.cat(parts, 2) if parts else None
 
 
-def teacher_forced_bans(policy, hist_left: torch.Tensor, target: torch.Tensor, gen: torch.Tensor,
-                        n_actions: int, repeat: int = 1) -> torch.Tensor | None:
-    """A :class:`~prorlbench.rl.policy.PathPolicy`'s validity mask for teacher forcing, as
-    :func:`ban_index`: the history (``mask_invalid``) and the target (``mask_target``) at every
-    decision, the path's item ``s`` from decision ``s + 1`` on (``mask_invalid``)."""
+def base_bans(policy, hist_left: torch.Tensor, target: torch.Tensor, repeat: int = 1) -> torch.Tensor | None:
+    """``[N * repeat, b]`` ids a :class:`~prorlbench.rl.policy.PathPolicy` bans at every decision:
+    the history (``mask_invalid``; its pads are STOP, i.e. nothing) and the target
+    (``mask_target``). ``None`` when neither is masked."""
     base = [hist_left] if policy.mask_invalid else []
     base += [target[:, None]] if policy.mask_target else []
     if not base:
         return None
-    b = torch.cat(base, 1)
-    b = b.repeat_interleave(repeat, 0) if repeat > 1 else b
-    return ban_index(b, gen if policy.mask_invalid else None, n_actions, policy.stop_id)
+    b = torch.cat(base, 1).clamp(max=policy.stop_id)
+    return b.repeat_interleave(repeat, 0) if repeat > 1 else b
+
+
+def teacher_forced_bans(policy, hist_left: torch.Tensor, target: torch.Tensor, gen: torch.Tensor,
+                        n_actions: int, repeat: int = 1) -> torch.Tensor | None:
+    """A policy's validity mask for teacher forcing, as :func:`ban_index`: :func:`base_bans` at
+    every decision, and (``mask_invalid``) the path's item ``s`` from decision ``s + 1`` on."""
+    b = base_bans(policy, hist_left, target, repeat)
+    return None if b is None else ban_index(b, gen if policy.mask_invalid else None, n_actions, policy.stop_id)
 
 
 def dense_ban_mask(index: torch.Tensor | None, n_actions: int, width: int) -> torch.Tensor | None:
@@ -104,7 +109,7 @@ class _TakenLogProbs(torch.autograd.Function):
         grad_stop = stop.new_empty(*stop.shape[:-1], 2)[..., :1]
         banned_taken = out == float("-inf")  # the plain way's masked fill zeroes these too
         for s in range(0, n, ctx.paths_per_chunk):
-            e = min(s + ctx.paths_per_chunk, n)
+            e = s + ctx.paths_per_chunk
             lsm = _chunk_log_softmax(hidden[s:e], weight, bias, stop[s:e], _rows(index, s, e))
             a = actions[s:e, :, None]
             one_hot = torch.zeros_like(lsm).scatter_(2, a, grad[s:e, :, None])
