@@ -4,8 +4,12 @@ Every plugin's config is a dataclass whose fields are declared with :func:`opt` 
 one-line help text). :func:`build_config` fills one from a TOML table, rejecting unknown keys with
 a "did you mean" suggestion and values of the wrong type, naming the file and key. Numbers are
 checked when the config is read, before anything trains: a float must be finite (``nan`` and
-``inf`` are refused) and an integer must fit in 64 bits. A config class's own ``__post_init__``
-checks (any exception it raises, assertions included) become the same one-line error.
+``inf`` are refused), an integer must fit in 64 bits, and a value must lie in the range its
+field declares (``opt(..., gt=0)`` for a learning rate, ``ge=0, le=1`` for a probability; every
+element of a list). Declaring the range with the field, not in an ``if`` of ``__post_init__``,
+keeps one check and one message for every key, and lets ``prorlbench list --details`` show it.
+A config class's own ``__post_init__`` checks (any exception it raises, assertions included,
+e.g. rules between keys) become the same one-line error.
 A config class may define ``PROFILES: ClassVar[dict[str, dict]]`` (e.g. ``quick`` and ``paper``):
 the profile's values are applied first, then the user's table.
 """
@@ -29,20 +33,63 @@ PROFILE_FALLBACK = {"official": "paper"}
 sets the RL family's keys; datasets, simulators and cases then use ``paper``)."""
 
 
-def opt(default: Any, help: str, *, flag: dict[str, Any] | None = None, **kw: Any) -> Any:
+def opt(default: Any, help: str, *, flag: dict[str, Any] | None = None, gt: float | None = None,
+        ge: float | None = None, lt: float | None = None, le: float | None = None, **kw: Any) -> Any:
     """A config field with a default and a help text (shown by ``prorlbench list --details`` and docs).
 
     ``flag``: how the field appears as a command-line flag where one is generated from the fields
     (``prorlbench run`` from ``RunConfig``): ``name``, ``metavar``, ``choices``.
+    ``gt``/``ge``/``lt``/``le``: the range a value must lie in (``> gt``, ``>= ge``, ...), checked by
+    :func:`build_config` for every value read from a file, a profile or the command line; ``None``
+    values (an optional key left unset) are not checked.
     """
-    meta = {"help": help, "flag": dict(flag or {})}
+    bounds = {k: v for k, v in (("gt", gt), ("ge", ge), ("lt", lt), ("le", le)) if v is not None}
+    meta = {"help": help, "flag": dict(flag or {}), "bounds": bounds}
     if isinstance(default, (list, dict, set)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
     return field(default=default, metadata=meta, **kw)
 
 
 def field_help(cls: type) -> dict[str, str]:
-    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+    """Each field's help text, with its declared range appended (``... [> 0]``)."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        bounds = f.metadata.get("bounds") or {}
+        out[f.name] = f.metadata.get("help", "") + (f" [{range_text(bounds)}]" if bounds else "")
+    return out
+
+
+_OPS = {"gt": (">", lambda v, b: v > b), "ge": (">=", lambda v, b: v >= b),
+        "lt": ("<", lambda v, b: v < b), "le": ("<=", lambda v, b: v <= b)}
+
+
+def range_text(bounds: dict[str, float]) -> str:
+    """``> 0``, ``>= 1`` or ``in [0, 1]`` / ``in (0, 1)`` (an interval when both ends are set)."""
+    low = next(((k, bounds[k]) for k in ("gt", "ge") if k in bounds), None)
+    high = next(((k, bounds[k]) for k in ("lt", "le") if k in bounds), None)
+    if low and high:
+        return f"in {'(' if low[0] == 'gt' else '['}{low[1]:g}, {high[1]:g}{')' if high[0] == 'lt' else ']'}"
+    return " and ".join(f"{_OPS[k][0]} {v:g}" for k, v in bounds.items())
+
+
+def check_bounds(value: Any, bounds: dict[str, float] | None, where: str) -> None:
+    """A :class:`ConfigError` naming ``where`` when ``value`` (each element of a list) lies outside
+    ``bounds`` (an :func:`opt` field's ``gt``/``ge``/``lt``/``le``)."""
+    if not bounds:
+        return
+    for v in value if isinstance(value, (list, tuple)) else [value]:
+        if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if not all(_OPS[k][1](v, b) for k, b in bounds.items()):
+            raise ConfigError(f"{where}: must be {range_text(bounds)}, got {v!r}")
+
+
+def field_bounds(cls: type, name: str) -> dict[str, float]:
+    """The range field ``name`` of config class ``cls`` declares (empty when none)."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            return dict(f.metadata.get("bounds") or {})
+    return {}
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
@@ -121,6 +168,7 @@ def build_config(cls: type, values: dict[str, Any] | None = None, *, where: str 
             raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(key, list(fields))}; "
                               f"valid keys: {', '.join(sorted(fields))}")
         kwargs[key] = _coerce(val, hints.get(key, Any), f"{where} key '{key}'")
+        check_bounds(kwargs[key], fields[key].metadata.get("bounds"), f"{where} key '{key}'")
     try:
         return cls(**kwargs)
     except ConfigError as exc:

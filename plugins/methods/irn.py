@@ -64,10 +64,10 @@ class IRNConfig:
     n_heads: int = opt(2, "attention heads")
     dropout: float = opt(0.1, "dropout during training")
     max_history: int = opt(10, "history items the model reads (the most recent ones)")
-    steps: int = opt(3000, "gradient steps")
+    steps: int = opt(3000, "gradient steps", ge=0)
     batch_size: int = opt(256, "training windows per step")
-    lr: float = opt(1e-3, "AdamW learning rate")
-    weight_decay: float = opt(0.0, "AdamW weight decay")
+    lr: float = opt(1e-3, "AdamW learning rate", gt=0)
+    weight_decay: float = opt(0.0, "AdamW weight decay", ge=0)
     min_context: int = opt(2, "shortest context (items before the objective) of a training window")
     gen_batch_size: int = opt(1024, "cases per generation batch")
 

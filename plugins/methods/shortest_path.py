@@ -53,7 +53,7 @@ class ShortestPathConfig:
     hop_cost: float = opt(0.0, "extra cost added to every edge (> 0 favours fewer hops)")
     fallback: str = opt("earlier-history", "when the last history item cannot reach T: "
                         "'earlier-history' (start from the latest one that can) or 'empty'")
-    dijkstra_cells: int = opt(20_000_000, "memory bound: targets per Dijkstra call x n_items")
+    dijkstra_cells: int = opt(20_000_000, "memory bound: targets per Dijkstra call x n_items", ge=1)
 
     def __post_init__(self) -> None:
         if self.fallback not in ("earlier-history", "empty"):

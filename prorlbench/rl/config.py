@@ -29,59 +29,59 @@ class RLConfig:
     """Hyper-parameters of the RL family (SPEC section 5)."""
 
     # -- policy ---------------------------------------------------------------------------------
-    d_model: int = opt(64, "policy transformer width")
-    n_layers: int = opt(2, "policy transformer blocks")
-    n_heads: int = opt(2, "policy attention heads")
-    dropout: float = opt(0.1, "policy dropout (SFT only; RL runs the policy in eval mode)")
-    max_history: int = opt(10, "history items the policy sees (most recent)")
+    d_model: int = opt(64, "policy transformer width", ge=1)
+    n_layers: int = opt(2, "policy transformer blocks", ge=1)
+    n_heads: int = opt(2, "policy attention heads", ge=1)
+    dropout: float = opt(0.1, "policy dropout (SFT only; RL runs the policy in eval mode)", ge=0, lt=1)
+    max_history: int = opt(10, "history items the policy sees (most recent)", ge=1)
     mask_invalid: bool = opt(True, "never sample items in H or already in the path")
     mask_target: bool = opt(True, "never sample the target itself inside the path")
-    max_path_len: int = opt(0, "maximum path length; 0: the run's max_path_len")
+    max_path_len: int = opt(0, "maximum path length; 0: the run's max_path_len", ge=0)
     # -- stage 1: SFT ---------------------------------------------------------------------------
-    sft_epochs: int = opt(30, "supervised epochs on reference paths (best epoch on valid IoI@1 kept)")
-    sft_lr: float = opt(1e-3, "SFT learning rate (AdamW)")
-    sft_batch: int = opt(128, "SFT cases per batch")
-    sft_weight_decay: float = opt(0.01, "SFT AdamW weight decay")
-    n_valid_cases: int = opt(512, "validation cases used for checkpoint selection (first N)")
+    sft_epochs: int = opt(30, "supervised epochs on reference paths (best epoch on valid IoI@1 kept)", ge=1)
+    sft_lr: float = opt(1e-3, "SFT learning rate (AdamW)", gt=0)
+    sft_batch: int = opt(128, "SFT cases per batch", ge=1)
+    sft_weight_decay: float = opt(0.01, "SFT AdamW weight decay", ge=0)
+    n_valid_cases: int = opt(512, "validation cases used for checkpoint selection (first N)", ge=1)
     # -- stage 2: RL ----------------------------------------------------------------------------
-    samples_per_case: int = opt(16, "G: paths sampled per case")
-    batch_cases: int = opt(32, "cases per RL step (B); a step trains on B * G paths")
-    epochs: int = opt(10, "RL epochs over the training cases")
+    samples_per_case: int = opt(16, "G: paths sampled per case", ge=1)
+    batch_cases: int = opt(32, "cases per RL step (B); a step trains on B * G paths", ge=1)
+    epochs: int = opt(10, "RL epochs over the training cases", ge=1)
     normalizer_epochs: int = opt(1, "epochs during which the reward normaliser's Welford statistics are "
-                                 "updated before they are frozen (default 1: the first epoch; >= epochs: never frozen)")
-    max_train_cases: int = opt(0, "cases per RL epoch (a seeded random subset); 0: all training cases")
-    lr: float = opt(1e-4, "RL learning rate (AdamW)")
-    weight_decay: float = opt(0.0, "RL AdamW weight decay")
-    grad_clip: float = opt(1.0, "gradient-norm clip")
-    beta: float = opt(0.01, "weight of the KL term to the frozen SFT policy")
-    gamma: float = opt(1.0, "discount of the returns-to-go")
-    w_ctr: float = opt(1.0, "weight of the (normalised) CTR reward, divided by max_path_len")
-    w_ioi: float = opt(1.0, "weight of the (normalised) IoI step reward")
-    w_ior: float = opt(1.0, "weight of the (normalised) IoR step reward")
+                                 "updated before they are frozen (default 1: the first epoch; >= epochs: never frozen)", ge=1)
+    max_train_cases: int = opt(0, "cases per RL epoch (a seeded random subset); 0: all training cases", ge=0)
+    lr: float = opt(1e-4, "RL learning rate (AdamW)", gt=0)
+    weight_decay: float = opt(0.0, "RL AdamW weight decay", ge=0)
+    grad_clip: float = opt(1.0, "gradient-norm clip (0: no clipping)", ge=0)
+    beta: float = opt(0.01, "weight of the KL term to the frozen SFT policy", ge=0)
+    gamma: float = opt(1.0, "discount of the returns-to-go", ge=0, le=1)
+    w_ctr: float = opt(1.0, "weight of the (normalised) CTR reward, divided by max_path_len (0: off)", ge=0)
+    w_ioi: float = opt(1.0, "weight of the (normalised) IoI step reward", ge=0)
+    w_ior: float = opt(1.0, "weight of the (normalised) IoR step reward", ge=0)
     select: str = opt("valid_ioi", "RL checkpoint: 'valid_ioi' (best epoch on valid IoI@1) or 'last'")
-    grad_var_every: int = opt(5, "estimate gradient variance every N steps (0: never)")
-    grad_var_splits: int = opt(4, "M: minibatches of cases whose PG gradients give the variance")
+    grad_var_every: int = opt(5, "estimate gradient variance every N steps (0: never)", ge=0)
+    grad_var_splits: int = opt(4, "M: minibatches of cases whose PG gradients give the variance", ge=2)
     # -- protocol switches (each a place where the official ProRL code differs; docs/rl.md) -----
     decode: str = opt("threshold", "how generate() makes candidate 1 and validation paths: 'threshold' "
                       "(our own rule: likeliest item until prod(1 - pi(STOP)) drops below stop_threshold), "
                       "'greedy' (the official @1: argmax over items and STOP at every step; STOP can win) "
                       "or 'beam' (beam search over items and STOP; the K candidates are the K best beams)")
     beam_width: int = opt(10, "beams kept by decode = 'beam' (the official SFT selection uses 10; "
-                          "at least K are kept)")
+                          "at least K are kept)", ge=1)
     beam_length_norm: float = opt(0.0, "decode = 'beam' ranks beams by sum(log pi) / n_actions ** this "
-                                  "(0: plain sum, which favours short paths; 1: mean log-probability)")
+                                  "(0: plain sum, which favours short paths; 1: mean log-probability)", ge=0)
     stop_threshold: float = opt(0.5, "decode = 'threshold': stop once prod(1 - pi(STOP)) along the path "
-                                "drops below this (0.5: the policy's median length)")
+                                "drops below this (0.5: the policy's median length)", ge=0, le=1)
     sample_temperature: float = opt(1.0, "temperature of sampled paths (RL rollouts and candidates 2..K "
-                                    "of generate()); the loss uses the untempered policy")
+                                    "of generate()); the loss uses the untempered policy", gt=0)
     sample_top_k: int = opt(0, "sample only among the k likeliest actions (RL rollouts and sampled "
-                            "candidates); 0: the whole catalog (the official code uses 50)")
+                            "candidates); 0: the whole catalog (the official code uses 50)", ge=0)
     kl: str = opt("k1", "form of the KL term to the SFT policy: 'k1' (official: sum of log pi - log pi_ref "
                   "on the sampled actions; its expected gradient is zero), 'k3' (pi_ref/pi - 1 - "
                   "log(pi_ref/pi), unbiased and never negative) or 'exact' (the full per-step KL over "
                   "all actions)")
     warmup_frac: float = opt(0.0, "share of RL steps over which the learning rate rises linearly from 0, "
-                             "then stays constant (official: 0.05)")
+                             "then stays constant (official: 0.05)", ge=0, lt=1)
     empty_paths: str = opt("train", "sampled paths with 0 items: 'train' (their STOP at position 0 is a "
                            "trained action) or 'skip' (official: left out of the loss, the baselines "
                            "and the normaliser)")
@@ -102,14 +102,14 @@ class RLConfig:
     decoding: str = opt("constrained", "semantic-id: 'constrained' (a prefix trie over the catalog's codes; "
                         "items in H, in the path and the target are masked) or 'free' (official: any code, "
                         "invalid ones are penalised in RL and counted by the Invalid metric)")
-    n_codebooks: int = opt(3, "semantic-id codes built by RQ-KMeans (datasets without codes): levels")
-    codebook_size: int = opt(256, "semantic-id RQ-KMeans centroids per level (capped for small catalogs)")
+    n_codebooks: int = opt(3, "semantic-id codes built by RQ-KMeans (datasets without codes): levels", ge=1)
+    codebook_size: int = opt(256, "semantic-id RQ-KMeans centroids per level (capped for small catalogs)", ge=1)
     codes_seed: int = opt(0, "seed of the RQ-KMeans codes")
-    sem_d_model: int = opt(128, "semantic-id transformer width (official 128)")
-    sem_enc_layers: int = opt(3, "semantic-id encoder layers (official 3)")
-    sem_dec_layers: int = opt(3, "semantic-id decoder layers (official 3)")
-    sem_d_ff: int = opt(512, "semantic-id feed-forward width (official 512)")
-    sem_heads: int = opt(4, "semantic-id attention heads (official 4)")
+    sem_d_model: int = opt(128, "semantic-id transformer width (official 128)", ge=1)
+    sem_enc_layers: int = opt(3, "semantic-id encoder layers (official 3)", ge=1)
+    sem_dec_layers: int = opt(3, "semantic-id decoder layers (official 3)", ge=1)
+    sem_d_ff: int = opt(512, "semantic-id feed-forward width (official 512)", ge=1)
+    sem_heads: int = opt(4, "semantic-id attention heads (official 4)", ge=1)
     sem_activation: str = opt("relu", "semantic-id feed-forward activation: 'relu' (official) or 'gelu'")
     per_dataset: dict[str, dict[str, Any]] = opt({}, "keys that differ for one dataset, e.g. "
                                                   "{steam = {lr = 1e-5, w_ctr = 0.1}}")
@@ -137,31 +137,26 @@ class RLConfig:
     }
 
     def __post_init__(self) -> None:
+        """Rules between keys and the choices; each key's own range is declared with its field
+        (``opt(..., gt=0)``) and checked by :func:`~prorlbench.config.build_config`."""
+        from ..config import build_config, to_dict
         from ..errors import ConfigError
 
         for key, allowed in self.CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key} must be one of {', '.join(repr(a) for a in allowed)}, "
                                   f"got {getattr(self, key)!r}")
-        if self.beam_width < 1 or self.sample_top_k < 0 or self.sample_temperature <= 0:
-            raise ConfigError("beam_width must be >= 1, sample_top_k >= 0 and sample_temperature > 0")
-        if not 0.0 <= self.warmup_frac < 1.0:
-            raise ConfigError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}")
         names = {f.name for f in dataclasses.fields(self)} - {"per_dataset"}
         for ds, keys in self.per_dataset.items():
             if not isinstance(keys, dict) or set(keys) - names:
                 bad = sorted(set(keys) - names) if isinstance(keys, dict) else keys
                 raise ConfigError(f"per_dataset.{ds}: expected a table of RL keys, got {bad!r}")
-        if self.samples_per_case < 1 or self.batch_cases < 1 or self.normalizer_epochs < 1:
-            raise ConfigError("samples_per_case, batch_cases and normalizer_epochs must be >= 1")
+            # The keys a dataset overrides are typed and range-checked like the others.
+            build_config(type(self), {**to_dict(self), "per_dataset": {}, **keys}, where=f"per_dataset.{ds}")
         if self.d_model % self.n_heads:
             raise ConfigError(f"d_model {self.d_model} must be divisible by n_heads {self.n_heads}")
-        if self.sem_d_model % self.sem_heads or min(self.n_codebooks, self.codebook_size, self.sem_enc_layers,
-                                                    self.sem_dec_layers, self.sem_d_ff) < 1:
-            raise ConfigError(f"sem_d_model {self.sem_d_model} must be divisible by sem_heads {self.sem_heads}; "
-                              "n_codebooks, codebook_size, sem_*_layers and sem_d_ff must be >= 1")
-        if self.max_path_len < 0 or self.max_train_cases < 0:
-            raise ConfigError("max_path_len and max_train_cases must be >= 0 (0: the default)")
+        if self.sem_d_model % self.sem_heads:
+            raise ConfigError(f"sem_d_model {self.sem_d_model} must be divisible by sem_heads {self.sem_heads}")
 
     def for_dataset(self, name: str) -> "RLConfig":
         """This config with the ``per_dataset`` keys of dataset ``name`` applied. A key matches the
