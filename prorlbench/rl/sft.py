@@ -11,7 +11,14 @@ The checkpoint is cached under ``ctx.cache_dir / "rl_sft"`` keyed by everything 
 (dataset fingerprint, the SFT-relevant config fields, seed, simulator name and a fingerprint of
 the simulator's weights, since it selects the epoch), so the RL methods of
 one run (and ``sft`` itself) share one SFT stage. Saved with ``torch.save(state_dict)``, loaded
-with ``weights_only=True``; an unreadable file is rebuilt.
+with ``weights_only=True``; an unreadable file, or one holding non-finite weights, is rebuilt.
+
+Divergence is never hidden: a label the validity mask forbids has ``log pi = -inf`` and gives no
+loss, but a NaN log-probability of the item policy stays in the loss (the semantic-ID policy's
+fully masked code rows are NaN by construction, so there the weight check below catches it). A
+non-finite loss, or non-finite weights after an epoch, stop training with :class:`SFTDiverged`
+(one line naming ``sft_lr``; the cell fails), and nothing is cached, so no RL method can load a
+broken policy.
 """
 
 from __future__ import annotations
@@ -38,6 +45,14 @@ from .trainer import log_finite, validation_ioi
 log = logging.getLogger("prorlbench")
 
 CACHE_VERSION = 3
+
+
+class SFTDiverged(FloatingPointError):
+    """SFT produced a non-finite loss or non-finite weights (``sft_lr`` too large)."""
+
+
+def _finite_weights(state: dict) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in state.values() if torch.is_tensor(v) and v.is_floating_point())
 
 
 def cases_fingerprint(n_items: int, *splits: Sequence[Case]) -> str:
@@ -99,6 +114,8 @@ def _train_or_load_sft(ctx: FitContext, cfg: RLConfig, max_path_len: int, path: 
     if path.exists():
         try:
             state = torch.load(path, map_location=ctx.device, weights_only=True)
+            if not _finite_weights(state["policy"]):
+                raise ValueError("non-finite weights")
             policy.load_state_dict(state["policy"])
             info = {k: float(v) for k, v in state["info"].items()}
             log.info("SFT policy loaded from %s", path)
@@ -109,6 +126,9 @@ def _train_or_load_sft(ctx: FitContext, cfg: RLConfig, max_path_len: int, path: 
         torch.manual_seed(ctx.seed)
         policy = build_policy(cfg, n_items, max_path_len, codes).to(ctx.device)
         info = _fit(policy, ctx, cfg, max_path_len)
+    if not _finite_weights(policy.state_dict()):  # never cache what an RL method would load
+        raise SFTDiverged(f"SFT on dataset '{ctx.data.name}': non-finite weights (sft_lr {cfg.sft_lr:g}); "
+                          "lower sft_lr; nothing was cached")
     atomic_write(path, lambda f: torch.save({"policy": policy.state_dict(), "info": info}, f))
     return policy.eval(), {**info, "cached": 0.0}
 
@@ -147,16 +167,23 @@ def _fit(policy: PathPolicy, ctx: FitContext, cfg: RLConfig, max_path_len: int,
                 has = act >= 0
                 # = masked_log_probs(...).gather(act), bit for bit, in cache-sized chunks
                 taken = policy.taken_log_probs(rows.hist_left, rows.target, paths[idx], act.clamp(min=0))
-                ok = has & torch.isfinite(taken)  # labels the validity mask forbids give no loss
+                ok = has & ~torch.isneginf(taken)  # labels the mask forbids (-inf) give no loss; NaN stays
                 n_ok = ok.sum()
                 nll = -torch.where(ok, taken, torch.zeros((), device=dev)).sum() / n_ok.clamp(min=1)
             opt.zero_grad(set_to_none=True)
             nll.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
             opt.step()
-            total += float(nll.detach()) * int(n_ok)
+            loss = float(nll.detach())
+            if not math.isfinite(loss):
+                raise SFTDiverged(f"SFT on dataset '{ctx.data.name}': non-finite loss in epoch {epoch + 1} "
+                                  f"(sft_lr {cfg.sft_lr:g}); lower sft_lr; nothing was cached")
+            total += loss * int(n_ok)
             count += int(n_ok)
             step += 1
+        if not _finite_weights(policy.state_dict()):
+            raise SFTDiverged(f"SFT on dataset '{ctx.data.name}': non-finite weights in epoch {epoch + 1} "
+                              f"(sft_lr {cfg.sft_lr:g}); lower sft_lr; nothing was cached")
         v_ioi, v_len = validation_ioi(policy, ctx.simulator, valid, cfg)
         ctx.logger.log(epoch + 1, sft_loss=total / max(count, 1))
         log_finite(ctx, epoch + 1, sft_valid_ioi=v_ioi, sft_valid_len=v_len)
