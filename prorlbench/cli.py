@@ -1,8 +1,9 @@
 """The ``prorlbench`` command: ``run``, ``report``, ``rescore``, ``paths`` and ``list``.
 
-Exit codes: 0 success; 1 some cells failed (or the report could not be built); 2 bad input
-(one line ``prorlbench: error: ...`` on stderr, no traceback); 130 interrupted (finished cells
-are kept; re-running the same command resumes).
+Exit codes: 0 success; 1 some cells failed (or the report could not be built); 2 bad input or
+output: a UserError, or a file-system error on a path the user gave (a name too long, a
+read-only folder, a full disk), as one line ``prorlbench: error: ...`` on stderr, no traceback;
+130 interrupted (finished cells are kept; re-running the same command resumes).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 from .cli_rescore import add_rescore_parsers, cmd_paths, cmd_rescore
 from . import __version__
 from .cliparse import Parser, subparser, unknown_flags_message
-from .errors import UserError
+from .errors import UserError, one_line
 from .plugins import load_registry
 from .runconfig import (PROFILES, RUN_KEYS, STYLES, RunConfig, apply_overrides, out_dir, read_config_file,
                         split_list)
@@ -272,11 +273,21 @@ def cmd_report(args: argparse.Namespace) -> int:
             cells = folder.finished_cells()
             folder.merge(cells)
         print(f"merged {sum(c.ok for c in cells)} finished cell(s) of {d / 'cells'}")
-    text = write_report(d, style=args.style, metrics=args.metrics, ks=args.ks, latex_width=args.latex_width)
+    try:
+        text = write_report(d, style=args.style, metrics=args.metrics, ks=args.ks, latex_width=args.latex_width)
+    except OSError as exc:  # e.g. a read-only folder: the tables cannot be written
+        raise UserError(f"report {d}: {_os_error(exc)}") from None
     print(text.rstrip("\n"))
     print()
     print(f"Tables and plots written to {d}")
     return 0
+
+
+def _os_error(exc: OSError) -> str:
+    """``PATH: reason`` of a file-system error (the path cut to 200 characters)."""
+    reason = exc.strerror or one_line(exc)
+    name = str(exc.filename) if exc.filename is not None else ""
+    return f"{name if len(name) <= 200 else name[:199] + '…'}: {reason}" if name else reason
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -307,6 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # the file system refused a path the user gave (too long, read-only, ...)
+        print(f"{PROG}: error: {' '.join(_os_error(exc).split())}", file=sys.stderr)
+        return 2
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -1,6 +1,13 @@
-"""The torch device of a run: ``--device auto|cpu|cuda|cuda:N`` checked against this machine."""
+"""The torch device of a run: ``--device auto|cpu|cuda|cuda:N`` checked against this machine;
+what a result depends on besides its configuration: the platform (:func:`platform_identity`)
+and the code that made it (:func:`code_identity`)."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -71,3 +78,45 @@ def platform_difference(stored: dict[str, str], current: dict[str, str]) -> str:
         return ""
     return "; ".join(f"{k}: {stored.get(k, '-')} -> {current.get(k, '-')}"
                      for k in COMPARED if stored.get(k) != current.get(k))
+
+
+def code_identity(timeout: float = 10.0) -> dict[str, Any]:
+    """The code that makes a result: ``{"version": prorlbench's version, "commit": the git commit
+    of prorlbench's own checkout, "dirty": whether ``git status --porcelain`` lists anything}``.
+
+    ``commit`` and ``dirty`` are ``None`` when prorlbench is not run from a git checkout of its
+    own (an installed wheel, a folder inside someone else's repository), when git is absent or
+    fails, or when it takes longer than ``timeout`` seconds: recording provenance never fails a
+    run. Two ``git`` calls (a few milliseconds); the runner calls this once per run
+    (``Resolved.code``), never per cell. ``GIT_*`` variables are ignored, so a ``GIT_DIR`` set
+    for another repository cannot answer for this one."""
+    from . import __version__
+
+    out: dict[str, Any] = {"version": __version__, "commit": None, "dirty": None}
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                                  timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError, ValueError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != root:  # not prorlbench's own repository
+        return out
+    out["commit"] = git("rev-parse", "HEAD")
+    if out["commit"] is not None:
+        status = git("status", "--porcelain")
+        out["dirty"] = None if status is None else bool(status)
+    return out
+
+
+def code_line(code: dict[str, Any]) -> str:
+    """``prorlbench 0.1.0, git commit abc123 (dirty)`` (for config.toml and logs)."""
+    text = f"prorlbench {code.get('version') or '?'}"
+    if code.get("commit"):
+        text += f", git commit {code['commit']}" + (" (dirty)" if code.get("dirty") else "")
+    return text

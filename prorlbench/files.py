@@ -55,6 +55,25 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+class _WriteErrors:
+    """A file that remembers the first ``OSError`` a write raised: a library may turn it into its
+    own error (torch's zip writer raises ``RuntimeError: unexpected pos`` on a full disk), and the
+    user should read "No space left on device", not that."""
+
+    def __init__(self, fh: IO[Any]):
+        self._fh, self.error = fh, None
+
+    def write(self, data: Any) -> Any:
+        try:
+            return self._fh.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fh, name)
+
+
 def atomic_write(path: str | Path, write: Callable[[IO[Any]], None], mode: str = "wb", *,
                  fsync: bool = True) -> None:
     """Call ``write(file)`` on a temporary file next to ``path``, flush it to disk, then move it
@@ -70,7 +89,13 @@ def atomic_write(path: str | Path, write: Callable[[IO[Any]], None], mode: str =
         os.fchmod(fd, file_mode())
         kw: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8"}
         with os.fdopen(fd, mode, **kw) as fh:
-            write(fh)
+            watched = _WriteErrors(fh)
+            try:
+                write(watched)  # type: ignore[arg-type]
+            except Exception:
+                if watched.error is not None:
+                    raise watched.error from None
+                raise
             if fsync:
                 fh.flush()
                 os.fsync(fh.fileno())

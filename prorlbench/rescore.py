@@ -85,12 +85,12 @@ def show_paths(run_dir: str | Path, method: str, *, dataset: str | None = None, 
         raise UserError(f"cell {name} has no test cases")
     if case is None:
         idx = 0
-    elif case.isdigit() and int(case) < len(cases):
+    elif case.isascii() and case.isdigit() and len(case) <= 18 and int(case) < len(cases):  # no huge ints
         idx = int(case)
     else:
         ids = [c.case_id for c in cases]
         if case not in ids:
-            raise UserError(f"--case {case}: neither an index 0..{len(cases) - 1} nor a case id of "
+            raise UserError(f"--case {case if len(case) <= 40 else case[:39] + '…'}: neither an index 0..{len(cases) - 1} nor a case id of "
                             f"cell {name} (e.g. {', '.join(ids[:3])})")
         idx = ids.index(case)
     c, paths = cases[idx], cands[idx]

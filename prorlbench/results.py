@@ -82,6 +82,10 @@ class CellStatus:
     platform: dict[str, str] = field(default_factory=dict)
     """Where the cell was computed (``devices.platform_identity``: torch, CPU, SIMD kernels, GPU,
     threads); a seeded RL cell need not reproduce on another platform."""
+    code: dict[str, Any] = field(default_factory=dict)
+    """The code that made the cell (``devices.code_identity``: prorlbench's version, its git
+    commit and whether the checkout was dirty; ``None`` where unknown). Empty in cells written
+    before it was recorded."""
     skipped: bool = field(default=False, compare=False)
     """Not stored: ``True`` when this run found the cell done and did not recompute it."""
     rescored: bool = field(default=False, compare=False)
@@ -104,11 +108,13 @@ def cell_name(method: str, dataset: str, seed: int) -> str:
 
 
 class RunFolder:
-    """Paths and atomic reads/writes of one run folder."""
+    """Paths and atomic reads/writes of one run folder. ``code``: the code of the run writing it
+    (``devices.code_identity``, computed once per run), recorded in every status it writes."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, code: dict[str, Any] | None = None):
         self.root = Path(root)
         self.cells = self.root / "cells"
+        self.code = dict(code or {})
 
     # paths ---------------------------------------------------------------------------------
     @property
@@ -212,13 +218,13 @@ class RunFolder:
             st = CellStatus(**{k: v for k, v in d.items() if k in fields and k not in ("skipped", "rescored")})
             if not (isinstance(st.method, str) and isinstance(st.dataset, str) and isinstance(st.seed, int)
                     and isinstance(st.status, str) and isinstance(st.files, dict)
-                    and isinstance(st.backbones, dict) and isinstance(st.platform, dict)
+                    and isinstance(st.backbones, dict) and isinstance(st.platform, dict) and isinstance(st.code, dict)
                     and isinstance(st.n_candidates, int)):
                 raise ValueError("fields of the wrong type")
             return st
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError, RecursionError) as exc:  # deeply nested JSON too
             import logging
 
             logging.getLogger("prorlbench").warning("%s: malformed status file (%s); the cell is "
@@ -226,6 +232,8 @@ class RunFolder:
             return None
 
     def write_status(self, cell: str, status: CellStatus) -> None:
+        if self.code:
+            status.code = dict(self.code)
         atomic_write_text(self.cell_status(cell), json.dumps(status.to_json(), indent=2) + "\n")
 
     def clear_cell(self, cell: str) -> None:
@@ -235,6 +243,9 @@ class RunFolder:
                 p.unlink()
             except FileNotFoundError:
                 pass
+            except OSError as exc:  # e.g. a folder where the file belongs: not ours to remove
+                raise OutputError(f"{p}: cannot replace it ({exc.strerror or exc}; prorlbench keeps a "
+                                  "cell file there); move it away and re-run") from None
 
     def write_cell_cases(self, cell: str, df: pd.DataFrame) -> None:
         atomic_write_frame(self.cell_cases(cell), df[CASE_COLUMNS])

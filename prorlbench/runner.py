@@ -31,7 +31,9 @@ A :class:`~prorlbench.errors.UserError` from loading data or resolving configs a
 (what is already stored stays). A cell whose status file says ``ok`` with the same configuration
 fingerprint is skipped unless ``force``; so re-running an interrupted command resumes it. What
 invalidates a cell (input file content, the training and scoring fingerprints, file checksums),
-the run lock, ``cell_timeout`` and re-scoring: docs/reliability.md.
+the run lock, ``cell_timeout`` and re-scoring: docs/reliability.md. An executor that raises or
+reports garbage fails the cells it did not report (:mod:`.executors.guard`). ``config.toml`` and
+every status record the code that wrote them (version, git commit, dirty flag), read once per run.
 """
 
 from __future__ import annotations
@@ -44,9 +46,10 @@ from typing import Any
 
 from .cell import (REUSED_FILES, CellWork, backbones_match, reusable_paths, run_cell, store_failure,
                    write_traceback)
-from .devices import platform_difference, platform_identity
+from .devices import code_identity, code_line, platform_difference, platform_identity
 from .errors import UserError, one_line
 from .executors import CellJob, make_executor
+from .executors.guard import checked_statuses, executor_name
 from .files import OutputError, atomic_write_text
 from .logs import run_log
 from .plugins import Registry, load_registry
@@ -154,13 +157,18 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
         registry = load_registry(cfg.plugins_dirs)
     progress = cfg.progress if progress is None else progress
     res = resolve(cfg, registry)
-    folder = RunFolder(res.out)
-    fresh = not res.out.exists()
+    folder = RunFolder(res.out, code=code_identity())  # once per run; every status records it
     try:
+        fresh = not res.out.exists()  # may raise too, e.g. a name longer than the file system allows
         folder.make()
     except OSError as exc:
-        raise UserError(f"cannot create output folder {res.out}: {exc.strerror}") from None
-    executor = make_executor(cfg.executor, res.executor_factories())
+        raise UserError(f"cannot create output folder {res.out}: {exc.strerror or exc}") from None
+    try:
+        executor = make_executor(cfg.executor, res.executor_factories())
+    except UserError:
+        raise
+    except Exception as exc:  # a plugin's factory
+        raise UserError(f"executor '{cfg.executor}': its factory failed ({one_line(exc, 300)})") from None
     jobs = expand_grid(cfg.methods, cfg.datasets, cfg.seeds, cfg.variants)
     try:
         return _locked_run(res, folder, executor, jobs, progress, report, rescore_only)
@@ -200,7 +208,7 @@ def _locked_run(res: Resolved, folder: RunFolder, executor: Any, jobs: list[Cell
                     raise UserError(f"cell {j.name} cannot be re-scored: {why}; run `prorlbench run` "
                                     "to compute it")
         folder.remove_stale_tmp()
-        atomic_write_text(folder.config, write_toml(res.config_document()))
+        atomic_write_text(folder.config, write_toml(res.config_document(), {"run": f"written by {code_line(folder.code)}"}))
         atomic_write_text(folder.metadata, json.dumps(res.metadata_document(), indent=1) + "\n")
         try:
             log_cm = run_log(folder.log)
@@ -224,7 +232,7 @@ def _run_grid(res: Resolved, folder: RunFolder, executor: Any, jobs: list[CellJo
     statuses: dict[str, CellStatus] = {}
     log.info("run %s: %d cells (%s x %s x seeds %s), device %s, executor %s", res.out, len(jobs),
              ",".join(cfg.methods), ",".join(cfg.datasets), ",".join(map(str, cfg.seeds)),
-             res.device, executor.name)
+             res.device, executor_name(executor))
     bar = tqdm(total=len(jobs), desc="cells", unit="cell", disable=not progress, leave=False)
     try:
         for dataset in cfg.datasets:
@@ -261,7 +269,7 @@ def _run_grid(res: Resolved, folder: RunFolder, executor: Any, jobs: list[CellJo
                     bar.update(1)
                 continue
             work = CellWork(res, dctx, folder, progress, watch)
-            for st in executor.run(todo, work, where):
+            for st in checked_statuses(executor, todo, work, where):
                 statuses[cell_name(st.method, st.dataset, st.seed)] = st
                 bar.set_postfix_str(f"{st.method}/{st.dataset}/s{st.seed} {st.status}")
                 bar.update(1)
