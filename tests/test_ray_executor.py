@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import json
+import os
 import sys
 import textwrap
 from types import SimpleNamespace
@@ -245,6 +246,8 @@ def test_executor_plumbing(monkeypatch, device, address, gpus):
 
     ray, calls = _fake_ray(initialized=False)
     monkeypatch.setitem(sys.modules, "ray", ray)
+    for key in [k for k in os.environ if k.startswith("PRORLBENCH_")]:  # e.g. a user's PRORLBENCH_CACHE_DIR
+        monkeypatch.delenv(key)
     monkeypatch.setenv("PRORLBENCH_PLUGINS", "x,y")
     ex = RayExecutor(num_gpus_per_cell=0.5, num_cpus=2)
     jobs = [CellJob("m", "d", s) for s in (0, 1, 2)]

@@ -30,7 +30,10 @@ driver needs a GPU too, because it trains the simulators.
 Where. ``--ray-address ADDR`` (``[run] ray_address``) connects to a running cluster (``auto``,
 ``HOST:PORT`` or ``ray://HOST:10001``); empty starts a local instance with one CPU per core,
 which is shut down at the end of the dataset's cells. An instance that was already initialised
-in this process (``ray.init`` called by the user) is used as it is and left running. Workers
+in this process (``ray.init`` called by the user) is used as it is and left running. Before
+``ray.init`` connects to ``HOST:PORT`` (or ``ray://HOST:PORT``), a plain TCP connection is tried
+for at most ``connect_timeout`` seconds (10): Ray itself retries a closed port without end, so a
+wrong address would otherwise hang the run; now it is a one-line error (exit 2). Workers
 write into the run folder and the simulator cache by the paths the driver resolved, so on a
 multi-node cluster ``--out`` and ``--cache-dir`` must be on a filesystem shared by every node,
 and prorlbench (with any ``--plugins-dir`` folder, at the same path) must be installed there.
@@ -45,6 +48,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -176,6 +180,34 @@ def _task_error(exc: BaseException, limit: int = 400) -> str:
     return one_line(f"{type(inner).__name__}: {text}" if text else type(inner).__name__, limit)
 
 
+def host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of ``HOST:PORT``, ``ray://HOST:PORT`` or ``[IPv6]:PORT``; ``None`` for
+    ``auto`` and anything else Ray resolves itself."""
+    rest = address.strip()
+    if rest.startswith("ray://"):
+        rest = rest[len("ray://"):]
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isascii() or not port.isdigit() or len(port) > 5:
+        return None
+    return host.strip("[]"), int(port)
+
+
+def probe_address(address: str, timeout: float) -> None:
+    """A one-line :class:`UserError` unless something accepts a TCP connection at ``address``
+    within ``timeout`` seconds (a closed port, an unknown host, a filtered port)."""
+    where = host_port(address)
+    if where is None:
+        return
+    try:
+        with socket.create_connection(where, timeout=timeout):
+            pass
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or one_line(exc))
+        raise UserError(f"--ray-address {address}: cannot connect to a Ray cluster ({why} at "
+                        f"{where[0]}:{where[1]} within {timeout:g} s); is its head running "
+                        "(`ray start --head`)?") from None
+
+
 class RayExecutor:
     """Runs the cells of a dataset as Ray tasks, in parallel, yielding statuses as they finish.
 
@@ -188,7 +220,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, address: str | None = None, num_gpus_per_cell: float = 1.0, *,
-                 num_cpus: int | None = None):
+                 num_cpus: int | None = None, connect_timeout: float = 10.0):
         self._ray = import_ray()
         if not num_gpus_per_cell > 0:
             raise ConfigError(f"ray executor: num_gpus_per_cell must be > 0, got {num_gpus_per_cell}")
@@ -197,6 +229,7 @@ class RayExecutor:
         self.address = address
         self.num_gpus_per_cell = float(num_gpus_per_cell)
         self.num_cpus = num_cpus
+        self.connect_timeout = float(connect_timeout)
 
     def _connect(self, address: str) -> bool:
         """Initialise Ray unless it already is; ``True`` when this call started it."""
@@ -206,6 +239,7 @@ class RayExecutor:
         kwargs: dict[str, Any] = dict(ignore_reinit_error=True, log_to_driver=False,
                                       logging_level=logging.WARNING)
         if address:
+            probe_address(address, self.connect_timeout)
             kwargs["address"] = address
         else:
             kwargs.update(num_cpus=self.num_cpus or os.cpu_count() or 1, include_dashboard=False)
