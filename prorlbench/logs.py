@@ -7,7 +7,10 @@ call appends rows ``method, dataset, seed, step, metric, value`` to the cell's t
 NaN or infinite value fails the cell (after it has been written, so the log shows it). With
 ``tensorboard`` set (``--tensorboard DIR``), every value is also written as a TensorBoard scalar
 (``torch.utils.tensorboard``; ``pip install 'prorlbench[tensorboard]'``), one run per cell under
-``DIR/<cell>``; ``train_log.csv`` stays the reference.
+``DIR/<cell>``; ``train_log.csv`` stays the reference. A cell that is computed again (resumed
+after a kill, ``--force``, a changed config) starts its TensorBoard run afresh: the event files
+an earlier computation left in ``DIR/<cell>`` are removed, as its ``train_log.csv`` is replaced,
+so a killed and resumed run shows the same scalars as a clean one (not both runs' steps).
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ class CellTrainLogger:
         self._fh: IO[str] | None = None
         self._writer = None
         self.n_rows = 0
+        if tensorboard is not None:
+            clear_events(tensorboard)
 
     def _open(self) -> None:
         assert self.path is not None
@@ -117,6 +122,19 @@ class CellTrainLogger:
                 pass
             self._fh.close()
             self._fh = None
+
+
+def clear_events(folder: Path) -> None:
+    """Remove the TensorBoard event files (``events.out.tfevents.*``, nothing else) in ``folder``."""
+    try:
+        stale = [p for p in Path(folder).glob("events.out.tfevents.*") if p.is_file() and not p.is_symlink()]
+    except OSError:
+        return
+    for p in stale:
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def check_tensorboard() -> None:
