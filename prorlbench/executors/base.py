@@ -51,6 +51,10 @@ class ExecutorContext:
     """``--plugins-dir`` folders (absolute); their modules are private to the driver process."""
     threads: int = 0
     """torch CPU threads per worker (``--threads``); 0: the executor chooses."""
+    workers: int = 1
+    """Cells computed at once by the local executor (``--workers``); 0: in the runner's process."""
+    cell_timeout: float = 0.0
+    """``--cell-timeout`` seconds (0: none); the local executor kills a worker that overruns it."""
 
 
 class Work(Protocol):
