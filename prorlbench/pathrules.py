@@ -59,9 +59,8 @@ def method_inputs(data: Interactions, cases: CaseSplits) -> tuple[Interactions, 
         users=MappingProxyType({k: tuple(v) for k, v in data.users.items()}),
         world=copy.deepcopy(data.world),
     )
-    splits = CaseSplits(train=tuple(dataclasses.replace(c) for c in cases.train),  # type: ignore[arg-type]
-                        valid=tuple(dataclasses.replace(c) for c in cases.valid),  # type: ignore[arg-type]
-                        test=blind(cases.test))  # type: ignore[arg-type]
+    splits = CaseSplits(train=tuple(dataclasses.replace(c) for c in cases.train),
+                        valid=tuple(dataclasses.replace(c) for c in cases.valid), test=blind(cases.test))
     return view, splits
 
 

@@ -1,6 +1,7 @@
 """Executors: how the cells of one dataset are run (the contract: :mod:`.base`).
 
-Two ship: ``local`` (:mod:`.local`, in this process, in grid order) and ``ray`` (:mod:`.ray`,
+Two ship: ``local`` (:mod:`.local`, each cell in a worker process of its own on this machine,
+``--workers`` at once) and ``ray`` (:mod:`.ray`,
 parallel Ray tasks; needs the optional extra ``prorlbench[ray]``, imported only when chosen).
 A plugin adds one with the ``register_executors`` hook (an
 :class:`~prorlbench.api.ExecutorSpec` whose ``factory()`` returns an :class:`Executor`); the
@@ -30,7 +31,7 @@ EXECUTORS: Mapping[str, Callable[[], Executor]] = MappingProxyType({"local": Loc
                                                                     "ray": _ray_executor})
 """The built-in executor factories by name (read-only)."""
 SUMMARIES: Mapping[str, str] = MappingProxyType({
-    "local": "the cells one after another in this process, in grid order",
+    "local": "each cell in a worker process of its own on this machine (--workers N at once)",
     "ray": "parallel Ray tasks, on this machine or a cluster (pip install 'prorlbench[ray]')"})
 
 

@@ -7,7 +7,7 @@ How it runs. The runner prepares the dataset in the driver (data, simulators, ca
 over the work (:class:`~prorlbench.executors.base.Work`) and an
 :class:`~prorlbench.executors.base.ExecutorContext` (run folder, device, address, plugin
 folders). This executor serialises the work once per dataset
-(``torch.save`` through cloudpickle, so tensors can be mapped to the worker's device), puts the
+(:mod:`.shipping`: ``torch.save`` through cloudpickle, so tensors can be mapped to the worker's device), puts the
 bytes in the Ray object store, and starts one task per (method, dataset, seed) cell. A task
 deserialises the work, moves it to its device (``work.on_device``), calls ``work(job)`` (which seeds the cell, fits, generates, evaluates and
 writes the cell's files, status last) and returns the :class:`~prorlbench.results.CellStatus`.
@@ -45,11 +45,9 @@ the run's ``run.log``.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import socket
-import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -57,6 +55,7 @@ from ..errors import ConfigError, UserError, one_line
 from ..logs import run_log
 from ..results import CellStatus
 from .base import CellJob, ExecutorContext, Work
+from .shipping import dump_work, load_work
 
 log = logging.getLogger("prorlbench")
 
@@ -77,56 +76,6 @@ def import_ray() -> Any:
 # --------------------------------------------------------------------------------------------
 # Shipping the work
 # --------------------------------------------------------------------------------------------
-
-
-def _loose_modules(plugins_dirs: Sequence[str]) -> list[Any]:
-    """Modules imported from the run's ``--plugins-dir`` folders: their names are private to the
-    process that loaded them, so their classes (e.g. a plugin simulator) are pickled by value."""
-    dirs = [Path(d).resolve() for d in plugins_dirs]
-    if not dirs:
-        return []
-    found = []
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if not path:
-            continue
-        try:
-            parent = Path(path).resolve().parent
-        except (OSError, ValueError):
-            continue
-        if any(parent == d for d in dirs):
-            found.append(module)
-    return found
-
-
-def dump_work(work: Work, plugins_dirs: Sequence[str] = ()) -> bytes:
-    """``work`` as bytes for :func:`load_work` in another process (tensors kept as storages, so
-    they can be mapped to the loading process's device)."""
-    import torch
-
-    from ray import cloudpickle
-
-    modules = _loose_modules(plugins_dirs)
-    for m in modules:
-        cloudpickle.register_pickle_by_value(m)
-    try:
-        buf = io.BytesIO()
-        torch.save(work, buf, pickle_module=cloudpickle)
-        return buf.getvalue()
-    finally:
-        for m in modules:
-            try:
-                cloudpickle.unregister_pickle_by_value(m)
-            except ValueError:
-                pass
-
-
-def load_work(blob: bytes, device: Any) -> Work:
-    """The work of :func:`dump_work`, with its tensors on ``device`` and computing there."""
-    import torch
-
-    work = torch.load(io.BytesIO(blob), map_location=device, weights_only=False)
-    return work.on_device(device)
 
 
 def _task_device(driver_device: Any) -> Any:

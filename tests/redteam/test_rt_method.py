@@ -268,3 +268,21 @@ def test_workers_give_the_same_per_case_values_as_the_runner(tmp_path, monkeypat
         tables.append(df.sort_values(list(df.columns)).reset_index(drop=True))
     pd.testing.assert_frame_equal(tables[0], tables[1])
     pd.testing.assert_frame_equal(tables[0], tables[2])
+
+
+@pytest.mark.slow
+def test_spawn_workers_the_cuda_path_give_the_same_values(tmp_path, monkeypatch, clean_pop):
+    """On CUDA a worker is a spawned interpreter that gets the work shipped (a CUDA context does
+    not survive fork); on CPU the same path must give the same per-case values."""
+    pytest.importorskip("ray")  # cloudpickle ships the --plugins-dir classes by value
+    from types import MappingProxyType
+
+    import prorlbench.executors as executors
+
+    monkeypatch.setattr(executors, "EXECUTORS", MappingProxyType(
+        {**executors.EXECUTORS, "local": lambda: local.LocalExecutor(start_method="spawn")}))
+    reg, cfg = _setup(tmp_path, monkeypatch, "os-exit")
+    res = run(cfg, reg, report=False)
+    assert [c.method for c in res.failed] == ["attacker"]
+    assert res.failed[0].error.startswith("the cell's worker process exited with code 0")
+    pd.testing.assert_frame_equal(_pop_cases(tmp_path / "out"), clean_pop)
