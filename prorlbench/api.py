@@ -152,6 +152,9 @@ class SimulatorInfo:
     cache_path: str | None = None
     trained: bool = False
     """``True`` when this call trained it, ``False`` when it came from the cache."""
+    popularity_hr10: float | None = None
+    """HR@10 of the popularity ranking on the same validation users: a learned simulator below it
+    fails its dataset's cells unless ``allow_weak_simulator`` (:mod:`prorlbench.strength`)."""
 
 
 # --------------------------------------------------------------------------------------------

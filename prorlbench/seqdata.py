@@ -31,6 +31,11 @@ class SeqTrainConfig:
     batch_size: int = opt(128, "training windows per batch")
     epochs: int = opt(15, "maximum training epochs")
     patience: int = opt(3, "stop after this many epochs without a better validation NDCG@10")
+    min_epoch_steps: int = opt(1, "an epoch has at least this many optimizer steps: the batch shrinks to "
+                                  "ceil(windows / min_epoch_steps) on small data")
+    min_steps: int = opt(0, "early stopping never ends training before this many optimizer steps")
+    wait_for_popularity: bool = opt(True, "patience runs out only once validation HR@10 beats popularity's "
+                                          "(SASRec can sit at popularity level for its first epochs)")
 
     def __post_init__(self) -> None:
         """The training keys are checked when the config is read, before anything trains."""
@@ -42,9 +47,11 @@ class SeqTrainConfig:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.init_std <= 0:
             raise ConfigError(f"init_std must be > 0, got {self.init_std}")
-        for key in ("batch_size", "epochs", "patience"):
+        for key in ("batch_size", "epochs", "patience", "min_epoch_steps"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.min_steps < 0:
+            raise ConfigError(f"min_steps must be >= 0, got {self.min_steps}")
         if self.max_seq_len < 2:
             raise ConfigError(f"max_seq_len must be >= 2, got {self.max_seq_len}")
 

@@ -13,7 +13,9 @@ in :mod:`prorlbench.seqdata`. The recipe follows RecBole's defaults for sequenti
 * optimiser: AdamW (``weight_decay`` 0 makes it Adam, RecBole's default), lr 1e-3;
 * early stopping: after every epoch the model is scored on ``data.sequences["valid"]`` with
   :func:`evaluate_next_item`; the weights with the best NDCG@10 are kept and training stops after
-  ``patience`` epochs without improvement.
+  ``patience`` epochs without improvement, but never before ``min_steps`` optimizer steps, and an
+  epoch has at least ``min_epoch_steps`` steps (the batch shrinks on small data; the loop and
+  why: :mod:`prorlbench.seqfit`).
 
 :func:`train_or_load` caches the trained weights in ``cache_dir`` under a key that hashes the
 dataset (name and a fingerprint of its training/validation sequences and catalog size), the
@@ -33,107 +35,29 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
-from .progress import tqdm
 
 from .api import Interactions, SimulatorInfo
 from .config import to_dict
-from .errors import UserError
 from .files import atomic_write, cache_folder, entry_lock, safe_name
 from .files import sha256_file as _sha256_file
-from .seqdata import (SeqTrainConfig, warn_if_weak, SharedEmbeddingHead, evaluate_next_item, popularity_hr, right_pad,
-                      training_windows)
+from .seqdata import (SeqTrainConfig, SharedEmbeddingHead, evaluate_next_item, popularity_hr, right_pad,
+                      training_windows, warn_if_weak)
+from .seqfit import SimulatorDiverged, finite_state, train_model
 
 __all__ = ["train_model", "train_or_load", "cache_key", "data_fingerprint", "CODE_VERSION", "SimulatorDiverged", "entry_lock", "SeqTrainConfig",
-           "SharedEmbeddingHead", "evaluate_next_item", "popularity_hr", "right_pad", "training_windows"]
+           "SharedEmbeddingHead", "evaluate_next_item", "popularity_hr", "right_pad", "training_windows",
+           "warn_if_weak"]
 """With the helpers of :mod:`prorlbench.seqdata` it uses (re-exported)."""
 
 log = logging.getLogger("prorlbench")
 
-CODE_VERSION = "seqtrain-1"
+CODE_VERSION = "seqtrain-2"
 """Bump when a change to training or to a model's code invalidates cached weights."""
-
-
-class SimulatorDiverged(UserError):
-    """Training produced a non-finite loss or non-finite weights."""
-
-
-# --------------------------------------------------------------------------------------------
-# Training
-# --------------------------------------------------------------------------------------------
-
-
-def train_model(model: torch.nn.Module, cfg: Any, data: Interactions, *, device: torch.device | str,
-                seed: int, progress: bool = False) -> dict[str, float]:
-    """Train ``model`` in place (see the module docstring); returns the best validation metrics.
-
-    ``cfg`` needs ``max_seq_len, lr, batch_size, epochs, patience, weight_decay``. Uses its own
-    generator for shuffling; dropout draws from torch's global RNG, so callers wrap this in
-    :func:`torch.random.fork_rng` (as :func:`train_or_load` does). Without validation
-    sequences the epoch with the lowest training loss is kept and the metrics are NaN.
-    """
-    device = torch.device(device)
-    n_items = data.n_items
-    windows = training_windows(data.sequences.get("train", []), cfg.max_seq_len)
-    if not windows:
-        raise UserError(f"dataset '{data.name}' has no training sequence with two or more items; "
-                        "a simulator needs longer sequences (e.g. a larger seq_len or min_seq_len)")
-    seqs, lens = right_pad(windows, n_items, width=min(cfg.max_seq_len + 1, max(len(w) for w in windows)))
-    inputs, targets = seqs[:, :-1].contiguous(), seqs[:, 1:].contiguous()
-    in_lens = lens - 1
-    valid_seqs = data.sequences.get("valid", [])
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    best: dict[str, float] = {"hr10": float("nan"), "ndcg10": -math.inf}
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    bad_epochs = 0
-    bar = tqdm(range(cfg.epochs), desc=f"train {type(model).__name__}", disable=not progress, leave=False)
-    for epoch in bar:
-        model.train()
-        order = torch.randperm(len(inputs), generator=gen)
-        total, count = 0.0, 0
-        for s in range(0, len(order), cfg.batch_size):
-            idx = order[s : s + cfg.batch_size]
-            x, y, ln = inputs[idx].to(device), targets[idx].to(device), in_lens[idx].to(device)
-            width = int(ln.max())
-            x, y = x[:, :width], y[:, :width]
-            states = model.encode(x, ln)
-            mask = y != n_items
-            lg = model.logits(states[mask])
-            loss = F.cross_entropy(lg.float(), y[mask])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * int(mask.sum())
-            count += int(mask.sum())
-        if not math.isfinite(total) or not _finite_state(model.state_dict()):
-            raise SimulatorDiverged(
-                f"{type(model).__name__} on dataset '{data.name}': training diverged (non-finite "
-                f"{'loss' if not math.isfinite(total) else 'weights'} in epoch {epoch + 1}, lr {cfg.lr:g}); "
-                "lower the simulator's lr key; nothing was cached")
-        model.eval()
-        metrics = evaluate_next_item(model, valid_seqs) if valid_seqs else {"hr10": float("nan"), "ndcg10": -float(total / max(count, 1))}
-        bar.set_postfix(loss=f"{total / max(count, 1):.3f}", ndcg10=f"{metrics['ndcg10']:.4f}")
-        log.debug("%s epoch %d loss %.4f valid %s", type(model).__name__, epoch, total / max(count, 1), metrics)
-        if metrics["ndcg10"] > best["ndcg10"]:
-            best = metrics
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            bad_epochs = 0
-        else:
-            bad_epochs += 1
-            if bad_epochs >= cfg.patience:
-                break
-    model.load_state_dict(best_state)
-    model.eval()
-    if not valid_seqs:
-        best = {"hr10": float("nan"), "ndcg10": float("nan")}
-    return best
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,11 +91,6 @@ def cache_key(kind: str, cfg: Any, data: Interactions, seed: int) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=repr).encode()).hexdigest()
 
 
-def _finite_state(state: dict[str, Any]) -> bool:
-    return all(bool(torch.isfinite(v).all()) for v in state.values()
-               if isinstance(v, torch.Tensor) and v.is_floating_point())
-
-
 def _try_load(model: torch.nn.Module, pt: Path, meta_path: Path, key: str) -> dict[str, Any] | None:
     """Load a cache entry into ``model``; ``None`` when absent, a warning when corrupt."""
     if not pt.exists() and not meta_path.exists():
@@ -183,7 +102,7 @@ def _try_load(model: torch.nn.Module, pt: Path, meta_path: Path, key: str) -> di
         if meta.get("sha256") != _sha256_file(pt):
             raise ValueError("weights file checksum does not match its metadata")
         state = torch.load(pt, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or not _finite_state(state):
+        if not isinstance(state, dict) or not finite_state(state):
             raise ValueError("the weights are not a state_dict of finite values")
         model.load_state_dict(state, strict=True)
         return meta
@@ -232,12 +151,12 @@ def train_or_load(kind: str, model_factory: Callable[[Any, int], torch.nn.Module
             meta = _try_load(model, pt, meta_path, key)
             if meta is not None:
                 info = SimulatorInfo(name=kind, hr10=meta.get("hr10"), ndcg10=meta.get("ndcg10"),
-                                     cache_path=str(pt), trained=False)
+                                     cache_path=str(pt), trained=False,
+                                     popularity_hr10=meta.get("popularity_hr10"))
                 log.info("%s on %s loaded from cache %s: valid HR@10 %.4f NDCG@10 %.4f (popularity HR@10 "
                          "%.4f NDCG@10 %.4f)", kind, data.name, pt, _num(meta.get("hr10")),
                          _num(meta.get("ndcg10")), _num(meta.get("popularity_hr10")),
                          _num(meta.get("popularity_ndcg10")))
-                warn_if_weak(kind, data.name, meta.get("hr10"), meta.get("popularity_hr10"))
                 return _freeze(model, device), info
             if pt.exists() or meta_path.exists():
                 model = fresh()  # a failed strict load may have filled part of the module
@@ -254,19 +173,21 @@ def _train_and_store(kind: str, model: torch.nn.Module, cfg: Any, data: Interact
         best = train_model(model, cfg, data, device=device, seed=seed, progress=progress)
     seconds = time.perf_counter() - start
     pop = popularity_hr(data, data.sequences.get("valid", []))
-    log.info("%s on %s trained in %.1fs: valid HR@10 %.4f NDCG@10 %.4f (popularity HR@10 %.4f NDCG@10 %.4f)",
-             kind, data.name, seconds, best["hr10"], best["ndcg10"], pop["hr10"], pop["ndcg10"])
-    warn_if_weak(kind, data.name, best["hr10"], pop["hr10"])
+    log.info("%s on %s trained in %.1fs (%s steps): valid HR@10 %.4f NDCG@10 %.4f (popularity HR@10 %.4f "
+             "NDCG@10 %.4f)", kind, data.name, seconds, best.get("steps", "?"), best["hr10"], best["ndcg10"],
+             pop["hr10"], pop["ndcg10"])
     if pt is not None and meta_path is not None:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         atomic_write(pt, lambda f: torch.save(state, f))
         meta = {"key": key, "kind": kind, "dataset": data.name, "seed": seed, "config": to_dict(cfg),
                 "code": CODE_VERSION, "hr10": best["hr10"], "ndcg10": best["ndcg10"],
                 "popularity_hr10": pop["hr10"], "popularity_ndcg10": pop["ndcg10"],
-                "train_seconds": seconds, "sha256": _sha256_file(pt)}
+                "train_seconds": seconds, "steps": best.get("steps"), "epochs": best.get("epochs"),
+                "batch": best.get("batch"), "sha256": _sha256_file(pt)}
         atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=1, default=repr)), mode="w")
     info = SimulatorInfo(name=kind, hr10=best["hr10"], ndcg10=best["ndcg10"],
-                         cache_path=str(pt) if pt is not None else None, trained=True)
+                         cache_path=str(pt) if pt is not None else None, trained=True,
+                         popularity_hr10=pop["hr10"])
     return _freeze(model, device), info
 
 

@@ -7,7 +7,9 @@ Trained with full-softmax cross-entropy by :mod:`prorlbench.seqtrain`.
 
 Deviations from RecBole: the quick profile (the default) trains 20 epochs at lr 3e-3 without
 early stopping (at RecBole's lr 1e-3 a GRU sits at popularity level for ~15 epochs on ML-100K;
-the ``paper`` profile restores lr 1e-3, 300 epochs, patience 10); right padding with id
+the ``paper`` profile restores lr 1e-3, 300 epochs, patience 10, and, like SASRec's, gives an
+epoch at least 20 optimizer steps (``min_epoch_steps``: at batch 2048 the shipped datasets' epochs
+were one or two steps, and patience ended training before it started); right padding with id
 ``n_items`` (zero embedding row) and training on every position. A GRU is causal by
 construction, so padding after a sequence never changes its earlier states and no packing is
 needed.
@@ -41,7 +43,7 @@ class GRU4RecConfig(SeqTrainConfig):
 
     PROFILES: ClassVar[dict[str, dict]] = {
         "quick": {"epochs": 20, "patience": 20, "batch_size": 128, "lr": 3e-3},
-        "paper": {"epochs": 300, "patience": 10, "batch_size": 2048, "lr": 1e-3},
+        "paper": {"epochs": 300, "patience": 10, "batch_size": 2048, "lr": 1e-3, "min_epoch_steps": 20},
     }
 
     def __post_init__(self) -> None:
