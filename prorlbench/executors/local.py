@@ -150,6 +150,18 @@ def _exit_reason(proc: Any) -> str:
             "(os._exit, a crash or an abort inside the method)")
 
 
+def _warn_oversubscribed(workers: int, threads: int) -> None:
+    """One warning when the workers' torch threads outnumber the cores (several torch processes
+    fighting over cores were measured 3-7x slower; the Ray executor divides them itself)."""
+    import torch
+
+    cores = os.cpu_count() or 1
+    per_worker = threads if threads > 0 else torch.get_num_threads()
+    if workers > 1 and workers * per_worker > cores:
+        log.warning("%d workers x %d torch threads on %d cores: they will fight over the cores; pass "
+                    "--threads %d", workers, per_worker, cores, max(1, cores // workers))
+
+
 class LocalExecutor:
     """Runs each cell in a worker process on this machine (see the module docstring)."""
 
@@ -166,6 +178,7 @@ class LocalExecutor:
             for job in jobs:
                 yield work(job)
             return
+        _warn_oversubscribed(workers, where.threads)
         yield from _Pool(work, where, workers, self.start_method).run(jobs)
 
 
@@ -174,7 +187,8 @@ class _Pool:
         import torch
 
         self.work, self.where, self.workers = work, where, workers
-        method = start_method or ("spawn" if torch.device(where.device).type == "cuda" else "fork")
+        cuda = torch.device(where.device).type == "cuda" or torch.cuda.is_initialized()
+        method = start_method or ("spawn" if cuda else "fork")  # a CUDA context does not survive fork
         self.ctx = mp.get_context(method)
         self.blob: bytes | None = None
         self.limit = (where.cell_timeout + KILL_GRACE) if where.cell_timeout and where.cell_timeout > 0 else None
