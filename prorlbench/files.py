@@ -122,7 +122,7 @@ def entry_lock(lock_path: Path | None) -> Iterator[None]:
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as exc:
-        raise UserError(f"{lock_path}: cannot create the cache lock ({exc.strerror or exc})") from None
+        raise OutputError(f"{lock_path}: cannot create the cache lock ({exc.strerror or exc})") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -163,12 +163,7 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
         folder.make()
     except OSError as exc:
         raise UserError(f"cannot create output folder {res.out}: {exc.strerror or exc}") from None
-    try:
-        executor = make_executor(cfg.executor, res.executor_factories())
-    except UserError:
-        raise
-    except Exception as exc:  # a plugin's factory
-        raise UserError(f"executor '{cfg.executor}': its factory failed ({one_line(exc, 300)})") from None
+    executor = make_executor(cfg.executor, res.executor_factories())
     jobs = expand_grid(cfg.methods, cfg.datasets, cfg.seeds, cfg.variants)
     try:
         return _locked_run(res, folder, executor, jobs, progress, report, rescore_only)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Callable, Mapping
 
-from ..errors import UnknownNameError
+from ..errors import UnknownNameError, UserError, one_line
 from .base import CellJob, Executor, ExecutorContext, Work, expand_grid
 from .local import LocalExecutor
 
@@ -40,4 +40,9 @@ def make_executor(name: str, extra: Mapping[str, Callable[[], Executor]] | None 
     table = {**EXECUTORS, **(extra or {})}
     if name not in table:
         raise UnknownNameError("executor", name, list(table))
-    return table[name]()
+    try:
+        return table[name]()
+    except UserError:  # e.g. the ray extra is not installed
+        raise
+    except Exception as exc:  # a plugin's factory: one line, exit 2, not a traceback
+        raise UserError(f"executor '{name}': its factory failed ({one_line(exc, 300)})") from None

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..errors import one_line
+from ..files import OutputError
 from ..results import CellStatus
 from .base import CellJob, ExecutorContext, Work
 
@@ -103,6 +104,8 @@ def _compute(work: Work, job: CellJob, conn: Any) -> None:
         conn.send(("interrupted", None))
         conn.close()
         os._exit(130)
+    except OutputError as exc:  # a full disk or read-only folder stops the run (exit 2), as in-process
+        conn.send(("output-error", str(exc)))
     except BaseException as exc:  # noqa: BLE001: whatever escaped the cell is its failure
         conn.send(("error", one_line(exc)))
     finally:
@@ -231,6 +234,8 @@ class _Pool:
                         log.handle(value)
                 elif kind == "interrupted":
                     raise KeyboardInterrupt
+                elif kind == "output-error":
+                    raise OutputError(value)
                 else:
                     r.result = value
         except (EOFError, OSError):

@@ -35,7 +35,7 @@ import torch
 from ..progress import tqdm
 
 from ..api import Case, FitContext
-from ..files import atomic_write, entry_lock
+from ..files import OutputError, atomic_write, entry_lock
 from ..fingerprint import state_fingerprint
 from .config import SFT_FIELDS, RLConfig
 from .policies import build_policy, codes_digest, policy_codes
@@ -102,7 +102,10 @@ def train_sft(ctx: FitContext, cfg: RLConfig, max_path_len: int) -> tuple[PathPo
     a cache entry while others that want it wait, then load it (``<entry>.lock``)."""
     codes = policy_codes(cfg, ctx.data, ctx.cache_dir)
     path = sft_cache_path(ctx, cfg, max_path_len, codes_digest(codes))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a read-only or full cache: the run stops with one line, exit 2
+        raise OutputError(f"{path.parent}: cannot create the SFT cache folder ({exc.strerror or exc})") from None
     with entry_lock(path.with_suffix(".lock")):
         return _train_or_load_sft(ctx, cfg, max_path_len, path, codes)
 
