@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "[simulators.NAME], [methods.NAME] and [cases] tables")
     add_run_flags(r)
     r.add_argument("--dry-run", action="store_true", help="print the resolved grid and every "
-                   "plugin's configuration (profile applied), then exit without computing")
+                   "plugin's configuration (profile applied), check every data path, load each dataset "
+                   "and build ground-truth simulators on it, then exit without training or writing")
 
     rp = sub.add_parser("report", help="rebuild tables and plots of a finished run folder",
                         description="Rebuild summary.csv, summary.md, summary.tex and plots from "
