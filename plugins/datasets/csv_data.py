@@ -36,7 +36,7 @@ class CsvConfig:
     path: str | None = opt(None, "the CSV file; default: the only *.csv in data_dir / --data-dir")
     data_dir: str | None = opt(None, "folder holding one *.csv (used when path is not set)")
     min_seq_len: int = opt(12, "drop users with fewer items (default 12 = n_history 10 + 2: a history, a path and a target)")
-    split: list[float] = opt([0.8, 0.1, 0.1], "train / valid / test shares of users")
+    split: list[float] = opt([0.8, 0.1, 0.1], "train / valid / test shares of users", ge=0)
     seed: int = opt(0, "seed of the user split")
 
     def __post_init__(self) -> None:

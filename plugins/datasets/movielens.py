@@ -44,7 +44,7 @@ class MovieLensConfig:
     data_dir: str | None = opt(None, "folder with u.data (ML-100K) or ratings.dat (ML-1M); else --data-dir")
     min_rating: float = opt(0.0, "drop ratings below this (0 keeps all)")
     min_seq_len: int = opt(12, "drop users with fewer items (default 12 = n_history 10 + 2: a history, a path and a target)")
-    split: list[float] = opt([0.8, 0.1, 0.1], "train / valid / test shares of users")
+    split: list[float] = opt([0.8, 0.1, 0.1], "train / valid / test shares of users", ge=0)
     seed: int = opt(0, "seed of the user split")
 
     def __post_init__(self) -> None:

@@ -53,7 +53,7 @@ class SyntheticConfig:
     popularity_scale: float = opt(1.0, "std of the item popularity logits pop_i")
     item_spread: float = opt(0.5, "expected norm of the noise added to the genre centre (before normalising)")
     pref_noise: float = opt(0.5, "expected norm of the noise around a user's initial genre centre")
-    split: list[float] = opt([0.8, 0.1, 0.1], "train / valid / test shares of users")
+    split: list[float] = opt([0.8, 0.1, 0.1], "train / valid / test shares of users", ge=0)
     seed: int = opt(0, "seed of the world and of the user split")
 
     def __post_init__(self) -> None:

@@ -79,6 +79,10 @@ RANGE_ATTACKS = [
      "[methods.prorl]: per_dataset.tinyfake key 'lr': must be > 0, got -0.0001"),
     ("irn", "[methods.irn]\nlr = 0", "[methods.irn] key 'lr': must be > 0, got 0.0"),
     ("irn", "[methods.irn]\nweight_decay = -0.1", "[methods.irn] key 'weight_decay': must be >= 0, got -0.1"),
+    ("random", "[datasets.synthetic]\nsplit = [1.5, -0.25, -0.25]",
+     "[datasets.synthetic] key 'split': must be >= 0, got -0.25"),
+    ("random", "[datasets.movielens]\nsplit = [0.8, -0.1, 0.3]",
+     "[datasets.movielens] key 'split': must be >= 0, got -0.1"),
     ("random", "[simulators.sasrec]\nlr = -1", "[simulators.sasrec]: lr must be > 0, got -1.0"),
     ("random", "[simulators.gru4rec]\nlr = 0", "[simulators.gru4rec]: lr must be > 0, got 0.0"),
 ]
