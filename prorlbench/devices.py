@@ -87,9 +87,10 @@ def code_identity(timeout: float = 10.0) -> dict[str, Any]:
     ``commit`` and ``dirty`` are ``None`` when prorlbench is not run from a git checkout of its
     own (an installed wheel, a folder inside someone else's repository), when git is absent or
     fails, or when it takes longer than ``timeout`` seconds: recording provenance never fails a
-    run. Two ``git`` calls (a few milliseconds); the runner calls this once per run
-    (``Resolved.code``), never per cell. ``GIT_*`` variables are ignored, so a ``GIT_DIR`` set
-    for another repository cannot answer for this one."""
+    run. Three ``git`` calls (``rev-parse --show-toplevel``, ``rev-parse HEAD``, ``status
+    --porcelain``; milliseconds); the runner calls this once per run and gives it to its
+    ``RunFolder``, which stamps every status it writes, never once per cell. ``GIT_*`` variables
+    are ignored, so a ``GIT_DIR`` set for another repository cannot answer for this one."""
     from . import __version__
 
     out: dict[str, Any] = {"version": __version__, "commit": None, "dirty": None}
