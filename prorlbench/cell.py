@@ -194,6 +194,7 @@ def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolde
         return rescore_cell(res, dctx, job, folder, prev)
     folder.clear_cell(name)
     status = cell_status(res, job)
+    weak = list(dctx.weak)  # allowed models below popularity (prorlbench.strength): the row is marked
     tb = Path(res.cfg.tensorboard).expanduser() / name if res.cfg.tensorboard else None
     logger = CellTrainLogger(folder.cell_train_log(name), job.method, job.dataset, job.seed, tensorboard=tb)
     t0 = time.perf_counter()
@@ -204,7 +205,7 @@ def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolde
             seed_everything(job.seed)
             spec = res.registry.method(job.method)
             method = spec.factory(res.method_cfgs[job.method])
-            make_backbone = make_backbone_factory(res, dctx, progress)
+            make_backbone = make_backbone_factory(res, dctx, progress, weak)
 
             def recording(kind: str, seed: int) -> Any:
                 model = make_backbone(kind, seed)
@@ -261,6 +262,7 @@ def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolde
             status.peak_gpu_mib = round(torch.cuda.max_memory_allocated(res.device) / 2**20, 1)
             torch.cuda.empty_cache()
     status.seconds = round(time.perf_counter() - t0, 3)
+    status.weak_simulator = "; ".join(weak)
     if status.ok and folder.cell_train_log(name).exists():
         status.files = folder.checksums(name)  # the train log is complete now
     folder.write_status(name, status)

@@ -47,6 +47,11 @@ class DatasetContext:
     checks: dict[str, str] = field(default_factory=dict)
     """:func:`prorlbench.guards.model_check` of the simulators when prepared; compared before
     every cell is scored."""
+    weak: list[str] = field(default_factory=list)
+    """Why a simulator of this dataset is below popularity, used because ``allow_weak_simulator``
+    (:mod:`prorlbench.strength`); every cell records it."""
+    weak_backbones: dict[tuple[str, int], str] = field(default_factory=dict)
+    """The same for the backbones built so far, by (kind, training seed)."""
 
 
 def _cache_folder(res: Resolved, dataset: str) -> Path:
@@ -104,9 +109,11 @@ def prepare_dataset(res: Resolved, name: str, progress: bool, *, scoring_only: b
             log.warning("eval simulator %s skipped on %s: %s", ev, name, exc)
     sim: Any = None
     info = SimulatorInfo(name=res.cfg.simulator)
+    weak: list[str] = []
     if not scoring_only or res.cfg.simulator in res.eval_simulators:
         seed_everything(res.cfg.simulator_seed)
         sim, info = _build_simulator(res, res.cfg.simulator, data, res.cfg.simulator_seed, cache, progress)
+        info = _judge(res, f"simulator {res.cfg.simulator}", name, data, info, weak)
         # A simulator that went through the model cache has logged its training or cache load
         # once already (seqtrain.train_or_load); this line then goes to debug only.
         log.log(logging.DEBUG if info.cache_path else logging.INFO,
@@ -120,6 +127,7 @@ def prepare_dataset(res: Resolved, name: str, progress: bool, *, scoring_only: b
             continue
         seed_everything(res.cfg.simulator_seed)
         model, einfo = _build_simulator(res, ev, data, res.cfg.simulator_seed, cache, progress)
+        einfo = _judge(res, f"eval simulator {ev}", name, data, einfo, weak)
         log.log(logging.DEBUG if einfo.cache_path else logging.INFO,
                 "eval simulator %s on %s: HR@10 %s NDCG@10 %s", einfo.name, name, _fmt(einfo.hr10),
                  _fmt(einfo.ndcg10))
@@ -145,11 +153,30 @@ def prepare_dataset(res: Resolved, name: str, progress: bool, *, scoring_only: b
     checks = {"simulator": model_check(sim), **{f"eval:{n}": model_check(m) for n, m in eval_models.items()}}
     return DatasetContext(name=name, data=data, cases=cases, simulator=sim, simulator_info=info,
                           eval_models=eval_models, cache_dir=cache,
-                          max_path_len=int(res.cases_cfg.max_path_len), metrics=metrics, checks=checks)
+                          max_path_len=int(res.cases_cfg.max_path_len), metrics=metrics, checks=checks,
+                          weak=weak)
 
 
-def make_backbone_factory(res: Resolved, dctx: DatasetContext, progress: bool) -> Callable[[str, int], SequenceModel]:
-    """``make_backbone(kind, seed)`` for :class:`FitContext` (see the module docstring)."""
+def _judge(res: Resolved, role: str, dataset: str, data: Interactions, info: SimulatorInfo,
+           weak: list[str]) -> SimulatorInfo:
+    """:func:`prorlbench.strength.check_strength` of a learned model (raises unless allowed; an
+    allowed reason is appended to ``weak``). Returns ``info`` with popularity's HR@10 filled in."""
+    from .strength import check_strength, with_popularity
+
+    info = with_popularity(data, info)
+    reason = check_strength(role, dataset, info, bool(res.cfg.allow_weak_simulator))
+    if reason is not None:
+        weak.append(reason)
+    return info
+
+
+def make_backbone_factory(res: Resolved, dctx: DatasetContext, progress: bool,
+                          weak: list[str] | None = None) -> Callable[[str, int], SequenceModel]:
+    """``make_backbone(kind, seed)`` for :class:`FitContext` (see the module docstring).
+
+    A backbone below popularity raises :class:`~prorlbench.strength.WeakSimulator` (its cell
+    fails) unless ``allow_weak_simulator``; then its reason is appended to ``weak`` (the cell's
+    status records it)."""
 
     from .guards import frozen_view
 
@@ -159,6 +186,9 @@ def make_backbone_factory(res: Resolved, dctx: DatasetContext, progress: bool) -
         """The cell's own read-only copy of the shared backbone (memoised for the cell)."""
         if (kind, seed) not in views:
             views[(kind, seed)] = frozen_view(shared_backbone(kind, seed))
+            reason = dctx.weak_backbones.get((kind, _backbone_seed(res, seed)))
+            if reason is not None and weak is not None and reason not in weak:
+                weak.append(reason)
         return views[(kind, seed)]
 
     def shared_backbone(kind: str, seed: int) -> SequenceModel:
@@ -166,9 +196,7 @@ def make_backbone_factory(res: Resolved, dctx: DatasetContext, progress: bool) -
         if not spec.learned:
             raise ValueError(f"backbone kind '{kind}' is a ground-truth simulator; use a learned one "
                              f"({', '.join(n for n in res.registry.names('simulators') if res.registry.simulator(n).learned)})")
-        bseed = BACKBONE_SEED_OFFSET + int(seed)
-        if bseed == res.cfg.simulator_seed:
-            bseed += 1_000_000
+        bseed = _backbone_seed(res, seed)
         key = (kind, bseed)
         if key not in dctx.backbones:
             cfg = res.simulator_config(kind)
@@ -178,7 +206,17 @@ def make_backbone_factory(res: Resolved, dctx: DatasetContext, progress: bool) -
             log.log(logging.DEBUG if info.cache_path else logging.INFO,
                     "backbone %s (seed %d) on %s: HR@10 %s NDCG@10 %s", kind, bseed, dctx.name,
                      _fmt(info.hr10), _fmt(info.ndcg10))
+            weak_here: list[str] = []
+            _judge(res, f"backbone {kind} (seed {bseed})", dctx.name, dctx.data, info, weak_here)
+            if weak_here:
+                dctx.weak_backbones[key] = weak_here[0]
             dctx.backbones[key] = model
         return dctx.backbones[key]
 
     return make_backbone
+
+
+def _backbone_seed(res: Resolved, seed: int) -> int:
+    """The training seed of ``make_backbone(kind, seed)``: never the simulator's own."""
+    bseed = BACKBONE_SEED_OFFSET + int(seed)
+    return bseed + 1_000_000 if bseed == res.cfg.simulator_seed else bseed

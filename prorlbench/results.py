@@ -45,7 +45,8 @@ from .files import OutputError, atomic_write, atomic_write_text, safe_name, sha2
 CELL_FILES = ("cases", "paths", "train_log", "policy")
 """The files of a cell besides its status, by the names the status's checksums use."""
 CASE_COLUMNS = ["method", "dataset", "simulator", "seed", "case", "metric", "k", "value"]
-CELL_COLUMNS = ["method", "dataset", "seed", "simulator", "eval_simulator", "status", "error", "seconds"]
+CELL_COLUMNS = ["method", "dataset", "seed", "simulator", "eval_simulator", "status", "error", "seconds",
+                "weak_simulator"]
 TRAIN_LOG_COLUMNS = ["method", "dataset", "seed", "step", "metric", "value"]
 
 
@@ -86,6 +87,9 @@ class CellStatus:
     """The code that made the cell (``devices.code_identity``: prorlbench's version, its git
     commit and whether the checkout was dirty; ``None`` where unknown). Empty in cells written
     before it was recorded."""
+    weak_simulator: str = ""
+    """Why a simulator or backbone this cell used is below popularity (``; ``-joined), kept because
+    ``allow_weak_simulator``; the report marks the row (:mod:`prorlbench.strength`). Empty: none."""
     skipped: bool = field(default=False, compare=False)
     """Not stored: ``True`` when this run found the cell done and did not recompute it."""
     rescored: bool = field(default=False, compare=False)

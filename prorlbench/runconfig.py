@@ -12,8 +12,8 @@ Unknown tables and keys are a :class:`~prorlbench.errors.ConfigError` naming the
 and the closest valid key; plugin tables are checked against their config class by
 :func:`prorlbench.resolve.resolve`. Paths in a file resolve from its folder, and the paths a file
 may write to or load code from stay inside it (:mod:`prorlbench.configpaths`,
-docs/reliability.md). :func:`write_toml` writes a run's resolved configuration
-(``<out>/config.toml``); :func:`read_config_file` reads it back and re-creates the run.
+docs/reliability.md). :func:`write_toml` writes ``<out>/config.toml``; :func:`read_config_file`
+reads it back.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any
 from .config import _coerce, opt
 from .configpaths import DATASET_PATH_KEYS, dataset_table_from_file, run_value_from_file
 from .errors import ConfigError, did_you_mean
-from .runnames import CACHE_ENV, RUN_NAME_LIMIT, default_cache_dir, default_run_name, out_dir  # noqa: F401
-from .tomlwriter import Table, _value, write_toml  # noqa: F401  (re-exported: the run config writer)
+from .runnames import default_cache_dir, default_run_name, out_dir  # noqa: F401
+from .tomlwriter import _value, write_toml  # noqa: F401  (re-exported: the run config writer)
 
 PLUGIN_TABLES = ("datasets", "simulators", "methods")
 """Tables of tables: ``[KIND.NAME]`` configures plugin NAME of that kind."""
@@ -100,6 +100,7 @@ class RunConfig:
     threads: int = opt(0, "torch CPU threads. 0: one per core (local executor); with Ray, the "
                           "cores divided by the tasks running at once. On a busy machine 1 is often "
                           "far faster.", flag={"metavar": "N"})
+    allow_weak_simulator: bool = opt(False, "Use a simulator or backbone below popularity; rows marked.")
     force: bool = opt(False, "Recompute cells that are already done.")
     progress: bool = opt(True, "Progress bars (plain periodic lines when stderr is not a terminal); "
                                "--no-progress turns them off, info messages stay.",

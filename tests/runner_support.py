@@ -216,7 +216,9 @@ FAKE_CONFIG = textwrap.dedent('''
 BUILTINS_FOR_FAKES = "simple_baselines,metrics"
 """Entry points the fake tests load (allow-list): the simple baselines and the core metrics."""
 
-# A tiny synthetic world and a 2-epoch SASRec: the smallest real pipeline.
+# A tiny synthetic world and a 3-epoch SASRec: the smallest real pipeline. The SASRec learns
+# (lr 1e-2, 4 steps an epoch: valid HR@10 0.50, and 0.33 / 0.42 for the backbones of seeds 0 and
+# 1, against popularity's 0.25), so no cell is refused as a weak simulator (prorlbench.strength).
 TINY_REAL_CONFIG = textwrap.dedent('''
     [run]
     seeds = [0, 1]
@@ -226,7 +228,9 @@ TINY_REAL_CONFIG = textwrap.dedent('''
     n_items = 60
     seq_len = 20
     [simulators.sasrec]
-    epochs = 1
+    epochs = 3
+    lr = 1e-2
+    min_epoch_steps = 4
     hidden = 16
     n_layers = 1
     inner = 32

@@ -22,7 +22,7 @@ ROOMS: list[tuple[str, tuple[str, ...]]] = [
     ("toolkit", ("prorlbench.scoring", "prorlbench.decoding", "prorlbench.cases", "prorlbench.evaluate",
                  "prorlbench.seqdata", "prorlbench.seqtrain", "prorlbench.rl", "prorlbench.results",
                  "prorlbench.runconfig", "prorlbench.executors", "prorlbench.toolkit", "prorlbench.store",
-                 "prorlbench.seqfit")),
+                 "prorlbench.seqfit", "prorlbench.strength")),
     ("report", ("prorlbench.report",)),
     ("registry", ("prorlbench.plugins",)),
     ("runner", ("prorlbench.resolve", "prorlbench.prepare", "prorlbench.cell", "prorlbench.runner",

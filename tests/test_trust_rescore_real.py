@@ -19,6 +19,8 @@ from prorlbench.runconfig import apply_overrides, parse_config_text
 from prorlbench.runner import run
 from prorlbench.store import read_paths
 
+# Both simulators learn (lr 1e-2, 3 epochs of at least 4 steps) and beat popularity: a weak one
+# would fail the dataset's cells (prorlbench.strength).
 CONFIG = textwrap.dedent('''
     [run]
     methods = ["pop", "sft"]
@@ -29,12 +31,16 @@ CONFIG = textwrap.dedent('''
     n_items = 60
     seq_len = 20
     [simulators.sasrec]
-    epochs = 1
+    epochs = 3
+    lr = 1e-2
+    min_epoch_steps = 4
     hidden = 16
     n_layers = 1
     inner = 32
     [simulators.gru4rec]
-    epochs = 1
+    epochs = 3
+    lr = 1e-2
+    min_epoch_steps = 4
     hidden = 16
     embedding = 16
     [methods.sft]

@@ -54,6 +54,8 @@ def _tex_failure_comments(blocks: list[Block]) -> list[str]:
         for meth, seed, err in b.failures:
             out.append(f"% failed: {b.dataset} / {b.simulator} / {meth} / seed {seed}: "
                        f"{one_line(err, 300) or '(no message)'}")
+        for meth, seed, why in b.weak:  # rows labelled "(weak simulator)": allow_weak_simulator
+            out.append(f"% weak simulator: {b.dataset} / {b.simulator} / {meth} / seed {seed}: {one_line(why, 300)}")
     return out
 
 

@@ -44,6 +44,14 @@ def _md_failures(b: Block) -> list[str]:
     return lines
 
 
+def _md_weak(b: Block) -> list[str]:
+    if not b.weak:
+        return []
+    lines = ["", "Rows marked (weak simulator) were scored with a model below popularity, kept because "
+             "allow_weak_simulator = true:", ""]
+    return lines + [f"- {md_escape(meth)}, seed {seed}: {md_escape(one_line(why, 300))}" for meth, seed, why in b.weak]
+
+
 def _md_document(lines: list[str], blocks: list[Block], metrics: list[str], ks: list[int],
                  directions: dict[str, bool | None], *, paper: bool, meta: Metadata) -> str:
     """``lines`` (title and caption) then one Markdown table per block; ``paper`` adds the
@@ -59,7 +67,7 @@ def _md_document(lines: list[str], blocks: list[Block], metrics: list[str], ks: 
                    for m in metrics for k in ks] for meth in b.methods]
         lines += [f"## {md_escape(b.title)}", "",
                   tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)]
-        lines += _md_failures(b)
+        lines += _md_failures(b) + _md_weak(b)
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -109,16 +109,17 @@ def _read_cells(path: Path) -> pd.DataFrame:
     empty = pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
     if not path.exists():
         return empty
-    df = _read_table(path, ("method", "dataset", "simulator", "eval_simulator", "status", "error"))
+    df = _read_table(path, ("method", "dataset", "simulator", "eval_simulator", "status", "error",
+                            "weak_simulator"))
     if df.empty and not len(df.columns):
         return empty
     _check_columns(df, REQUIRED_CELL_COLUMNS, path)
-    for c in ("simulator", "eval_simulator", "error"):
+    for c in ("simulator", "eval_simulator", "error", "weak_simulator"):  # older folders lack some
         if c not in df.columns:
             df[c] = ""
     df = df[list(cols)].copy()
     _to_int(df, "seed", path)
-    for c in ("simulator", "eval_simulator", "error", "status"):
+    for c in ("simulator", "eval_simulator", "error", "status", "weak_simulator"):
         df[c] = df[c].fillna("").astype(str)
     df["status"] = df["status"].str.strip().str.lower()
     return df

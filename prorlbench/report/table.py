@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -103,10 +103,17 @@ class Block:
     """``(method, seed, error)`` of the failed cells of this block."""
     dataset_label: str = ""
     """How the dataset is shown (``[display]``; default: its name)."""
+    weak: list[tuple[str, int, str]] = field(default_factory=list)
+    """``(method, seed, reason)`` of the cells that used a simulator or backbone below popularity
+    (``allow_weak_simulator``); their rows are labelled :data:`WEAK_MARK` and the reasons listed."""
 
     @property
     def title(self) -> str:
         return f"{self.dataset_label or self.dataset} (eval: {self.simulator})"
+
+
+WEAK_MARK = " (weak simulator)"
+"""Appended to the row label of a method with a cell scored under a weak simulator or backbone."""
 
 
 def _split_sims(text: str) -> list[str]:
@@ -136,7 +143,7 @@ def build_blocks(run: RunData, summary: pd.DataFrame, metrics: list[str], ks: li
             or _split_sims(row.simulator) or ["?"]
         for sim in sims:
             status.setdefault((row.dataset, sim, row.method), []).append(
-                (int(row.seed), row.status, row.error))
+                (int(row.seed), row.status, row.error, getattr(row, "weak_simulator", "") or ""))
             if row.status != "ok":
                 blocks.setdefault((row.dataset, sim), set()).add(row.method)
 
@@ -152,14 +159,19 @@ def build_blocks(run: RunData, summary: pd.DataFrame, metrics: list[str], ks: li
             block_cells: dict[tuple[str, str, int], Cell] = {}
             labels: dict[str, str] = {}
             failures: list[tuple[str, int, str]] = []
+            weak: list[tuple[str, int, str]] = []
             for meth in methods:
                 st = status.get((ds, sim, meth), [])
-                failed = sorted((seed, err) for seed, s, err in st if s != "ok")
+                failed = sorted((seed, err) for seed, s, err, _ in st if s != "ok")
+                weak_here = sorted((seed, w) for seed, s, _, w in st if s == "ok" and w)
+                weak += [(meth, seed, w) for seed, w in weak_here]
                 failures += [(meth, seed, err) for seed, err in failed]
                 has_data = any((meth, ds, sim, m, k) in summ for m in metrics for k in ks)
                 labels[meth] = run.meta.method(meth)
                 if failed and has_data:
                     labels[meth] = f"{labels[meth]} ({len(st) - len(failed)}/{len(st)} seeds)"
+                if weak_here:
+                    labels[meth] += WEAK_MARK
                 for m in metrics:
                     for k in ks:
                         r = summ.get((meth, ds, sim, m, k))
@@ -169,5 +181,5 @@ def build_blocks(run: RunData, summary: pd.DataFrame, metrics: list[str], ks: li
                         else:
                             c = Cell(state="failed" if failed and not has_data else "missing")
                         block_cells[(meth, m, k)] = c
-            out.append(Block(ds, sim, methods, block_cells, labels, failures, run.meta.dataset(ds)))
+            out.append(Block(ds, sim, methods, block_cells, labels, failures, run.meta.dataset(ds), weak))
     return out
