@@ -6,7 +6,10 @@
 that cannot be re-scored (failed, no stored paths, another training configuration, fewer stored
 candidates than the largest K) stops it with a one-line error before anything is written.
 Evaluating simulators come from the cache (``--cache-dir``, as for ``run``); a simulator that is
-not cached there is trained, since it is part of the evaluation, not of any method.
+not cached there is trained, since it is part of the evaluation, not of any method. A results
+folder is data: plugins come from ``--plugins-dir`` and the entry points, the cache from
+``--cache-dir`` or ``$PRORLBENCH_CACHE_DIR``, never from the folder's ``config.toml``
+(:data:`FOLDER_IGNORED`; :func:`plugins_note` says which plugin folders it names).
 
 ``prorlbench paths RUN_DIR --method M`` prints one case of a cell: its history, target, reference
 path and candidate paths with item titles where the dataset has them, and the case's metric
@@ -15,6 +18,7 @@ values, for qualitative inspection.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,26 +30,54 @@ from .results import RunFolder, cell_name, read_cases
 from .runconfig import RunConfig, apply_overrides, read_config_file
 
 
-def run_config(run_dir: str | Path, overrides: dict[str, Any]) -> RunConfig:
-    """The configuration stored in a run folder, with ``out`` set to it and ``overrides`` on top."""
+FOLDER_IGNORED = ("plugins_dirs", "cache_dir", "tensorboard", "ray_address")
+"""``[run]`` keys a run folder's ``config.toml`` may hold but ``rescore`` and ``paths`` never take
+from it: a results folder is data, so it names no code to import, no cache to write and no
+machine to connect to. They come from the command line and the environment, as for ``run``."""
+
+
+def run_config(run_dir: str | Path, overrides: dict[str, Any],
+               plugins_dirs: Sequence[str | Path] | None = None) -> RunConfig:
+    """The configuration stored in a run folder, with ``out`` set to it, :data:`FOLDER_IGNORED`
+    reset (``plugins_dirs`` to the given ones) and ``overrides`` on top."""
     d = Path(run_dir)
     if not d.is_dir():
         raise UserError(f"{d}: not a folder")
     if not (d / "config.toml").is_file():
         raise UserError(f"{d}: no config.toml here; is this a run folder (prorlbench run --out DIR)?")
     cfg = read_config_file(d / "config.toml", trusted=True)
+    cfg = dataclasses.replace(cfg, plugins_dirs=[str(p) for p in plugins_dirs or []], cache_dir="",
+                              tensorboard="", ray_address="")
     return apply_overrides(cfg, {"out": str(d), **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def plugins_note(run_dir: str | Path, plugins_dirs: Sequence[str | Path] | None) -> str | None:
+    """One line when the folder's ``config.toml`` names plugin folders that were not given (they
+    are not imported: opening a results folder never runs its code), else ``None``."""
+    try:
+        named = read_config_file(Path(run_dir) / "config.toml", trusted=True).plugins_dirs
+    except UserError:
+        return None
+    given = {str(Path(p).expanduser().resolve()) for p in plugins_dirs or []}
+    missing = [str(p) for p in named if str(Path(p).expanduser().resolve()) not in given]
+    if not missing:
+        return None
+    flags = " ".join(f"--plugins-dir {p}" for p in missing)
+    return (f"this folder was made with plugins from {', '.join(missing)}; pass {flags} to load them "
+            "(a results folder never loads code by itself)")
 
 
 def rescore(run_dir: str | Path, *, eval_simulators: Sequence[str] | None = None,
             metrics: Sequence[str] | None = None, ks: Sequence[int] | None = None,
-            report: bool = True, **overrides: Any) -> Any:
-    """Score the stored paths of every cell of ``run_dir`` again; returns the :class:`RunResult`."""
+            report: bool = True, plugins_dirs: Sequence[str | Path] | None = None, **overrides: Any) -> Any:
+    """Score the stored paths of every cell of ``run_dir`` again; returns the :class:`RunResult`.
+    Plugins come from ``plugins_dirs`` (and the entry points), the cache from ``cache_dir`` or
+    ``$PRORLBENCH_CACHE_DIR``: never from the folder (:data:`FOLDER_IGNORED`)."""
     from .runner import run
 
     cfg = run_config(run_dir, {"eval_simulators": list(eval_simulators) if eval_simulators else None,
                                "metrics": list(metrics) if metrics else None,
-                               "ks": list(ks) if ks else None, **overrides})
+                               "ks": list(ks) if ks else None, **overrides}, plugins_dirs)
     registry = load_registry(cfg.plugins_dirs)
     return run(cfg, registry, report=report, rescore_only=True)
 
@@ -62,14 +94,16 @@ def _label(i: int, data: Any) -> str:
 
 
 def show_paths(run_dir: str | Path, method: str, *, dataset: str | None = None, seed: int | None = None,
-               case: str | None = None, k: int | None = None, data_dir: str | None = None) -> str:
-    """The text ``prorlbench paths`` prints (see the module docstring)."""
+               case: str | None = None, k: int | None = None, data_dir: str | None = None,
+               plugins_dirs: Sequence[str | Path] | None = None) -> str:
+    """The text ``prorlbench paths`` prints (see the module docstring); item titles come from
+    the dataset plugin, loaded from ``plugins_dirs`` and the entry points, never from the folder."""
     from .store import read_paths
 
     overrides: dict[str, Any] = {"progress": False}
     if data_dir:
         overrides["data_dir"] = data_dir
-    cfg = run_config(run_dir, overrides)
+    cfg = run_config(run_dir, overrides, plugins_dirs)
     if method not in cfg.methods:
         raise UserError(f"method '{method}' is not in this run; methods: {', '.join(cfg.methods)}")
     dataset = dataset or cfg.datasets[0]

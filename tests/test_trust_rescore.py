@@ -41,7 +41,7 @@ def test_rescore_reproduces_summary_byte_for_byte_without_fitting(tmp_path, monk
     cases = (out / "cases.csv.gz").read_bytes()
     for p in [out / "summary.csv", out / "cases.csv.gz", *out.glob("cells/*.cases.csv.gz")]:
         p.unlink()  # re-scoring must rebuild them from the stored paths alone
-    again = rescore(out, cache_dir=str(tmp_path / "cache"), progress=False)
+    again = rescore(out, cache_dir=str(tmp_path / "cache"), plugins_dirs=cfg.plugins_dirs, progress=False)
     assert fits(tmp_path) == 2, "rescore must not fit any method"
     assert not again.failed and not again.skipped
     assert (out / "summary.csv").read_bytes() == summary
@@ -55,6 +55,7 @@ def test_rescore_with_another_simulator_equals_a_fresh_run(tmp_path, monkeypatch
     run(cfg, reg, report=False)
     n = fits(tmp_path)
     res = rescore(cfg.out, eval_simulators=["fakesim", "fakesim2"], cache_dir=str(tmp_path / "cache"),
+                  plugins_dirs=cfg.plugins_dirs,
                   progress=False, report=False)
     assert not res.failed and fits(tmp_path) == n
     fresh = run(apply_overrides(cfg, {"out": str(tmp_path / "fresh"), "eval_simulators": ["fakesim2"]}), reg,
@@ -94,17 +95,17 @@ def test_rescore_refuses_cells_it_cannot_rescore(tmp_path, monkeypatch):
     reg, cfg = setup(tmp_path, monkeypatch, methods=["pop"])
     run(cfg, reg, report=False)
     with pytest.raises(UserError, match="only 2 candidates are stored"):
-        rescore(cfg.out, ks=[1, 5], cache_dir=str(tmp_path / "cache"), progress=False)
+        rescore(cfg.out, ks=[1, 5], cache_dir=str(tmp_path / "cache"), plugins_dirs=cfg.plugins_dirs, progress=False)
     RunFolder(cfg.out).cell_paths("pop__tinyfake__s0").write_bytes(b"damaged")
     with pytest.raises(UserError, match="cannot be re-scored"):
-        rescore(cfg.out, cache_dir=str(tmp_path / "cache"), progress=False)
+        rescore(cfg.out, cache_dir=str(tmp_path / "cache"), plugins_dirs=cfg.plugins_dirs, progress=False)
 
 
 def test_paths_command_prints_a_case(tmp_path, monkeypatch, capsys):
     reg, cfg = setup(tmp_path, monkeypatch, methods=["pop"])
     run(cfg, reg, report=False)
     plug = tmp_path / "fakeplugins"
-    code = main(["paths", cfg.out, "--method", "pop", "--case", "test3", "--k", "1"])
+    code = main(["paths", cfg.out, "--method", "pop", "--case", "test3", "--k", "1", "--plugins-dir", str(plug)])
     out = capsys.readouterr().out
     assert code == 0, out
     cases, cands = read_paths(RunFolder(cfg.out).cell_paths("pop__tinyfake__s0"))
@@ -120,7 +121,7 @@ def test_rescore_cli(tmp_path, monkeypatch, capsys):
     reg, cfg = setup(tmp_path, monkeypatch, methods=["pop"])
     run(cfg, reg)
     code = main(["rescore", cfg.out, "--cache-dir", str(tmp_path / "cache"), "--no-progress",
-                 "--eval-simulator", "fakesim2"])
+                 "--eval-simulator", "fakesim2", "--plugins-dir", str(tmp_path / "fakeplugins")])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "re-scored from their stored paths" in captured.out
@@ -138,11 +139,11 @@ def test_a_failed_rescore_keeps_the_stored_paths(tmp_path, monkeypatch):
         raise RuntimeError("scorer broke")
 
     monkeypatch.setattr(evaluate, "evaluate_paths", broken)
-    res = rescore(cfg.out, cache_dir=str(tmp_path / "cache"), progress=False, report=False)
+    res = rescore(cfg.out, cache_dir=str(tmp_path / "cache"), plugins_dirs=cfg.plugins_dirs, progress=False, report=False)
     assert [c.error.startswith("re-scoring stored paths failed") for c in res.failed] == [True]
     assert RunFolder(cfg.out).cell_paths("behaving__tinyfake__s0").exists()
     monkeypatch.setattr(evaluate, "evaluate_paths", real)
-    res = rescore(cfg.out, cache_dir=str(tmp_path / "cache"), progress=False, report=False)
+    res = rescore(cfg.out, cache_dir=str(tmp_path / "cache"), plugins_dirs=cfg.plugins_dirs, progress=False, report=False)
     assert not res.failed and fits(tmp_path) == 1
 
 
