@@ -1,5 +1,6 @@
-"""Writing files safely, and naming them: the one atomic writer, the one safe-name rule, and the
-lock one cache entry is built under (:func:`entry_lock`).
+"""Writing files safely, and naming them: the one atomic writer, the one safe-name rule, the
+lock one cache entry is built under (:func:`entry_lock`), and the checks that keep a run's writes
+and reads where they belong (:func:`refuse_link`, :func:`regular_file`).
 
 Every file prorlbench writes (run folder, simulator cache, SFT cache) goes to a temporary name in
 the same folder and is moved into place with :func:`os.replace`, so a killed process leaves either
@@ -10,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gzip
 import hashlib
+import io
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
@@ -24,11 +28,79 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
 
 def safe_name(text: str, limit: int | None = None, default: str = "") -> str:
     """``text`` usable in a file name: characters other than ``A-Za-z0-9_.+-`` become ``-``;
-    cut to ``limit`` characters; ``default`` when nothing is left."""
+    cut to ``limit`` characters; ``default`` when nothing is left.
+
+    This is the one rule by which a name from a config (method, dataset, variant) becomes part
+    of a file name. It keeps a safe name as it is (so the cell files of existing folders keep
+    their names) and is not one-to-one (``rp x`` and ``rp-x`` both give ``rp-x``): a run calls
+    :func:`check_file_names` on its names first, so two of them never share a file."""
     name = _UNSAFE.sub("-", str(text))
     if limit is not None:
         name = name[:limit]
     return name or default
+
+
+def check_file_names(kind: str, names: Any) -> None:
+    """Refuse two ``names`` that give one file name under :func:`safe_name`, or names that differ
+    only in case (one file on macOS' and Windows' file systems): one line naming both. A name
+    holding a path separator (``../../x``, ``/abs/x``) is refused too: names also become folder
+    names of the model cache, and a name is never a path."""
+    seen: dict[str, str] = {}
+    for name in names:
+        sep = next((c for c in ("/", "\\", "\x00") if c in name), None)
+        if sep is not None:  # a name is never a path: '../../x' would lead out of the cache folder
+            raise UserError(f"{kind}: {name!r} holds {sep!r}; a name may not hold a path separator, rename it")
+        for key, where in ((safe_name(name), ""), (safe_name(name).casefold(), " on a case-insensitive file system")):
+            other = seen.setdefault(("=" if not where else "~") + key, name)
+            if other != name:
+                shown = f"'{key}'" if not where else f"('{key}')"
+                raise UserError(f"{kind} '{other}' and '{name}' give the same file name{where} {shown}; rename one")
+
+
+def cell_name(method: str, dataset: str, seed: int) -> str:
+    """``<method>__<dataset>__s<seed>``, the stem of a cell's files (:func:`safe_name` of each
+    name; :func:`check_grid_names` keeps two cells from sharing one)."""
+    return f"{safe_name(method)}__{safe_name(dataset)}__s{int(seed)}"
+
+
+def check_grid_names(methods: Any, datasets: Any, cells: Any) -> None:
+    """Refuse, before anything runs, a grid in which two names give one file: two methods or two
+    datasets (:func:`check_file_names`), or two cells (each with ``method``, ``dataset``,
+    ``seed``) whose names join into one (``a__b`` on ``c`` and ``a`` on ``b__c``)."""
+    check_file_names("methods", methods)
+    check_file_names("datasets", datasets)
+    seen: dict[str, Any] = {}
+    for c in cells:
+        name = cell_name(c.method, c.dataset, c.seed)
+        other = seen.setdefault(name.casefold(), c)
+        if other is not c:
+            raise UserError(f"cells {other.method} / {other.dataset} / seed {other.seed} and {c.method} / "
+                            f"{c.dataset} / seed {c.seed} share the file name '{name}'; rename a method or a dataset")
+
+
+def refuse_link(path: Path) -> None:
+    """A :class:`UserError` when ``path`` is a symbolic link (dangling or not): a run writes no
+    file through a link it did not make (``<out>/cells``, ``.lock``, ``run.log``)."""
+    if os.path.islink(path):
+        raise UserError(f"{path}: is a symbolic link; prorlbench writes no file through a link it did not "
+                        "make (remove it, or choose another --out)")
+
+
+_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def regular_file(path: str | Path, *, folder_ok: bool = False) -> os.stat_result:
+    """``os.stat(path)`` of a regular file (or folder, with ``folder_ok``); anything else (a
+    device such as ``/dev/zero``, a FIFO, a socket) is a :class:`~prorlbench.errors.DataError`:
+    reading one would never end, or block forever. ``stat`` itself never blocks."""
+    from .errors import DataError
+
+    st = os.stat(path)
+    if stat.S_ISREG(st.st_mode) or (folder_ok and stat.S_ISDIR(st.st_mode)):
+        return st
+    what = next((w for test, w in _KINDS if test(st.st_mode)), "a folder" if stat.S_ISDIR(st.st_mode) else "special")
+    raise DataError(path, f"not a regular file ({what}); data paths must name regular files or folders")
 
 
 class OutputError(UserError):
@@ -143,3 +215,20 @@ def cache_folder(cache_dir: str | Path) -> Path:
     except OSError as exc:
         raise UserError(f"cache dir {folder}: cannot create it ({exc.strerror or exc})") from None
     return folder
+
+
+def atomic_write_bytes(path: str | Path, write: Any) -> None:
+    """Call ``write(binary file)`` on a temporary file, fsync it, and move it to ``path``."""
+    atomic_write(path, write, "wb")
+
+
+def atomic_write_frame(path: str | Path, df: Any) -> None:
+    """Write a CSV (gzip when the name ends in ``.gz``, with a fixed header time and no file name
+    in the header, so equal tables give equal bytes) atomically."""
+    data = df.to_csv(index=False).encode("utf-8")
+    if str(path).endswith(".gz"):
+        buf = io.BytesIO()
+        with gzip.GzipFile(filename="", fileobj=buf, mode="wb", mtime=0) as gz:
+            gz.write(data)
+        data = buf.getvalue()
+    atomic_write(path, lambda fh: fh.write(data), "wb")

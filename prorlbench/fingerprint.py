@@ -5,10 +5,12 @@ A result is keyed by what it was computed from, never by a name or a folder stri
 * :func:`inputs_fingerprint` hashes every input file a dataset may read: the run's ``data_dir``
   and every string value of a dataset config that names an existing file or folder (``path``,
   ``data_dir``, ...). A folder contributes every regular file below it (sorted, relative names
-  included, so adding, removing or renaming a file changes it too). Each file's SHA-256 is
-  remembered by ``(path, size, mtime_ns)`` in ``<cache_dir>/file-hashes.json``: an unchanged
-  file is not read again; a changed size or modification time rehashes it, so an edit is always
-  noticed (a pure ``touch`` only costs one rehash and gives the same fingerprint).
+  included, so adding, removing or renaming a file changes it too). Every file is read and
+  hashed (SHA-256 of its content) once per run: :class:`FileHashes` remembers digests in the
+  process only, for the datasets of one run that share files, and never by size and
+  modification time, which an edit can keep. A location that is not a regular file or folder
+  (``/dev/zero``, a FIFO) is a one-line :class:`~prorlbench.errors.DataError`, and so is a folder
+  of more than :data:`MAX_FILES` files (a ``data_dir`` of ``/`` would hash the whole disk).
 * :func:`state_fingerprint` hashes a module's ``state_dict`` (names, dtypes, shapes and bytes):
   caches that depend on a simulator (the SFT checkpoint) include it, and the runner compares it
   before and after each cell to catch a method that changed the shared simulator.
@@ -20,16 +22,19 @@ import hashlib
 import json
 import logging
 import os
+import stat
 from pathlib import Path
 from typing import Any, Iterable
 
 import torch
 
+from .errors import DataError
+from .files import regular_file
+
 log = logging.getLogger("prorlbench")
 
-MAX_FILES = 10_000
-"""A folder with more files than this is fingerprinted by its first ``MAX_FILES`` files."""
-HASHES_FILE = "file-hashes.json"
+MAX_FILES = 100_000
+"""A data folder with more files than this is refused (one line), never hashed in part."""
 
 
 def _sha256(path: Path) -> str:
@@ -41,41 +46,17 @@ def _sha256(path: Path) -> str:
 
 
 class FileHashes:
-    """SHA-256 of files, remembered by ``(resolved path, size, mtime_ns)`` (the fast path)."""
+    """SHA-256 of file contents, remembered in this process only (one per run: a file shared by
+    several datasets of the run is read once; the next run reads it again)."""
 
-    def __init__(self, store: Path | None = None):
-        self.store = store
-        self.known: dict[str, list[Any]] = {}
-        self.dirty = False
-        if store is not None:
-            try:
-                d = json.loads(store.read_text(encoding="utf-8"))
-                if isinstance(d, dict):
-                    self.known = {k: v for k, v in d.items() if isinstance(v, list) and len(v) == 3}
-            except (OSError, ValueError):
-                pass
+    def __init__(self) -> None:
+        self.known: dict[str, str] = {}
 
     def sha256(self, path: Path) -> str:
-        st = path.stat()
         key = str(path.resolve())
-        old = self.known.get(key)
-        if old is not None and old[0] == st.st_size and old[1] == st.st_mtime_ns:
-            return str(old[2])
-        digest = _sha256(path)
-        self.known[key] = [st.st_size, st.st_mtime_ns, digest]
-        self.dirty = True
-        return digest
-
-    def save(self) -> None:
-        if self.store is None or not self.dirty:
-            return
-        from .files import atomic_write_text
-
-        try:
-            atomic_write_text(self.store, json.dumps(self.known, sort_keys=True))
-            self.dirty = False
-        except Exception as exc:  # the memo is an optimisation only
-            log.debug("could not save %s: %s", self.store, exc)
+        if key not in self.known:
+            self.known[key] = _sha256(path)
+        return self.known[key]
 
 
 def _files_below(folder: Path) -> list[Path]:
@@ -86,10 +67,11 @@ def _files_below(folder: Path) -> list[Path]:
             if f.startswith("."):
                 continue
             p = Path(root) / f
-            if p.is_file():
+            if p.is_file():  # a FIFO or device below is skipped here; a loader that reads it refuses it
                 out.append(p)
-                if len(out) >= MAX_FILES:
-                    return out
+                if len(out) > MAX_FILES:
+                    raise DataError(folder, f"holds more than {MAX_FILES} files; point the data path at the "
+                                            "dataset's own folder")
     return out
 
 
@@ -129,7 +111,11 @@ def inputs_fingerprint(locations: Iterable[Path], hashes: FileHashes | None = No
     h = hashlib.sha256(b"inputs-1")
     for loc in locations:
         loc = Path(loc)
-        files = [loc] if loc.is_file() else _files_below(loc)
+        try:
+            folder = stat.S_ISDIR(regular_file(loc, folder_ok=True).st_mode)
+        except OSError as exc:
+            raise DataError(loc, f"cannot read this input ({exc.strerror or exc})") from None
+        files = _files_below(loc) if folder else [loc]
         h.update(f"|loc:{loc.resolve()}:{len(files)}".encode())
         for f in files:
             rel = f.name if f == loc else str(f.relative_to(loc))
@@ -137,10 +123,31 @@ def inputs_fingerprint(locations: Iterable[Path], hashes: FileHashes | None = No
             try:
                 h.update(hashes.sha256(f).encode())
             except OSError as exc:
-                from .errors import DataError
-
                 raise DataError(f, f"cannot read this input file ({exc.strerror or exc})") from None
     return h.hexdigest()[:20]
+
+
+def _digest(key: Any) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def grid_fingerprints(res: Any, dataset: str) -> dict[str, str]:
+    """What every cell of one table (a dataset's block) must share, each part hashed on its own so
+    that a mismatch can be named: ``data`` (the dataset config without its path keys, the
+    content of its input files and the ``[cases]`` config: the test cases), ``simulator`` (the
+    training simulator, its config and ``simulator_seed``) and ``score`` (metrics, eval
+    simulators and their configs, ks: ``Resolved.score_fingerprint``). Cells store them
+    (``CellStatus.grid``), and so does ``metadata.json`` per dataset: ``report --all-cells`` and
+    ``benchmarks.splice`` refuse to merge cells or folders where they differ."""
+    from .config import to_dict
+    from .configpaths import without_paths
+
+    sim = res.cfg.simulator
+    return {"data": _digest({"dataset": without_paths(to_dict(res.dataset_cfgs[dataset])),
+                             "inputs": res.input_fingerprint(dataset), "cases": to_dict(res.cases_cfg)}),
+            "simulator": _digest({"name": sim, "config": to_dict(res.simulator_cfgs[sim]),
+                                  "seed": res.cfg.simulator_seed}),
+            "score": res.score_fingerprint()}
 
 
 def state_fingerprint(model: Any) -> str:

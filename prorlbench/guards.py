@@ -30,6 +30,7 @@ from typing import Any, Iterator
 import torch
 
 from .errors import UserError
+from .files import refuse_link
 from .fingerprint import state_fingerprint
 
 
@@ -109,8 +110,9 @@ def deadline(seconds: float | None) -> Iterator[None]:
 def run_lock(folder: Path, wait: bool = False) -> Iterator[None]:
     """Hold ``<folder>/.lock`` for the block (see the module docstring)."""
     path = Path(folder) / ".lock"
+    refuse_link(path)  # and O_NOFOLLOW: never create or lock a file through a link
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     except OSError as exc:
         raise UserError(f"{path}: cannot create the run lock ({exc.strerror or exc})") from None
     try:

@@ -24,6 +24,8 @@ from .configpaths import absolute_paths, without_paths
 from .dsvariants import BASE_KEY, add_dataset_variants, variant_table
 from .display import check_display
 from .errors import ConfigError, UnknownNameError, UserError
+from .files import check_grid_names
+from .fingerprint import FileHashes, input_locations, inputs_fingerprint
 from .executors import CellJob, ExecutorContext, expand_grid, make_executor
 from .plugins import Registry, load_registry
 from .variants import add_variants, variants_document, variant_configs
@@ -55,6 +57,7 @@ class Resolved:
     """Configs of the other learned simulators, for ``ctx.make_backbone(kind, seed)``."""
     dataset_bases: dict[str, str] = field(default_factory=dict)
     """``{variant: base plugin}`` of the dataset variants (:mod:`prorlbench.dsvariants`)."""
+    hashes: FileHashes = field(default_factory=FileHashes)
 
     @property
     def k_max(self) -> int:
@@ -137,13 +140,9 @@ class Resolved:
 
     def input_fingerprint(self, dataset: str) -> str:
         """Content fingerprint of the dataset's input files (:mod:`prorlbench.fingerprint`)."""
-        if dataset not in self.inputs:
-            from .fingerprint import HASHES_FILE, FileHashes, input_locations, inputs_fingerprint
-
-            hashes = FileHashes(self.cache_dir / HASHES_FILE if self.cache_dir.is_dir() else None)
+        if dataset not in self.inputs:  # content, read once per run (self.hashes: shared files)
             locations = input_locations(self.cfg.data_dir, self.dataset_cfgs[dataset])
-            self.inputs[dataset] = inputs_fingerprint(locations, hashes)
-            hashes.save()
+            self.inputs[dataset] = inputs_fingerprint(locations, self.hashes)
         return self.inputs[dataset]
 
     def fingerprint(self, job: CellJob) -> str:
@@ -218,6 +217,7 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
     _check_names("methods", cfg.methods, registry)
     _check_names("datasets", cfg.datasets, registry)
     eval_sims = list(dict.fromkeys(cfg.eval_simulators)) or [cfg.simulator]
+    check_grid_names(cfg.methods, cfg.datasets, expand_grid(cfg.methods, cfg.datasets, cfg.seeds, cfg.variants))
     _check_names("simulators", [cfg.simulator, *eval_sims], registry)
     if cfg.metrics:
         _check_names("metrics", cfg.metrics, registry)

@@ -29,9 +29,6 @@ stays on disk. Files are created with the mode the umask gives (``0o666 & ~umask
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,7 +37,8 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .errors import UserError
-from .files import OutputError, atomic_write, atomic_write_text, safe_name, sha256_file
+from .files import (OutputError, atomic_write_bytes, atomic_write_frame, atomic_write_text,  # noqa: F401
+                    cell_name, refuse_link, sha256_file)
 
 CELL_FILES = ("cases", "paths", "train_log", "policy")
 """The files of a cell besides its status, by the names the status's checksums use."""
@@ -78,6 +76,9 @@ class CellStatus:
     """Candidate paths stored per case (``max(ks)`` of the run that generated them)."""
     backbones: dict[str, str] = field(default_factory=dict)
     """Config hash of each backbone kind the method asked for (``ctx.make_backbone``)."""
+    grid: dict[str, str] = field(default_factory=dict)
+    """What every cell of its table must share (``data``, ``simulator``, ``score``:
+    ``fingerprint.grid_fingerprints``); empty in cells of older versions."""
     files: dict[str, str] = field(default_factory=dict)
     """SHA-256 of each of the cell's files (``cases``, ``paths``, ``train_log``, ``policy``)."""
     platform: dict[str, str] = field(default_factory=dict)
@@ -104,11 +105,6 @@ class CellStatus:
         d.pop("skipped")
         d.pop("rescored")
         return d
-
-
-def cell_name(method: str, dataset: str, seed: int) -> str:
-    """``<method>__<dataset>__s<seed>`` (characters unsafe in file names become ``-``)."""
-    return f"{safe_name(method)}__{safe_name(dataset)}__s{int(seed)}"
 
 
 class RunFolder:
@@ -208,6 +204,10 @@ class RunFolder:
         return n
 
     def make(self) -> None:
+        """Create ``cells/``; a link at ``cells``, ``.lock`` or ``run.log`` (written in place, not
+        replaced) is refused: a run writes no file through a link it did not make."""
+        for p in (self.cells, self.root / ".lock", self.log):
+            refuse_link(p)
         self.cells.mkdir(parents=True, exist_ok=True)
 
     # cells ---------------------------------------------------------------------------------
@@ -223,6 +223,7 @@ class RunFolder:
             if not (isinstance(st.method, str) and isinstance(st.dataset, str) and isinstance(st.seed, int)
                     and isinstance(st.status, str) and isinstance(st.files, dict)
                     and isinstance(st.backbones, dict) and isinstance(st.platform, dict) and isinstance(st.code, dict)
+                    and isinstance(st.grid, dict)
                     and isinstance(st.n_candidates, int)):
                 raise ValueError("fields of the wrong type")
             return st
@@ -304,20 +305,3 @@ def read_cases(path: str | Path) -> pd.DataFrame:
     """A per-case table with stable dtypes (``case`` is read as a string)."""
     return pd.read_csv(path, dtype={"method": str, "dataset": str, "simulator": str, "case": str,
                                     "metric": str})
-
-
-def atomic_write_bytes(path: str | Path, write: Any) -> None:
-    """Call ``write(binary file)`` on a temporary file, fsync it, and move it to ``path``."""
-    atomic_write(path, write, "wb")
-
-
-def atomic_write_frame(path: str | Path, df: pd.DataFrame) -> None:
-    """Write a CSV (gzip when the name ends in ``.gz``, with a fixed header time and no file name
-    in the header, so equal tables give equal bytes) atomically."""
-    data = df.to_csv(index=False).encode("utf-8")
-    if str(path).endswith(".gz"):
-        buf = io.BytesIO()
-        with gzip.GzipFile(filename="", fileobj=buf, mode="wb", mtime=0) as gz:
-            gz.write(data)
-        data = buf.getvalue()
-    atomic_write(path, lambda fh: fh.write(data), "wb")

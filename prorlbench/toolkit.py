@@ -17,7 +17,9 @@ built-ins keep to it. The names below are re-exported from where they live:
 * executors: ``CellJob``, ``ExecutorContext`` (what an executor plugin receives);
 * progress: ``tqdm`` (a bar in a terminal, plain periodic lines in a batch job);
 * cache files: ``entry_lock`` (an exclusive lock while one process writes an entry) and
-  ``atomic_write`` (write to a temporary file, then replace).
+  ``atomic_write`` (write to a temporary file, then replace);
+* data files: ``regular_file`` (refuses ``/dev/zero``, a FIFO or a socket before a loader reads
+  it whole or blocks on it).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from .cases import split_users
 from .config import opt
 from .errors import ConfigError, DataError, UserError
 from .executors import CellJob, ExecutorContext
-from .files import atomic_write, entry_lock
+from .files import atomic_write, entry_lock, regular_file
 from .progress import tqdm
 from .scoring import (PathScores, attribute_matrix, histories_tensor, item_embedding_matrix, last_states,
                       model_device, score_paths)
@@ -35,7 +37,7 @@ from .seqtrain import (SeqTrainConfig, SharedEmbeddingHead, evaluate_next_item, 
                        train_or_load)
 
 __all__ = [
-    "opt", "ConfigError", "DataError", "UserError", "atomic_write", "entry_lock",
+    "opt", "ConfigError", "DataError", "UserError", "atomic_write", "entry_lock", "regular_file",
     "split_users",
     "PathScores", "score_paths", "attribute_matrix", "histories_tensor", "item_embedding_matrix",
     "last_states", "model_device",

@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from prorlbench.api import Interactions
-from prorlbench.toolkit import DataError, split_users
+from prorlbench.toolkit import DataError, regular_file, split_users
 
 
 def read_text(path: Path, encoding: str = "utf-8") -> str:
-    """A file's text; missing, unreadable, empty or wrongly encoded files raise :class:`DataError`."""
+    """A file's text; missing, unreadable, empty or wrongly encoded files raise :class:`DataError`,
+    and so does a path that is not a regular file (``/dev/zero`` would be read forever, a FIFO
+    would block): it is checked first, with a ``stat`` that never blocks."""
     try:
+        regular_file(path, folder_ok=True)  # a folder: IsADirectoryError below
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(path, "file not found") from None

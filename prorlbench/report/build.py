@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, did_you_mean
+from ..files import atomic_write_text
 from ..runconfig import STYLES
 from .csvfiles import write_paper_csv, write_summary_csv
 from .latex import WIDTHS, render_paper_tex, render_summary_tex
@@ -96,9 +97,10 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
     mark_ranks(s_blocks, s_metrics, s_ks, directions, meta=meta)
     profile = str(run.config.get("run", {}).get("profile", "") or "") if isinstance(run.config, dict) else ""
     summary_md = render_summary_md(s_blocks, s_metrics, s_ks, directions, meta, profile=profile)
-    (run_dir / "summary.tex").write_text(
-        render_summary_tex(s_blocks, s_metrics, s_ks, directions, meta, width=latex_width, profile=profile),
-        encoding="utf-8")
+    # Every file is replaced atomically (files.atomic_write): never written through a link
+    # someone put in the folder, and a read-only folder is a one-line OutputError.
+    atomic_write_text(run_dir / "summary.tex", render_summary_tex(s_blocks, s_metrics, s_ks, directions, meta,
+                                                                  width=latex_width, profile=profile))
 
     # plots: the headline metrics (or the chosen ones in the default style) at the table's K
     plot_paths: list[Path] = []
@@ -140,7 +142,7 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
         return "\n".join(lines) + "\n"
 
     summary_md += plot_section()
-    (run_dir / "summary.md").write_text(summary_md, encoding="utf-8")
+    atomic_write_text(run_dir / "summary.md", summary_md)
     if style == "default":
         return summary_md
 
@@ -156,9 +158,8 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
         apply_stored_marks(p_blocks, stored)
     paper_md = render_paper_md(p_blocks, p_metrics, p_ks, directions, meta=meta,
                                profile=profile) + plot_section()
-    (run_dir / "paper.md").write_text(paper_md, encoding="utf-8")
-    (run_dir / "paper.tex").write_text(render_paper_tex(p_blocks, p_metrics, p_ks, directions, meta=meta,
-                                                        width=latex_width, profile=profile),
-                                       encoding="utf-8")
+    atomic_write_text(run_dir / "paper.md", paper_md)
+    atomic_write_text(run_dir / "paper.tex", render_paper_tex(p_blocks, p_metrics, p_ks, directions, meta=meta,
+                                                              width=latex_width, profile=profile))
     write_paper_csv(p_blocks, p_metrics, p_ks, run_dir / "paper.csv", meta)
     return paper_md

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..files import atomic_write
 from .metadata import LEGACY, Metadata
 from .stats import SUMMARY_COLUMNS
 from .table import Block
@@ -38,7 +39,8 @@ def _write_csv(path: Path, header: tuple[str, ...], rows: list[list[Any]]) -> No
     w.writerow(header)
     for r in rows:
         w.writerow([_csv_value(v) for v in r])
-    path.write_bytes(buf.getvalue().encode("utf-8"))
+    data = buf.getvalue().encode("utf-8")
+    atomic_write(path, lambda fh: fh.write(data))  # replaced, never written through a link
 
 
 def write_summary_csv(summary: pd.DataFrame, path: Path) -> None:

@@ -19,8 +19,10 @@ Uses matplotlib's object API (no pyplot global state).
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from ..errors import one_line
-from ..files import safe_name
+from ..files import atomic_write, safe_name
 from .metadata import LEGACY, PALETTE, Metadata, method_colors  # noqa: F401  (PALETTE re-exported)
 from .table import Block
 
@@ -43,10 +45,19 @@ def _mpl_text(text: str) -> str:
 def _save(fig: Figure, path: Path) -> list[Path]:
     """``path`` (PNG) and the same figure as PDF next to it."""
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=120, format="png", metadata={"Software": None})
+    _savefig(fig, path, dpi=120, format="png", metadata={"Software": None})
     pdf = path.with_suffix(".pdf")
-    fig.savefig(pdf, format="pdf", metadata={"Creator": None, "Producer": None, "CreationDate": None})
+    _savefig(fig, pdf, format="pdf", metadata={"Creator": None, "Producer": None, "CreationDate": None})
     return [path, pdf]
+
+
+def _savefig(fig: Figure, path: Path, **kw: Any) -> None:
+    """``fig.savefig`` into memory, then :func:`~prorlbench.files.atomic_write`: the file is
+    replaced, never written through a link someone put in the folder."""
+    buf = io.BytesIO()
+    fig.savefig(buf, **kw)
+    data = buf.getvalue()
+    atomic_write(path, lambda fh: fh.write(data), fsync=False)
 
 
 def plot_metrics(blocks: list[Block], metrics: list[str], k: int, path: Path,
@@ -147,7 +158,7 @@ def plot_dynamics(df: pd.DataFrame, out_dir: Path, filename: str = "train_dynami
     fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / filename
-    fig.savefig(path, dpi=dpi)
+    _savefig(fig, path, dpi=dpi, format="png")
     return path
 
 
