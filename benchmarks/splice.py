@@ -17,7 +17,12 @@ every other dataset's rows as they are:
 
 Then ``prorlbench report INTO_RUN --style paper`` rebuilds the Markdown, LaTeX and plots from
 ``summary.csv`` and ``paper.csv`` (a folder without ``cases.csv.gz`` is read that way). Both
-folders must come from the same grid file; ``INTO_RUN/config.toml`` is kept.
+folders must come from the same grid: the splice refuses folders whose ``config.toml`` differ in
+the training simulator or its config, the scoring (metrics, ks, eval simulators) or the spliced
+datasets' config, or whose ``metadata.json`` records other data for them
+(``benchmarks/splice_safe.py``); ``INTO_RUN/config.toml`` is kept. The splice is built in a
+temporary copy of ``INTO_RUN`` and moved into place only when complete, so a write error leaves
+the committed folder unchanged.
 
 ``--methods A,B`` narrows the splice to those methods' rows of the named datasets (a few methods
 re-run, or added, in a later sitting, when the other cells of the block are no longer on disk):
@@ -53,6 +58,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.splice_md import splice_markdown, splice_seeds_table, stranded
+from benchmarks.splice_safe import commit, grid_mismatch, staged
+from prorlbench.report.gridcheck import read_grid_record, update_grid_record
 
 TABLES = ("summary.csv", "paper.csv", "cells.csv")
 
@@ -163,8 +170,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"splice: {comp_into}: {len(bad)} comparison row(s) pair a spliced method with another one, which "
               f"needs both methods' per-case values; first: {bad[0]}", file=sys.stderr)
         return 2
+    why, notes = grid_mismatch(args.new, args.into, datasets)
+    if why is not None:
+        print(f"splice: {why}; the folders come from different grids, and a splice puts together blocks of one "
+              "grid only", file=sys.stderr)
+        return 2
+    for note in notes:
+        print(f"splice: note: {note}", file=sys.stderr)
+    # Built in a temporary copy of INTO, then moved into place file by file (splice_safe.commit):
+    # a write error anywhere leaves the committed study folder as it was.
+    try:
+        with staged(args.into) as work:
+            code = _write(args, work, spliced, datasets, methods, same, both)
+            if code == 0:
+                commit(work, args.into)
+    except OSError as exc:
+        print(f"splice: cannot write {args.into} ({exc.strerror or exc}); {args.into} is unchanged", file=sys.stderr)
+        return 2
+    return code
+
+
+def _write(args: argparse.Namespace, work: Path, spliced: dict[str, pd.DataFrame], datasets: set[str],
+           methods: set[str], same: set[str], both: bool) -> int:
+    """Write the splice into ``work`` (a copy of INTO's files); messages name INTO."""
+    comp_new = args.new / "comparisons.md"
     for name, table in spliced.items():
-        table.to_csv(args.into / name, index=False)
+        table.to_csv(work / name, index=False)
         print(f"{args.into / name}: {', '.join(sorted(datasets))} from {args.new}")
     what = f"{', '.join(sorted(datasets))}" + (f" for {', '.join(sorted(methods))}" if methods else "")
     if both:
@@ -178,25 +209,29 @@ def main(argv: list[str] | None = None) -> int:
         if same:
             note += (f" {', '.join(sorted(same))} was re-run beside them, its rows equal to the run above's "
                      f"(checked to {ATOL:g} + {RTOL:g} x value), for the comparisons that pair it with them.")
-        comp_into.write_text(splice_markdown(comp_new.read_text(), comp_into.read_text(), datasets, note,
-                                             methods, same) + "\n")
-        print(f"{comp_into}: {what} rows from {comp_new}")
+        (work / "comparisons.md").write_text(splice_markdown(comp_new.read_text(), (work / "comparisons.md").read_text(),
+                                                             datasets, note, methods, same) + "\n")
+        print(f"{args.into / 'comparisons.md'}: {what} rows from {comp_new}")
     if methods:
         for seeds in sorted(args.new.glob("seeds_*.md")):
-            if (args.into / seeds.name).exists():
-                target = args.into / seeds.name
+            if (work / seeds.name).exists():
+                target = work / seeds.name
                 target.write_text(splice_seeds_table(seeds.read_text(), target.read_text(), methods))
-                print(f"{target}: rows of {', '.join(sorted(methods))} from {seeds}")
+                print(f"{args.into / seeds.name}: rows of {', '.join(sorted(methods))} from {seeds}")
     if (args.new / "run.log").exists():
-        with open(args.into / "run.log", "a") as f:
+        with open(work / "run.log", "a") as f:
             f.write((args.new / "run.log").read_text())
+    grids = read_grid_record(args.new / "metadata.json") or {}
+    update_grid_record(work / "metadata.json", {d: g for d, g in grids.items() if d in datasets})
     if methods:
-        return _rebuild_report(args.into, datasets, methods)
+        return _rebuild_report(work, datasets, methods, args.into)
     return 0
 
 
-def _rebuild_report(into: Path, datasets: set[str], methods: set[str]) -> int:
-    """The report of ``into`` rebuilt, then the significance marks no single run tested cleared."""
+def _rebuild_report(into: Path, datasets: set[str], methods: set[str], shown: Path | None = None) -> int:
+    """The report of ``into`` rebuilt, then the significance marks no single run tested cleared
+    (messages name ``shown``, the study folder ``into`` is a staged copy of)."""
+    shown = shown or into
     from prorlbench.report import write_report
 
     write_report(into, style="paper")
@@ -205,11 +240,11 @@ def _rebuild_report(into: Path, datasets: set[str], methods: set[str]) -> int:
     if cleared:
         paper.to_csv(into / "paper.csv", index=False)
         write_report(into, style="paper")
-        print(f"{into / 'paper.csv'}: {len(cleared)} best-method mark(s) cleared (best and runner-up not "
+        print(f"{shown / 'paper.csv'}: {len(cleared)} best-method mark(s) cleared (best and runner-up not "
               "tested in one run):")
         for line in cleared:
             print(f"  {line}")
-    print(f"report of {into} rebuilt")
+    print(f"report of {shown} rebuilt")
     return 0
 
 

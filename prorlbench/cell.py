@@ -33,6 +33,7 @@ from .logs import CellTrainLogger, NonFiniteError
 from .prepare import DatasetContext, make_backbone_factory
 from .resolve import Resolved
 from .files import OutputError
+from .fingerprint import grid_fingerprints
 from .results import CASE_COLUMNS, CellStatus, RunFolder, atomic_write_bytes
 from .seeding import seed_everything
 
@@ -75,7 +76,7 @@ def cell_status(res: Resolved, job: CellJob, *, error: str | None = None) -> Cel
     return CellStatus(method=job.method, dataset=job.dataset, seed=job.seed, simulator=res.cfg.simulator,
                       eval_simulator=",".join(res.eval_simulators), status="failed", error=error,
                       fingerprint=res.fingerprint(job), score_fingerprint=res.score_fingerprint(),
-                      platform=platform_identity(res.device))
+                      grid=grid_fingerprints(res, job.dataset), platform=platform_identity(res.device))
 
 
 def store_failure(res: Resolved, job: CellJob, folder: RunFolder, message: str, *,

@@ -113,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--all-cells", action="store_true",
                     help="first merge every finished cell under DIR/cells (grids run in several "
                     "commands, e.g. one dataset at a time, or cells copied together from several runs into a "
-                    "folder with its own config.toml), not only the last command's grid")
+                    "folder with its own config.toml), not only the last command's grid; refuses cells whose "
+                    "files do not match their status's checksums, and a dataset whose cells were made with "
+                    "other data, simulator config or scoring")
 
     add_rescore_parsers(sub, names=_names, ints=_ints, plugins_arg=_plugins_arg)
 
@@ -267,12 +269,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UserError(f"{d}: no cases.csv.gz here; is this a run folder (prorlbench run --out DIR)?")
     if args.all_cells:
         from .guards import run_lock
+        from .report.gridcheck import merge_all_cells
         from .results import RunFolder
 
-        folder = RunFolder(d)
-        with run_lock(d):
-            cells = folder.finished_cells()
-            folder.merge(cells)
+        with run_lock(d):  # checksums and grid fingerprints checked before anything is written
+            cells, notes = merge_all_cells(RunFolder(d))
+        for note in notes:
+            print(f"{PROG}: note: {note}", file=sys.stderr)
         print(f"merged {sum(c.ok for c in cells)} finished cell(s) of {d / 'cells'}")
     try:
         text = write_report(d, style=args.style, metrics=args.metrics, ks=args.ks, latex_width=args.latex_width)

@@ -51,11 +51,13 @@ from .errors import UserError, one_line
 from .executors import CellJob, make_executor
 from .executors.guard import checked_statuses, executor_name
 from .files import OutputError, atomic_write_text
+from .fingerprint import grid_fingerprints
 from .logs import run_log
 from .plugins import Registry, load_registry
 from .progress import tqdm
 from .prepare import BACKBONE_SEED_OFFSET, DatasetContext, make_backbone_factory, prepare_dataset
 from .report import write_report
+from .report.gridcheck import read_grid_record
 from .resolve import Resolved, expand_grid, resolve, resolve_device
 from .results import CellStatus, RunFolder, cell_name
 from .runconfig import RunConfig
@@ -204,7 +206,10 @@ def _locked_run(res: Resolved, folder: RunFolder, executor: Any, jobs: list[Cell
                                     "to compute it")
         folder.remove_stale_tmp()
         atomic_write_text(folder.config, write_toml(res.config_document(), {"run": f"written by {code_line(folder.code)}"}))
-        atomic_write_text(folder.metadata, json.dumps(res.metadata_document(), indent=1) + "\n")
+        # metadata.json keeps each dataset's grid fingerprints (report.gridcheck), for splices
+        grids = {d: grid_fingerprints(res, d) for d in res.cfg.datasets}
+        meta = {**res.metadata_document(), "grid": {**(read_grid_record(folder.metadata) or {}), **grids}}
+        atomic_write_text(folder.metadata, json.dumps(meta, indent=1) + "\n")
         try:
             log_cm = run_log(folder.log)
             log_cm.__enter__()
