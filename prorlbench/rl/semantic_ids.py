@@ -35,6 +35,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..files import safe_name
+
 log = logging.getLogger("prorlbench")
 
 CODES_VERSION = 1
@@ -188,7 +190,8 @@ def build_codes(sequences: Sequence[Sequence[int]], n_items: int,
     options = {"n_codebooks": n_codebooks, "codebook_size": codebook_size, "seed": seed, "svd_dim": svd_dim}
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / "semantic_ids" / f"codes-{name}-{_key(sequences, n_items, attributes, options)}.json"
+        stem = safe_name(name, limit=40, default="data")  # a plugin's data name is never a path
+        path = Path(cache_dir) / "semantic_ids" / f"codes-{stem}-{_key(sequences, n_items, attributes, options)}.json"
         if path.exists():
             try:
                 return SemanticIds.from_codes(json.loads(path.read_text())["codes"], source=f"rq-kmeans (cached {path.name})")

@@ -35,7 +35,7 @@ import torch
 from ..progress import tqdm
 
 from ..api import Case, FitContext
-from ..files import OutputError, atomic_write, entry_lock
+from ..files import OutputError, atomic_write, entry_lock, safe_name
 from ..fingerprint import state_fingerprint
 from .config import SFT_FIELDS, RLConfig
 from .policies import build_policy, codes_digest, policy_codes
@@ -77,7 +77,8 @@ def sft_cache_path(ctx: FitContext, cfg: RLConfig, max_path_len: int, codes_key:
         key["codes"] = codes_key
     key = json.dumps(key, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
-    return Path(ctx.cache_dir) / "rl_sft" / f"sft-{ctx.data.name}-s{ctx.seed}-{digest}.pt"
+    name = safe_name(ctx.data.name, limit=40, default="data")  # a plugin's data name is never a path
+    return Path(ctx.cache_dir) / "rl_sft" / f"sft-{name}-s{ctx.seed}-{digest}.pt"
 
 
 def reference_targets(cases: Sequence[Case], max_path_len: int, stop_id: int) -> tuple[torch.Tensor, torch.Tensor]:

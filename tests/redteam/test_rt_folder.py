@@ -320,3 +320,24 @@ def test_fifo_inside_a_data_folder_is_refused_by_the_loader(tmp_path):
     assert r.stderr.strip() == (f"prorlbench: error: {folder / 'u.data'}: not a regular file (a FIFO); "
                                 "data paths must name regular files or folders")
 
+
+
+def test_a_data_name_that_is_a_path_stays_in_the_cache(tmp_path):
+    """A dataset plugin's data name (prorl-json's is ``prorl-<prefix>``, from the config) names
+    cache files of the RL family: it goes through the one file-name rule."""
+    from types import SimpleNamespace
+
+    from prorlbench.rl.config import RLConfig
+    from prorlbench.rl.semantic_ids import build_codes
+    from prorlbench.rl.sft import sft_cache_path
+
+    name = "prorl-/../../../escaped"
+    ctx = SimpleNamespace(data=SimpleNamespace(n_items=5, name=name), cases=SimpleNamespace(train=(), valid=()),
+                          seed=0, simulator_name="s", simulator=None, cache_dir=tmp_path / "cache")
+    path = sft_cache_path(ctx, RLConfig(), 4)
+    assert path.parent == tmp_path / "cache" / "rl_sft" and path.name.startswith("sft-prorl--..-..-..-escaped-s0-")
+    build_codes([(0, 1, 2), (1, 2, 3)], 5, n_codebooks=1, codebook_size=2, svd_dim=2, cache_dir=tmp_path / "cache",
+                name=name)
+    made = [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(made) == 1 and made[0].parts[:2] == ("cache", "semantic_ids"), made
+    assert made[0].name.startswith("codes-prorl--..-..-..-escaped-")
