@@ -7,7 +7,9 @@ Conventions used everywhere in prorlbench:
 * Items are dense integer ids ``0 .. n_items - 1``. Raw ids from a source file are mapped by the
   dataset plugin (``Interactions.item_ids`` keeps the raw id of each dense id).
 * A *path* is a tuple of item ids shown before the target, without the target itself.
-  ``len(path) <= max_path_len``; a method may stop early (empty path allowed).
+  ``len(path) <= max_path_len``; a method may stop early (empty path allowed). The harness
+  fails a cell whose path holds the target, an id outside ``0 .. n_items - 1`` or a non-integer
+  (:mod:`prorlbench.pathrules`); an item of the history is allowed and counted by ``invalid``.
 * A *case* is ``(history, target[, reference path])`` (SPEC section 1).
 * Tensors of item ids use ``pad_id == n_items`` for padding.
 """
@@ -35,7 +37,8 @@ class Case:
     """The item the path should lead the user to."""
     reference: tuple[int, ...] = ()
     """P*: the items the real user consumed after the history, ending with ``target``
-    (empty when the source has none)."""
+    (empty when the source has none). A method's test cases never carry it (it is the answer):
+    the harness hands them over blind (:mod:`prorlbench.pathrules`)."""
     user: str = ""
     """Raw id of the user the case was built from (for paired tests and debugging)."""
     case_id: str = ""
@@ -88,11 +91,12 @@ class Interactions:
 class CaseSplits:
     """The guidance cases of one dataset."""
 
-    train: list[Case]
-    valid: list[Case]
-    test: list[Case]
+    train: Sequence[Case]
+    valid: Sequence[Case]
+    test: Sequence[Case]
+    """A method gets tuples of its own copies, the test cases without ``reference``."""
 
-    def __getitem__(self, split: str) -> list[Case]:
+    def __getitem__(self, split: str) -> Sequence[Case]:
         return {"train": self.train, "valid": self.valid, "test": self.test}[split]
 
 

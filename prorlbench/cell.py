@@ -3,10 +3,12 @@
 :class:`CellWork` computes one (method, dataset, seed) cell of a prepared dataset and writes its
 files (status last, see :mod:`prorlbench.results`): seed ``random``, ``numpy`` and ``torch`` with
 the cell's seed, build the method from its config, ``fit`` it with a
-:class:`~prorlbench.api.FitContext`, ``generate`` ``max(ks)`` candidate paths per test case, score
-them with :func:`prorlbench.evaluate.evaluate_paths` against each eval simulator. A cell that
-raises, or whose per-case metrics are NaN or infinite, is stored as failed with a one-line reason
-(traceback in run.log). :class:`CellWork` is what executors receive (the ``Work`` protocol of
+:class:`~prorlbench.api.FitContext` holding the method's own read-only copies of the data and
+cases (test cases without ``reference``: :mod:`prorlbench.pathrules`), ``generate`` ``max(ks)``
+candidate paths per test case, check them against the path rules, score them against each eval
+simulator (:mod:`prorlbench.cellscore`). A cell that raises, breaks a path rule, changes
+process-wide torch state, or whose per-case metrics are NaN or infinite, is stored as failed with
+a one-line reason (traceback in run.log). :class:`CellWork` is what executors receive (the ``Work`` protocol of
 :mod:`prorlbench.executors`): picklable, movable to another device, able to store a failure.
 """
 
@@ -15,33 +17,28 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
-import pandas as pd
 import torch
 
 from .api import FitContext
 from .devices import platform_identity
 from .errors import one_line
-from . import evaluate
 from .executors import CellJob
-from .logs import CellTrainLogger, NonFiniteError
+from .logs import CellTrainLogger
 from .prepare import DatasetContext, make_backbone_factory
 from .resolve import Resolved
 from .files import OutputError
 from .fingerprint import grid_fingerprints
-from .results import CASE_COLUMNS, CellStatus, RunFolder, atomic_write_bytes
-from .seeding import seed_everything
+from .pathrules import PathRuleViolation, check_paths, method_inputs
+from .cellscore import (REUSED_FILES, RESCORE_FAILED, CellFailure, backbones_match, rescore_cell,  # noqa: F401
+                        reusable_paths, score_paths, write_traceback)
+from .results import CellStatus, RunFolder, atomic_write_bytes
+from .seeding import global_state, global_state_change, seed_everything
 
 log = logging.getLogger("prorlbench")
-
-
-class CellFailure(Exception):
-    """A method broke the output contract (wrong number of candidate lists, ...)."""
 
 
 @dataclass
@@ -90,93 +87,6 @@ def store_failure(res: Resolved, job: CellJob, folder: RunFolder, message: str, 
     return status
 
 
-REUSED_FILES = ("paths", "train_log", "policy")
-"""The cell files a re-scored cell keeps (each must match its checksum); its per-case table is rebuilt."""
-
-
-RESCORE_FAILED = "re-scoring stored paths failed"
-"""Error prefix of a cell whose stored paths could not be scored (they are kept)."""
-
-
-def reusable_paths(res: Resolved, folder: RunFolder, job: CellJob) -> CellStatus | None:
-    """The stored status of a cell whose paths can be scored again: ok, the same training
-    fingerprint, enough candidates stored, and every file matching its checksum."""
-    st = folder.read_status(job.name)
-    rescore_failed = st is not None and (st.error or "").startswith(RESCORE_FAILED)
-    if st is None or not (st.ok or rescore_failed) or st.fingerprint != res.fingerprint(job) \
-            or "paths" not in st.files:
-        return None
-    if st.n_candidates < res.k_max or not backbones_match(res, st) \
-            or folder.verify(job.name, st, kinds=REUSED_FILES) is not None:
-        return None
-    return st
-
-
-def backbones_match(res: Resolved, st: CellStatus) -> bool:
-    """Every backbone the cell's method used still has the config it was trained with."""
-    return all(res.backbone_fingerprint(kind) == digest for kind, digest in st.backbones.items())
-
-
-def score_paths(res: Resolved, dctx: DatasetContext, job: CellJob, test: Sequence[Any],
-                candidates: list[list[tuple[int, ...]]]) -> pd.DataFrame:
-    """The per-case table of one cell: every eval simulator scores the (first ``max(ks)``) paths."""
-    from .guards import model_check
-
-    changed = [n for n, m in [("simulator", dctx.simulator), *((f"eval:{e}", m) for e, m in dctx.eval_models.items())]
-               if n in dctx.checks and model_check(m) != dctx.checks[n]]
-    if changed:
-        raise CellFailure(f"the shared simulator state changed ({', '.join(changed)}) before this cell "
-                          "was scored; a plugin edited it outside its own copy")
-    if not dctx.eval_models:
-        raise CellFailure("no eval simulator exists for this dataset")
-    candidates = [c[: res.k_max] for c in candidates]
-    frames = []
-    metrics = [res.registry.metric(n) for n in dctx.metrics]
-    for ev_name, model in dctx.eval_models.items():
-        df = evaluate.evaluate_paths(model, test, candidates, metrics, ks=tuple(res.cfg.ks),
-                            item_attributes=dctx.data.item_attributes,
-                            batch_size=res.cfg.eval_batch_size, device=res.device,
-                            cache_dir=dctx.cache_dir, simulator_key=dctx.checks.get(f"eval:{ev_name}", ""))
-        frames.append(df.assign(method=job.method, dataset=job.dataset, simulator=ev_name, seed=job.seed))
-    table = pd.concat(frames, ignore_index=True)[CASE_COLUMNS]
-    values = pd.to_numeric(table["value"], errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        rows = table[bad]
-        which = ", ".join(sorted({f"{r.metric}@{r.k} ({r.simulator})" for r in rows.itertuples()}))
-        raise NonFiniteError(f"{int(bad.sum())} non-finite metric value(s): {which}")
-    return table
-
-
-def rescore_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolder,
-                 prev: CellStatus) -> CellStatus:
-    """Score a cell's stored paths again (new metrics, eval simulators or ks); no method is built."""
-    from .store import read_paths
-
-    name = job.name
-    status = dataclasses.replace(prev, eval_simulator=",".join(res.eval_simulators), status="ok", error=None,
-                                 score_fingerprint=res.score_fingerprint(), skipped=False,
-                                 rescored=True)
-    try:
-        test, candidates = read_paths(folder.cell_paths(name))
-        table = score_paths(res, dctx, job, test, candidates)
-    except OutputError:
-        raise
-    except Exception as exc:  # the stored paths stay: the cell can be re-scored again
-        status.status, status.error = "failed", f"{RESCORE_FAILED}: {one_line(exc)}"
-        log.error("cell %s: %s", name, status.error)
-        write_traceback()
-        folder.cell_cases(name).unlink(missing_ok=True)
-        status.files = {k: v for k, v in status.files.items() if k != "cases"}
-        folder.write_status(name, status)
-        return status
-    folder.write_cell_cases(name, table)
-    status.files = folder.checksums(name)
-    folder.write_status(name, status)
-    log.info("cell %s re-scored from its stored paths (%d cases)", name, len(test))
-    return status
-
-
 def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolder, *,
              progress: bool = False, watch: Any = None) -> CellStatus:
     """Fit, generate, evaluate and store one cell; failures are contained in the status.
@@ -215,20 +125,21 @@ def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolde
 
             view = frozen_view(dctx.simulator)
             before = model_check(view)
+            data_view, cases_view = method_inputs(dctx.data, dctx.cases)
+            state = global_state()
             ctx = FitContext(
-                data=dctx.data, cases=dctx.cases, simulator=view, simulator_name=res.cfg.simulator,
+                data=data_view, cases=cases_view, simulator=view, simulator_name=res.cfg.simulator,
                 device=res.device, seed=job.seed, cache_dir=dctx.cache_dir, max_path_len=dctx.max_path_len,
                 logger=logger, progress=progress, make_backbone=recording,
             )
             method.fit(ctx)
-            test = dctx.cases.test
-            candidates = method.generate(test, res.k_max)
-            if len(candidates) != len(test):
-                raise CellFailure(f"generate returned {len(candidates)} candidate lists for {len(test)} cases")
-            candidates = [[tuple(int(i) for i in p) for p in list(c)[: res.k_max]] for c in candidates]
-            too_long = max((len(p) for c in candidates for p in c), default=0)
-            if too_long > dctx.max_path_len:
-                raise CellFailure(f"generate returned a path of {too_long} items; max_path_len is {dctx.max_path_len}")
+            test = dctx.cases.test  # the harness's own cases; the method saw blind copies
+            candidates = check_paths(job.method, test, method.generate(cases_view.test, res.k_max),
+                                     n_items=dctx.data.n_items, max_path_len=dctx.max_path_len,
+                                     k_max=res.k_max)
+            changed_state = global_state_change(state)
+            if changed_state:
+                raise CellFailure(f"the method changed global state ({changed_state}) and did not restore it")
             if model_check(view) != before:
                 raise CellFailure("the method changed the simulator it was given (ctx.simulator: weights, "
                                   "train/eval mode or requires_grad); treat it as read-only")
@@ -255,6 +166,8 @@ def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolde
         _fail(status, folder, name, f"timed out: {exc}; the grid goes on")
     except OutputError:
         raise
+    except (CellFailure, PathRuleViolation) as exc:  # the harness's own rules: their words suffice
+        _fail(status, folder, name, one_line(str(exc)))
     except Exception as exc:  # containment: the grid goes on
         _fail(status, folder, name, one_line(exc))
     finally:
@@ -277,14 +190,3 @@ def _fail(status: CellStatus, folder: RunFolder, name: str, error: str) -> None:
     status.status, status.error = "failed", error
     log.error("cell %s failed: %s", name, status.error)
     write_traceback()
-
-
-def write_traceback() -> None:
-    """The full traceback goes to run.log (file only, not the console)."""
-    for h in log.handlers:
-        if isinstance(h, logging.FileHandler):
-            try:
-                h.stream.write(traceback.format_exc())
-                h.flush()
-            except (OSError, ValueError):
-                pass

@@ -133,7 +133,8 @@ class Resolved:
         """What an executor is told about this run (:mod:`prorlbench.executors`)."""
         return ExecutorContext(folder=folder, device=str(self.device), address=self.cfg.ray_address,
                                plugins_dirs=tuple(str(Path(d).resolve()) for d in self.cfg.plugins_dirs),
-                               threads=self.cfg.threads)
+                               threads=self.cfg.threads, workers=self.cfg.workers,
+                               cell_timeout=self.cfg.cell_timeout)
 
     def executor_factories(self) -> dict[str, Any]:
         return executor_factories(self.registry)
@@ -216,8 +217,8 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
     variant_cfgs = variant_configs(registry, cfg)  # every variant's config is checked, used or not
     _check_names("methods", cfg.methods, registry)
     _check_names("datasets", cfg.datasets, registry)
-    eval_sims = list(dict.fromkeys(cfg.eval_simulators)) or [cfg.simulator]
     check_grid_names(cfg.methods, cfg.datasets, expand_grid(cfg.methods, cfg.datasets, cfg.seeds, cfg.variants))
+    eval_sims = list(dict.fromkeys(cfg.eval_simulators)) or [cfg.simulator]
     _check_names("simulators", [cfg.simulator, *eval_sims], registry)
     if cfg.metrics:
         _check_names("metrics", cfg.metrics, registry)

@@ -1,19 +1,18 @@
 """The run configuration: what to run, where, and how each plugin is configured.
 
 A :class:`RunConfig` comes from (lowest to highest priority) the field defaults, a TOML file
-(``--config FILE``) and command-line flags. The file's tables: ``[run]`` (the fields below),
+(``--config FILE``) and flags. The file's tables: ``[run]`` (the fields below),
 ``[datasets.NAME]`` / ``[simulators.NAME]`` / ``[methods.NAME]`` (that plugin's config
 dataclass; a ``[datasets.NAME]`` table with a ``plugin`` key is a dataset variant),
 ``[variants.NAME]`` (``method = "prorl"`` plus keys: a method made from another), ``[cases]``
-(:class:`prorlbench.cases.CaseConfig`) and ``[display]`` (shown names). The README's config
-section has an example.
+(:class:`prorlbench.cases.CaseConfig`) and ``[display]`` (shown names); example: the README.
 
-Unknown tables and keys are a :class:`~prorlbench.errors.ConfigError` naming the file, the table
-and the closest valid key; plugin tables are checked against their config class by
+Unknown tables and keys, and values outside a key's range, are a ``ConfigError`` naming the file,
+the table and the key; plugin tables are checked against their config class by
 :func:`prorlbench.resolve.resolve`. Paths in a file resolve from its folder, and the paths a file
 may write to or load code from stay inside it (:mod:`prorlbench.configpaths`,
 docs/reliability.md). :func:`write_toml` writes ``<out>/config.toml``; :func:`read_config_file`
-reads it back.
+reads.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import _coerce, opt
+from .config import _coerce, check_bounds, field_bounds, opt
 from .configpaths import DATASET_PATH_KEYS, dataset_table_from_file, run_value_from_file
 from .errors import ConfigError, did_you_mean
 from .runnames import default_cache_dir, default_run_name, out_dir  # noqa: F401
@@ -91,15 +90,18 @@ class RunConfig:
     latex_width: str = opt("single", "LaTeX tables fit one column ('single') or the page ('full').",
                            flag={"choices": ("single", "full")})
     eval_batch_size: int = opt(1024, "Paths scored per simulator forward pass during evaluation.",
-                               flag={"metavar": "N"})
+                               flag={"metavar": "N"}, ge=1)
     cell_timeout: float = opt(0.0, "Seconds a cell may run (fit, generate, score); past it the cell "
                                     "fails and the grid goes on. 0: no limit.",
-                              flag={"metavar": "SECONDS"})
+                              flag={"metavar": "SECONDS"}, ge=0)
     wait: bool = opt(False, "When another run holds the output folder's lock, wait for it instead "
                             "of exiting with an error.")
     threads: int = opt(0, "torch CPU threads. 0: one per core (local executor); with Ray, the "
                           "cores divided by the tasks running at once. On a busy machine 1 is often "
-                          "far faster.", flag={"metavar": "N"})
+                          "far faster.", flag={"metavar": "N"}, ge=0)
+    workers: int = opt(1, "Cells computed at once, each in a worker process (a crash, hang or global "
+                          "change fails only its cell). 0: in this process, for a debugger.",
+                       flag={"metavar": "N"}, ge=0)
     allow_weak_simulator: bool = opt(False, "Use a simulator or backbone below popularity; rows marked.")
     force: bool = opt(False, "Recompute cells that are already done.")
     progress: bool = opt(True, "Progress bars (plain periodic lines when stderr is not a terminal); "
@@ -170,14 +172,8 @@ def coerce_run_value(key: str, value: Any, where: str) -> Any:
                           f"per case; at most {MAX_K}, got {max(value)}")
     if key == "log_level" and value not in LOG_LEVELS:
         raise ConfigError(f"{where} key 'log_level': expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
-    low, note = _MINIMUM.get(key, (None, ""))
-    if low is not None and value < low:
-        raise ConfigError(f"{where} key '{key}': must be >= {low}{note}, got {value}")
+    check_bounds(value, field_bounds(RunConfig, key), f"{where} key '{key}'")
     return value
-
-
-_MINIMUM = {"cell_timeout": (0, " seconds (0: no limit)"), "threads": (0, " (0: the default)"),
-            "eval_batch_size": (1, "")}
 
 
 def parse_config(doc: dict[str, Any], source: str = "", *, trusted: bool = False) -> RunConfig:
