@@ -250,6 +250,16 @@ def write_fakes(root: Path) -> tuple[Path, Path]:
     return plug, cfg
 
 
+def fake_env(tmp_path: Path, monkeypatch, allow: str = BUILTINS_FOR_FAKES) -> tuple[Path, Path, Path]:
+    """``(root, plugins_dir, config)``: fake plugins in a --plugins-dir, a private cache, entry
+    points limited by the allow-list ``allow``, the working folder ``tmp_path``."""
+    monkeypatch.setenv("PRORLBENCH_PLUGINS", allow)
+    monkeypatch.setenv("PRORLBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    plug, cfg = write_fakes(tmp_path)
+    return tmp_path, plug, cfg
+
+
 def cli_env(allow: str | None = BUILTINS_FOR_FAKES, cache: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PRORLBENCH_PLUGINS", None)

@@ -17,17 +17,13 @@ from prorlbench.plugins import load_registry
 from prorlbench.runconfig import parse_config_text, read_config_file
 from prorlbench.runner import resolve
 
-from runner_support import BUILTINS_FOR_FAKES, FAKE_CONFIG, write_fakes
+from runner_support import BUILTINS_FOR_FAKES, FAKE_CONFIG, fake_env, write_fakes
 
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     """Fake plugins in a --plugins-dir; a private cache; entry points limited by the allow-list."""
-    monkeypatch.setenv("PRORLBENCH_PLUGINS", BUILTINS_FOR_FAKES)
-    monkeypatch.setenv("PRORLBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-    plug, cfg = write_fakes(tmp_path)
-    return tmp_path, plug, cfg
+    return fake_env(tmp_path, monkeypatch)
 
 
 def fake_run(env, *extra: str) -> list[str]:

@@ -24,18 +24,14 @@ from prorlbench.errors import ConfigError
 from prorlbench.plugins import KINDS, load_registry
 from prorlbench.results import RunFolder
 
-from runner_support import BUILTINS_FOR_FAKES, REPO, write_fakes
+from runner_support import BUILTINS_FOR_FAKES, REPO, fake_env
 
 ALL_BUILTINS = BUILTINS_FOR_FAKES + ",rl_family,irn,sasrec,gru4rec,oracle,csv,movielens,synthetic"
 
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("PRORLBENCH_PLUGINS", ALL_BUILTINS)
-    monkeypatch.setenv("PRORLBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-    plug, cfg = write_fakes(tmp_path)
-    return tmp_path, plug, cfg
+    return fake_env(tmp_path, monkeypatch, ALL_BUILTINS)
 
 
 def run_args(env, *extra: str, methods: str = "random") -> list[str]:

@@ -9,7 +9,6 @@ reason), the exit code, and that what was already on disk is unchanged.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import socket
 import subprocess
@@ -25,15 +24,12 @@ import pytest
 from prorlbench.cli import main
 from prorlbench.results import RunFolder
 
-from runner_support import BUILTINS_FOR_FAKES, REPO, write_fakes
+from runner_support import BUILTINS_FOR_FAKES, REPO, fake_env
 
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("PRORLBENCH_PLUGINS", BUILTINS_FOR_FAKES)
-    monkeypatch.setenv("PRORLBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-    plug, cfg = write_fakes(tmp_path)
+    tmp_path, plug, cfg = fake_env(tmp_path, monkeypatch)
     (plug / "executors.py").write_text(EXECUTORS)
     (plug / "logging_method.py").write_text(LOGGING_METHOD)
     return tmp_path, plug, cfg

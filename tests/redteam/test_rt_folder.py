@@ -18,7 +18,7 @@ import pytest
 
 from prorlbench.cli import main
 
-from runner_support import BUILTINS_FOR_FAKES, cli_env, write_fakes
+from runner_support import BUILTINS_FOR_FAKES, cli_env, fake_env, write_fakes
 
 EVIL = textwrap.dedent('''
     from pathlib import Path
@@ -28,11 +28,7 @@ EVIL = textwrap.dedent('''
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("PRORLBENCH_PLUGINS", BUILTINS_FOR_FAKES)
-    monkeypatch.setenv("PRORLBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-    plug, cfg = write_fakes(tmp_path)
-    return tmp_path, plug, cfg
+    return fake_env(tmp_path, monkeypatch)
 
 
 def run_args(env, *extra: str) -> list[str]:

@@ -22,16 +22,12 @@ from prorlbench import fingerprint
 from prorlbench.cli import main
 from prorlbench.errors import DataError
 
-from runner_support import BUILTINS_FOR_FAKES, write_fakes
+from runner_support import fake_env
 
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("PRORLBENCH_PLUGINS", BUILTINS_FOR_FAKES)
-    monkeypatch.setenv("PRORLBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-    plug, cfg = write_fakes(tmp_path)
-    return tmp_path, plug, cfg
+    return fake_env(tmp_path, monkeypatch)
 
 
 def run(env, capsys, *extra: str, config: Path | None = None) -> str:
