@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import textwrap
 from pathlib import Path
 
@@ -269,3 +268,31 @@ def test_shipped_simulators_beat_popularity_on_real_data(registry, shared_data, 
     torch.set_num_threads(1)
     r = measure(registry, simulator, dataset, _load(registry, dataset, shared_data / folder), "quick", 0, {})
     assert r["hr10"] >= MARGIN * r["pop_hr10"], r
+
+
+def test_a_plugin_without_popularity_figure_is_judged_against_the_harness_one():
+    """A simulator plugin that reports its own HR@10 but not popularity's is still judged: the
+    harness computes popularity on the same validation users (here 1.0: the target is the most
+    popular item); one that reports no HR@10 at all cannot be judged."""
+    from prorlbench.strength import with_popularity
+
+    info = with_popularity(_world(), SimulatorInfo(name="plug", hr10=0.25))
+    assert info.popularity_hr10 == 1.0
+    with pytest.raises(WeakSimulator, match=r"^simulator plug on tiny: valid HR@10 0\.2500 < popularity's 1\.0000: "):
+        check_strength("simulator plug", "tiny", info, allow=False)
+    assert with_popularity(_world(), SimulatorInfo(name="plug")).popularity_hr10 is None
+
+
+def test_simulator_quality_benchmark_prints_figures_and_ratio(registry, capsys):
+    from benchmarks.simulator_quality import main
+
+    rows = main(["--profile", "quick", "--datasets", "synthetic", "--simulators", "gru4rec", "--set", "epochs=2",
+                 "--set", "patience=2"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["simulator", "dataset", "profile", "seed", "batch", "steps", "epochs", "seconds",
+                              "HR@10", "pop", "ratio", ">=", "1.2x"]
+    (r,) = rows
+    assert (r["simulator"], r["dataset"], r["batch"], r["steps"], r["epochs"]) == ("gru4rec", "synthetic", 128, 14, 2)
+    assert r["pop_hr10"] == 0.15 and r["ratio"] == pytest.approx(r["hr10"] / 0.15)
+    assert out[1].split()[:7] == ["gru4rec", "synthetic", "quick", "0", "128", "14", "2"]
+    assert out[1].split()[-1] == ("yes" if r["ratio"] >= MARGIN else "NO")
