@@ -4,6 +4,8 @@ Everything here is seeded by configs only (``simulator_seed``), never by a cell'
 all seeds of a method see the same cases and simulators. A backbone built with
 ``ctx.make_backbone(kind, seed)`` is a separate model of that simulator kind, trained with seed
 ``BACKBONE_SEED_OFFSET + seed`` through the same cache (never the simulator object, never its seed).
+A learned simulator or backbone below popularity on validation HR@10 is refused
+(:mod:`prorlbench.strength`): the simulator fails the dataset's cells, a backbone its own cell.
 """
 
 from __future__ import annotations
