@@ -28,8 +28,15 @@ from typing import Any
 import pandas as pd
 
 
+TINY = {"simulator": "oracle", "cases": {"max_cases_per_split": 20, "max_path_len": 5},
+        "plugin_tables": {"datasets": {"synthetic": {"n_users": 120, "n_items": 60, "seq_len": 20}},
+                          "simulators": {}, "methods": {}}}
+"""``--tiny``: a small world scored by its oracle (nothing trains), for the test that keeps this
+script working."""
+
+
 def _timed_run(out: Path, cache: Path, methods: list[str], seeds: list[int], workers: int,
-               start_method: str | None) -> tuple[float, int, pd.DataFrame]:
+               start_method: str | None, tiny: bool = False) -> tuple[float, int, pd.DataFrame]:
     from prorlbench import runner
     from prorlbench.executors import local
     from prorlbench.runconfig import RunConfig
@@ -42,7 +49,7 @@ def _timed_run(out: Path, cache: Path, methods: list[str], seeds: list[int], wor
 
     executor = Timed(workers=workers, start_method=start_method)
     cfg = RunConfig(methods=methods, seeds=seeds, out=str(out), cache_dir=str(cache), progress=False,
-                    device="cpu", force=True)
+                    device="cpu", force=True, **(TINY if tiny else {}))
     real = runner.make_executor
     runner.make_executor = lambda name, extra=None: executor  # type: ignore[assignment]
     try:
@@ -59,6 +66,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--spawn", action="store_true", help="also time spawn workers")
+    ap.add_argument("--tiny", action="store_true", help="a small world scored by its oracle (tests)")
     args = ap.parse_args(argv)
     methods = args.methods.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -66,25 +74,30 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.spawn:
         modes.append(("spawn worker", 1, "spawn"))
     times: dict[str, list[float]] = {m[0]: [] for m in modes}
+    all_same = True
     with tempfile.TemporaryDirectory(prefix="prorlbench-workers-") as tmp:
         cache = Path(tmp) / "cache"
-        _timed_run(Path(tmp) / "warm", cache, methods, seeds, 0, None)  # simulator into the cache
+        _timed_run(Path(tmp) / "warm", cache, methods, seeds, 0, None, args.tiny)  # simulator into the cache
         for r in range(args.rounds):
             tables = []
             for label, workers, start in modes:
-                sec, n, df = _timed_run(Path(tmp) / f"r{r}-{workers}-{start}", cache, methods, seeds, workers, start)
+                sec, n, df = _timed_run(Path(tmp) / f"r{r}-{workers}-{start}", cache, methods, seeds, workers, start,
+                                        args.tiny)
                 times[label].append(sec / n)
                 tables.append(df)
             same = all(t.equals(tables[0]) for t in tables[1:])
+            all_same = all_same and same
             base = times["in process"][-1]
             print(f"round {r + 1}: {n} cells; per cell " + ", ".join(
                 f"{label} {times[label][-1] * 1e3:,.0f} ms" for label, _, _ in modes)
                 + f"; fork - in process {(times['fork worker'][-1] - base) * 1e3:+,.0f} ms"
                 + f"; per-case values identical: {same}", flush=True)
+    if not all_same:
+        print("per-case values DIFFER between the executors")
     med = {k: statistics.median(v) for k, v in times.items()}
     print("median per cell: " + ", ".join(f"{k} {v * 1e3:,.0f} ms" for k, v in med.items())
           + f"; fork worker / in process {med['fork worker'] / med['in process']:.2f}x")
-    return med
+    return {**med, "identical": float(all_same)}
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-"""The RL throughput benchmark runs end to end (tiny world), so it does not rot."""
+"""The RL throughput, gradient-variance, generation and worker benchmarks run end to end (tiny
+world), so they do not rot."""
 
 from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from benchmarks.rl_throughput import main
@@ -72,3 +74,14 @@ def test_generate_benchmark_runs_both_samplers(tmp_path, capsys):
     g = torch.Generator().manual_seed(0)
     picks = torch.stack([race_draw(logits, g) for _ in range(200)])
     assert set(picks[:, 0].tolist()) == {0, 2} and set(picks[:, 1].tolist()) == {2}
+
+
+def test_workers_benchmark_times_fork_and_spawn_workers_with_identical_values(capsys):
+    pytest.importorskip("ray")  # spawn ships the work with cloudpickle
+    from benchmarks.workers import main as workers_main
+
+    res = workers_main(["--tiny", "--methods", "random,pop", "--seeds", "0", "--rounds", "1", "--spawn"])
+    assert res["identical"] == 1.0
+    assert set(res) == {"in process", "fork worker", "spawn worker", "identical"}
+    assert all(v > 0 for k, v in res.items() if k != "identical")
+    assert "per-case values identical: True" in capsys.readouterr().out
