@@ -8,6 +8,7 @@ name. ``data_dir`` and the dataset path keys are only read and may point anywher
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -78,3 +79,23 @@ def without_paths(d: dict[str, Any]) -> dict[str, Any]:
     """A dataset config without its input-path keys: the inputs fingerprint (content and resolved
     location) stands for them, so spelling a path relative or absolute changes nothing."""
     return {k: v for k, v in d.items() if k not in DATASET_PATH_KEYS}
+
+
+def warn_data_dir_overrides(data_dir: str, dataset_cfgs: dict[str, Any]) -> list[str]:
+    """A warning per dataset whose own ``data_dir`` key takes the place of ``--data-dir`` (the lines).
+
+    ``--data-dir`` is the folder of every dataset that does not name its own; a dataset table's
+    ``data_dir`` (``[datasets.NAME] data_dir``, from a config file) names that dataset's own and
+    wins for it, so one grid can hold several real datasets. When both are given the user may have
+    meant the flag for every dataset: each is logged as a warning (the dry run shows it too)
+    instead of silently reading another folder."""
+    if not data_dir:
+        return []
+    out = []
+    for name, cfg in dataset_cfgs.items():
+        own = getattr(cfg, "data_dir", "") or ""
+        if own and Path(own).expanduser().resolve() != Path(data_dir).expanduser().resolve():
+            out.append(f"dataset '{name}' reads {own} ([datasets.{name}] data_dir), not --data-dir "
+                       f"{data_dir}; drop that key to use the flag's folder")
+            logging.getLogger("prorlbench").warning(out[-1])
+    return out

@@ -1,9 +1,9 @@
 """Resolving a run: every name, profile and plugin config checked and built once, up front.
 
 :func:`resolve` turns a RunConfig and a registry into a :class:`Resolved` run (device, folders,
-every dataset, simulator, method and case config built with its profile), so a typo fails before
-anything is computed. It also holds the cell fingerprints (docs/reliability.md) and the metadata
-the report needs (:meth:`Resolved.metadata_document`), so reports never load the registry.
+every dataset, simulator, method and case config built with its profile): a typo fails before
+anything runs. It holds the cell fingerprints (docs/reliability.md) and the metadata
+the report needs (:meth:`Resolved.metadata_document`): reports never load the registry.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from .cases import CaseConfig
 from .devices import resolve_device  # noqa: F401  (re-exported)
 from .config import build_config, to_dict
-from .configpaths import absolute_paths, without_paths
+from .configpaths import absolute_paths, warn_data_dir_overrides, without_paths
 from .dsvariants import BASE_KEY, add_dataset_variants, variant_table
 from .display import check_display
 from .errors import ConfigError, UnknownNameError, UserError
@@ -249,6 +249,7 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
         for name in cfg.plugin_tables.get(kind, {}):
             build(kind, name, registry.get(kind, name).config_cls)
     dataset_cfgs = {n: build("datasets", n, registry.dataset(n).config_cls) for n in cfg.datasets}
+    warn_data_dir_overrides(cfg.data_dir, dataset_cfgs)
     sims = list(dict.fromkeys([cfg.simulator, *eval_sims]))
     simulator_cfgs = {n: build("simulators", n, registry.simulator(n).config_cls) for n in sims}
     method_cfgs = {n: variant_cfgs[n] if n in variant_cfgs else build("methods", n, registry.method(n).config_cls)

@@ -329,3 +329,19 @@ def test_a_status_written_before_provenance_still_loads(env, capsys):
     capsys.readouterr()
     assert main(run_args(env)) == 0  # the old cell is still done: not recomputed
     assert "already done" in (env[0] / "out" / "run.log").read_text()
+
+
+def test_a_dataset_data_dir_key_that_overrides_the_flag_is_named_in_a_warning(tmp_path, monkeypatch, capsys):
+    """`--data-dir HIDDEN` with a config whose [datasets.movielens] data_dir names another folder
+    used to read that folder without a word (the README says flags win)."""
+    monkeypatch.setenv("PRORLBENCH_PLUGINS", ALL_BUILTINS)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ml").mkdir()
+    (tmp_path / "hidden").mkdir()
+    (tmp_path / "grid.toml").write_text('[run]\ndatasets = ["movielens"]\n[datasets.movielens]\ndata_dir = "ml"\n')
+    code = main(["run", "--config", "grid.toml", "--methods", "random", "--data-dir", str(tmp_path / "hidden"),
+                 "--dry-run"])
+    err = capsys.readouterr().err
+    assert ("warning: dataset 'movielens' reads ml ([datasets.movielens] data_dir), not "
+            f"--data-dir {tmp_path / 'hidden'}; drop that key to use the flag's folder") in err
+    assert code == 2 and "prorlbench: error: ml: no MovieLens file found" in err  # the folder it reads
