@@ -104,7 +104,8 @@ def rescore_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunF
     try:
         stored, candidates = read_paths(folder.cell_paths(name))
         test = dctx.cases.test or stored  # re-scoring only (no cases built): the stored ones
-        _same_cases(stored, test)
+        if test is not stored:
+            _same_cases(stored, test)
         candidates = check_paths(job.method, test, candidates, n_items=dctx.data.n_items,
                                  max_path_len=dctx.max_path_len, k_max=res.k_max)
         table = score_paths(res, dctx, job, test, candidates)

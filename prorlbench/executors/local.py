@@ -94,10 +94,16 @@ def _forward_logs(conn: Any) -> None:
     log.propagate = False
 
 
-def _compute(work: Work, job: CellJob, conn: Any) -> None:
+def _compute(work: Work, job: CellJob, conn: Any, single_thread: bool = False) -> None:
     """A worker's body: compute the cell and send its status. A real Ctrl-C (SIGINT delivered to
-    the worker: from a terminal it reaches the runner too) tells the runner to stop the grid."""
+    the worker: from a terminal it reaches the runner too) tells the runner to stop the grid.
+    ``single_thread``: a fork whose OpenMP pool could not be paused computes with one thread (a
+    parallel region would wait forever on the parent's threads)."""
     try:
+        if single_thread:
+            import torch
+
+            torch.set_num_threads(1)
         _forward_logs(conn)
         conn.send(("status", work(job)))
     except KeyboardInterrupt:
@@ -199,9 +205,10 @@ class _Pool:
     def _start(self, job: CellJob) -> _Running:
         recv, send = self.ctx.Pipe(duplex=False)
         if self.ctx.get_start_method() == "fork":
-            if not _pause_openmp():
+            single = not _pause_openmp()
+            if single:
                 log.warning("cannot pause torch's OpenMP threads before fork; the worker runs with 1 thread")
-            proc = self.ctx.Process(target=_compute, args=(self.work, job, send), daemon=True)
+            proc = self.ctx.Process(target=_compute, args=(self.work, job, send, single), daemon=True)
         else:
             from .shipping import dump_work
 
@@ -262,11 +269,11 @@ class _Pool:
                     elif self.limit is not None and time.monotonic() - r.started > self.limit:
                         r.proc.kill()
                         r.proc.join()
+                        r.conn.close()
                         running.remove(r)
-                        if isinstance(r.result, CellStatus):
+                        if isinstance(r.result, CellStatus):  # finished, then stuck on its way out
                             yield r.result
                             continue
-                        r.conn.close()
                         yield self.work.failed(r.job, (
                             f"timed out: the cell ran past cell_timeout = {self.where.cell_timeout:g} s and did "
                             f"not stop; its worker process was killed after {self.limit:g} s; the grid goes on"))

@@ -286,3 +286,13 @@ def test_spawn_workers_the_cuda_path_give_the_same_values(tmp_path, monkeypatch,
     assert [c.method for c in res.failed] == ["attacker"]
     assert res.failed[0].error.startswith("the cell's worker process exited with code 0")
     pd.testing.assert_frame_equal(_pop_cases(tmp_path / "out"), clean_pop)
+
+
+def test_a_fork_whose_openmp_pool_cannot_be_paused_computes_with_one_thread(tmp_path, monkeypatch, clean_pop, caplog):
+    """Without omp_pause_resource_all a forked child's parallel region would wait forever on the
+    runner's threads: the worker then sets one thread, and says so."""
+    monkeypatch.setattr(local, "_pause_openmp", lambda: False)
+    reg, cfg = _setup(tmp_path, monkeypatch, "", methods=["pop"], threads=2)
+    assert not run(cfg, reg, report=False).failed
+    assert "cannot pause torch's OpenMP threads before fork; the worker runs with 1 thread" in caplog.text
+    pd.testing.assert_frame_equal(_pop_cases(tmp_path / "out"), clean_pop)
