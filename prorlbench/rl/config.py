@@ -124,6 +124,7 @@ class RLConfig:
         "official": {"samples_per_case": 16, "batch_cases": 512, "epochs": 50, "sft_epochs": 30,
                      "lr": 1e-4, "warmup_frac": 0.05, "weight_decay": 0.05, "beta": 0.01, "gamma": 1.0,
                      "grad_clip": 1.0, "n_valid_cases": 2048, "kl": "k1", "decode": "greedy",
+                     "select": "last", "sft_weight_decay": 0.05,
                      "sample_top_k": 50, "empty_paths": "skip", "centering": "global",
                      "reward_state": "causal", "policy": "auto", "token_logprob": "mean", "decoding": "free",
                      "per_dataset": {"steam": {"lr": 1e-5, "w_ctr": 0.1}, "books": {"lr": 5e-4}}},
