@@ -70,10 +70,16 @@ def claims(methods: list[str]) -> list[tuple[str, str, list[tuple[str, str, str]
 
 
 def read_cases(run: Path, k: int = 1) -> pd.DataFrame:
-    """The per-case values at ``k`` of every finished cell (the cells' own files, else the merged one)."""
+    """The per-case values at ``k`` of every finished cell (the cells' own files, else the merged one,
+    else the committed compact table ``percase*.csv.gz``)."""
     files = sorted((run / "cells").glob("*.cases.csv.gz"))
     if not files and (run / "cases.csv.gz").exists():
         files = [run / "cases.csv.gz"]
+    if not files:  # a committed folder: its compact per-case table (benchmarks.percase)
+        from .percase import read
+
+        d = read(run, k)
+        return d[d["metric"].isin(METRICS)].reset_index(drop=True)
     parts = []
     for f in files:
         d = pd.read_csv(f)
@@ -177,6 +183,8 @@ def build(run: Path) -> str:
     cfg = read_config_file(run / "config.toml")
     cases = read_cases(run)
     n_cells = len(list((run / "cells").glob("*.json")))
+    if not n_cells and (run / "cells.csv").exists():  # a committed folder without its cells/
+        n_cells = int((pd.read_csv(run / "cells.csv")["status"] == "ok").sum())
     lines = [f"Run `{run}` ({n_cells} finished cells); K = 1; Δ = A − B over test cases (each case "
              "averaged over the seeds both have), [bootstrap 95 % CI], two-sided Wilcoxon p, Holm over "
              "all rows of the same dataset; seeds = seeds whose mean difference has Δ's sign.", ""]
