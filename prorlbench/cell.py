@@ -144,6 +144,10 @@ def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolde
                 raise CellFailure("the method changed the simulator it was given (ctx.simulator: weights, "
                                   "train/eval mode or requires_grad); treat it as read-only")
             table = score_paths(res, dctx, job, test, candidates)
+            if res.cfg.select_on == "valid":  # after test, so the test values do not change
+                from .selection import valid_scores
+
+                status.valid = valid_scores(res, dctx, job, method, cases_view.valid)
         logger.close()
         write_paths(folder.cell_paths(name), test, candidates)
         policy = getattr(method, "policy", None)

@@ -1,4 +1,4 @@
-"""The ``prorlbench`` command: ``run``, ``report``, ``rescore``, ``paths`` and ``list``.
+"""The ``prorlbench`` command: ``run``, ``report``, ``rescore``, ``paths``, ``list`` and ``fetch``.
 
 Exit codes: 0 success; 1 some cells failed (or the report could not be built); 2 bad input or
 output: a UserError, or a file-system error on a path the user gave (a name too long, a
@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import sys
 import typing
-from pathlib import Path
 from typing import Any, Sequence
 
-from tqdm.auto import tqdm
-
 from .cli_rescore import add_rescore_parsers, cmd_paths, cmd_rescore
+from .cli_run import cmd_report, cmd_run, console_logging, os_error
 from . import __version__
 from .cliparse import Parser, subparser, unknown_flags_message
-from .errors import UserError, one_line
-from .plugins import load_registry
-from .runconfig import (PROFILES, RUN_KEYS, STYLES, RunConfig, apply_overrides, out_dir, read_config_file,
-                        split_list)
+from .fetch import add_fetch_parser
+from .errors import UserError
+from .runconfig import PROFILES, RUN_KEYS, STYLES, RunConfig, int_list, split_list
+
+# Start-up: torch, pandas and the plugins are imported by the commands that use them, never here
+# (`prorlbench --version` and `--help` stay well under a second; benchmarks/startup.py).
 
 PROG = "prorlbench"
 
@@ -33,6 +32,7 @@ examples:
   prorlbench run --methods random,pop          the default run (synthetic data, SASRec simulator)
   prorlbench report results/random+pop_synthetic
   prorlbench list methods
+  prorlbench fetch ml-100k --to data           download a data set (checksums checked)
 
 Run `prorlbench COMMAND --help` for a command's options. Writing plugins: docs/plugins.md.
 Exit codes: 0 ok, 1 some cells failed, 2 bad input, 130 interrupted (re-run to resume).
@@ -69,9 +69,9 @@ examples:
 
 def _ints(text: str) -> list[int]:
     try:
-        return [int(x) for x in split_list(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        return int_list(text)
+    except (ValueError, UserError):
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers or ranges (0-2), got {text!r}") from None
 
 
 def _names(text: str) -> list[str]:
@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "other data, simulator config or scoring")
 
     add_rescore_parsers(sub, names=_names, ints=_ints, plugins_arg=_plugins_arg)
+    add_fetch_parser(sub)
 
     ls = sub.add_parser("list", help="list registered plugins (and plugins that failed to load)",
                         description="Show every registered dataset, simulator, method, metric, "
@@ -156,142 +157,13 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
             shown = ",".join(map(str, default)) if isinstance(default, list) else default
             help_text += f" (default: {shown})"
         kind = {list[int]: _ints, list[str]: _names, int: int, float: float}.get(hints[f.name], str)
-        kw: dict[str, Any] = {"action": "append"} if f.name == "plugins_dirs" else {"type": kind}
+        kw: dict[str, Any] = {"action": "append"} if f.name in ("plugins_dirs", "sets") else {"type": kind}
         p.add_argument(name, dest=f.name, help=help_text.replace("%", "%%"), **kw, **flag)
 
 
 def _plugins_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plugins-dir", dest="plugins_dirs", action="append", metavar="DIR",
                    help="load every *.py file in DIR as a plugin (repeatable)")
-
-
-# --------------------------------------------------------------------------------------------
-
-
-def console_level(cfg: RunConfig) -> int:
-    """The console's log level: ``--quiet`` means warnings and up, else ``--log-level``."""
-    if cfg.quiet:
-        return logging.WARNING
-    return getattr(logging, cfg.log_level.upper(), logging.INFO)
-
-
-def _console_logging(level: int) -> tuple[logging.Handler, int]:
-    from .logs import LOGGER_NAME, OneLineFormatter
-
-    class _TqdmHandler(logging.StreamHandler):
-        def emit(self, record: logging.LogRecord) -> None:
-            try:
-                tqdm.write(self.format(record), file=sys.stderr)
-            except Exception:  # pragma: no cover - console closed
-                self.handleError(record)
-
-    h = _TqdmHandler()
-    h.setLevel(level)
-    h.setFormatter(OneLineFormatter())
-    lg = logging.getLogger(LOGGER_NAME)
-    old = lg.level
-    lg.addHandler(h)
-    if lg.level == logging.NOTSET or lg.level > h.level:
-        lg.setLevel(h.level)
-    return h, old
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import run
-
-    cfg = read_config_file(args.config) if args.config else RunConfig()
-    overrides: dict[str, Any] = {}
-    for key in RUN_KEYS:
-        val = getattr(args, key, None)
-        if val is not None and key != "plugins_dirs":
-            overrides[key] = val
-    if args.plugins_dirs:
-        overrides["plugins_dirs"] = list(cfg.plugins_dirs) + list(args.plugins_dirs)
-    cfg = apply_overrides(cfg, overrides)
-    handler, old_level = _console_logging(console_level(cfg))
-    try:
-        registry = load_registry(cfg.plugins_dirs)
-        for failure in registry.failures:  # a broken plugin file warns even when none of its names is used
-            logging.getLogger("prorlbench").warning("plugin %s failed to load: %s", failure.plugin,
-                                                    failure.error)
-        if args.dry_run:
-            from .dryrun import dry_run
-
-            print(dry_run(cfg, registry).rstrip("\n"))
-    except BaseException:
-        args.dry_run = True
-        raise
-    finally:
-        if args.dry_run:
-            logging.getLogger("prorlbench").removeHandler(handler)
-            logging.getLogger("prorlbench").setLevel(old_level)
-    if args.dry_run:
-        return 0
-    out = out_dir(cfg)
-    try:
-        result = run(cfg, registry, progress=cfg.progress and not cfg.quiet)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; finished cells are kept in {out}. Re-run the same command "
-              f"(same --out) to resume.", file=sys.stderr)
-        return 130
-    finally:
-        logging.getLogger("prorlbench").removeHandler(handler)
-        logging.getLogger("prorlbench").setLevel(old_level)
-    if result.summary:
-        print(result.summary.rstrip("\n"))
-        print()
-    n = len(result.cells)
-    rescored = f"{len(result.rescored)} re-scored from stored paths, " if result.rescored else ""
-    print(f"{n} cells ({len(result.computed) - len(result.rescored)} computed, {rescored}"
-          f"{len(result.skipped)} already done, "
-          f"{len(result.failed)} failed). Results: {result.out}")
-    code = 0
-    if result.report_error:
-        print(f"{PROG}: error: report: {result.report_error}", file=sys.stderr)
-        code = 1
-    if result.failed:
-        names = ", ".join(f"{c.method}/{c.dataset}/s{c.seed}" for c in result.failed)
-        first = result.failed[0].error or "unknown error"
-        print(f"{PROG}: {len(result.failed)} of {n} cells failed: {names} (first: {first}); "
-              f"see {Path(result.out) / 'cells.csv'} and run.log", file=sys.stderr)
-        code = 1
-    return code
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
-
-    d = Path(args.dir)
-    if not d.is_dir():
-        raise UserError(f"{d}: not a folder")
-    if not (d / "cases.csv.gz").exists() and not (d / "summary.csv").exists() \
-            and not (args.all_cells and (d / "cells").is_dir()):
-        raise UserError(f"{d}: no cases.csv.gz here; is this a run folder (prorlbench run --out DIR)?")
-    if args.all_cells:
-        from .guards import run_lock
-        from .report.gridcheck import merge_all_cells
-        from .results import RunFolder
-
-        with run_lock(d):  # checksums and grid fingerprints checked before anything is written
-            cells, notes = merge_all_cells(RunFolder(d))
-        for note in notes:
-            print(f"{PROG}: note: {note}", file=sys.stderr)
-        print(f"merged {sum(c.ok for c in cells)} finished cell(s) of {d / 'cells'}")
-    try:
-        text = write_report(d, style=args.style, metrics=args.metrics, ks=args.ks, latex_width=args.latex_width)
-    except OSError as exc:  # e.g. a read-only folder: the tables cannot be written
-        raise UserError(f"report {d}: {_os_error(exc)}") from None
-    print(text.rstrip("\n"))
-    print()
-    print(f"Tables and plots written to {d}")
-    return 0
-
-
-def _os_error(exc: OSError) -> str:
-    """``PATH: reason`` of a file-system error (the path cut to 200 characters)."""
-    reason = exc.strerror or one_line(exc)
-    name = str(exc.filename) if exc.filename is not None else ""
-    return f"{name if len(name) <= 200 else name[:199] + '…'}: {reason}" if name else reason
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -308,12 +180,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "fetch":
+            from .fetch import cmd_fetch
+
+            return cmd_fetch(args)
         if args.command == "list":
             from .listing import cmd_list
 
             return cmd_list(args)
         if args.command == "rescore":
-            return cmd_rescore(args, _console_logging)
+            return cmd_rescore(args, console_logging)
         if args.command == "paths":
             return cmd_paths(args)
     except UserError as exc:
@@ -323,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:  # the file system refused a path the user gave (too long, read-only, ...)
-        print(f"{PROG}: error: {' '.join(_os_error(exc).split())}", file=sys.stderr)
+        print(f"{PROG}: error: {' '.join(os_error(exc).split())}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command}")
     return 2

@@ -104,6 +104,7 @@ def compatibility(res: Resolved) -> list[str]:
 def dry_run(cfg: RunConfig, registry: Registry) -> str:
     """What ``run`` would do with ``cfg``: the text printed by ``--dry-run``."""
     res = resolve(cfg, registry)
+    cfg = res.cfg  # --set and methods = "all" expanded
     jobs = expand_grid(cfg.methods, cfg.datasets, cfg.seeds, cfg.variants)
     lines = [
         "dry run: nothing is computed, no folder is written",

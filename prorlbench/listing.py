@@ -1,5 +1,9 @@
 """``prorlbench list``: registered plugins, one kind or one plugin, and with ``--details`` each
-config key with the value the chosen profile (and ``--config`` file) actually gives it."""
+config key with the value the chosen profile (and ``--config`` file) actually gives it.
+
+Without ``--details`` and ``--config`` the list comes from the plugin catalogue when nothing
+changed since the last full load (:mod:`prorlbench.plugindex`): no plugin and no torch is imported.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,12 @@ import dataclasses
 from typing import Any
 
 from .errors import UserError
-from .plugins import KINDS, SINGULAR, load_registry
 from .runconfig import RunConfig, read_config_file
+
+SINGULAR = {"datasets": "dataset", "simulators": "simulator", "methods": "method",
+            "metrics": "metric", "estimators": "estimator", "executors": "executor"}
+"""The kinds of ``prorlbench.plugins.KINDS`` (a test keeps them equal), without importing it."""
+KINDS = tuple(SINGULAR)
 
 
 def _plural(kind: str) -> str:
@@ -64,42 +72,44 @@ def _details(kind: str, name: str, spec: Any, profile: str, cfg: RunConfig | Non
 def cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
+    from . import plugindex
     from .errors import UnknownNameError
 
     kinds = [_plural(args.kind)] if args.kind else list(KINDS)
     cfg = read_config_file(args.config) if args.config else None
     dirs = list(args.plugins_dirs or ()) + (list(cfg.plugins_dirs) if cfg else [])
-    registry = load_registry(dirs)
-    if cfg is not None:  # its [variants.NAME] methods are listed too
-        from .variants import add_variants
+    if args.name is not None and not args.kind:
+        raise UserError("list: give the kind before the name, e.g. `prorlbench list methods prorl`")
+    cat = plugindex.load(dirs) if not args.details and cfg is None else None
+    registry = None
+    if cat is None:
+        from .plugins import load_registry
 
-        add_variants(registry, cfg.variants, cfg.plugin_tables, cfg.source)
-    if args.name is not None:
-        if not args.kind:
-            raise UserError("list: give the kind before the name, e.g. `prorlbench list methods prorl`")
-        if args.name not in registry.specs[kinds[0]]:
-            raise UnknownNameError(SINGULAR[kinds[0]], args.name, registry.names(kinds[0]))
+        registry = load_registry(dirs)
+        plugindex.save(registry, dirs)
+        if cfg is not None:  # its [variants.NAME] methods are listed too
+            from .variants import add_variants
+
+            add_variants(registry, cfg.variants, cfg.plugin_tables, cfg.source)
+        cat = plugindex.catalogue(registry)
+    rows_of = {kind: {r[0]: r for r in rows} for kind, rows in cat["rows"].items()}
+    if args.name is not None and args.name not in rows_of[kinds[0]]:
+        raise UnknownNameError(SINGULAR[kinds[0]], args.name, list(rows_of[kinds[0]]))
     blocks = []
     for kind in kinds:
-        names = [args.name] if args.name is not None else registry.names(kind)
-        rows = []
-        for name in names:
-            spec = registry.get(kind, name)
-            summary = spec.summary.splitlines()[0] if spec.summary else ""
-            if kind == "metrics" and not spec.default:
-                summary += " [opt-in: --metrics]"
-            rows.append([name, summary, registry.providers[(kind, name)]])
+        names = [args.name] if args.name is not None else list(rows_of[kind])
+        rows = [[n, rows_of[kind][n][1] + (" [opt-in: --metrics]" if rows_of[kind][n][3] else ""),
+                 rows_of[kind][n][2]] for n in names]
         blocks.append(f"{kind}:\n" + (tabulate(rows, headers=["name", "summary", "plugin"], tablefmt="simple")
                                        if rows else "  (none)"))
-        if args.details:
+        if args.details and registry is not None:
             for name in names:
                 text = _details(kind, name, registry.get(kind, name), args.profile, cfg)
                 if text:
                     blocks.append(text)
     print("\n\n".join(blocks))
-    if registry.failures:
+    if cat["failures"]:
         print()
         print("plugins that failed to load:")
-        print(tabulate([[f.plugin, f.error] for f in registry.failures], headers=["plugin", "error"],
-                       tablefmt="simple"))
+        print(tabulate(cat["failures"], headers=["plugin", "error"], tablefmt="simple"))
     return 0

@@ -20,18 +20,16 @@ import torch
 from .cases import CaseConfig
 from .devices import resolve_device  # noqa: F401  (re-exported)
 from .config import build_config, to_dict
-from .configpaths import absolute_paths, warn_data_dir_overrides, without_paths
-from .dsvariants import BASE_KEY, add_dataset_variants, variant_table
+from .configpaths import warn_data_dir_overrides, without_paths
+from .dsvariants import add_dataset_variants, variant_table
 from .display import check_display
 from .errors import ConfigError, UnknownNameError, UserError
 from .files import check_grid_names
 from .fingerprint import FileHashes, input_locations, inputs_fingerprint
 from .executors import CellJob, ExecutorContext, expand_grid, make_executor
 from .plugins import Registry, load_registry
-from .variants import add_variants, variants_document, variant_configs
-from .runconfig import (NOT_WRITTEN, PLUGIN_TABLES, PROFILES, RUN_KEYS, STYLES, RunConfig, default_cache_dir,
-                        out_dir)
-from .tomlwriter import Table
+from .variants import add_variants, variant_configs
+from .runconfig import PLUGIN_TABLES, PROFILES, STYLES, RunConfig, default_cache_dir, out_dir
 
 log = logging.getLogger("prorlbench")
 
@@ -79,29 +77,10 @@ class Resolved:
         self.metrics = [self.registry.metric(n) for n in state["metrics"]]
 
     def config_document(self) -> dict[str, Any]:
-        """The content of ``<out>/config.toml``: the resolved run and every plugin config used."""
-        run = {k: getattr(self.cfg, k) for k in RUN_KEYS if k not in NOT_WRITTEN}
-        run["eval_simulators"] = list(self.eval_simulators)
-        run["metrics"] = [m.name for m in self.metrics]
-        run["plugins_dirs"] = [str(Path(p).resolve()) for p in self.cfg.plugins_dirs]
-        if self.cfg.data_dir:  # absolute, so the file re-creates the run from any folder
-            run["data_dir"] = str(Path(self.cfg.data_dir).expanduser().resolve())
-        doc: dict[str, Any] = Table(run=Table(run))
-        doc["datasets"] = Table({n: Table(({BASE_KEY: self.dataset_bases[n]} if n in self.dataset_bases else {})
-                                          | absolute_paths(to_dict(c))) for n, c in self.dataset_cfgs.items()})
-        doc["simulators"] = Table({n: Table(to_dict(c)) for n, c in self.simulator_cfgs.items()})
-        doc["methods"] = Table({n: Table(to_dict(c)) for n, c in self.method_cfgs.items()})
-        doc["cases"] = Table(to_dict(self.cases_cfg))
-        doc.update(variants_document(self.cfg.variants, self.method_cfgs))
-        if self.cfg.display:
-            doc["display"] = Table(dict(self.cfg.display))
-        # Tables of plugins this run did not use are kept as given (already validated), so that
-        # `prorlbench rescore --eval-simulator NAME` finds the user's [simulators.NAME].
-        for kind in PLUGIN_TABLES:
-            for name, table in self.cfg.plugin_tables.get(kind, {}).items():
-                if name not in doc[kind]:
-                    doc[kind][name] = Table(dict(table))
-        return doc
+        """The content of ``<out>/config.toml`` (:func:`prorlbench.rundocs.config_document`)."""
+        from .rundocs import config_document
+
+        return config_document(self)
 
     def simulator_config(self, name: str) -> Any:
         """Config of simulator ``name`` (run simulator or backbone kind)."""
@@ -161,6 +140,8 @@ class Resolved:
             key["variant_of"] = self.cfg.variants[job.method]["method"]
         if job.dataset in self.dataset_bases:  # only variants: other fingerprints stay as they were
             key["dataset_plugin"] = self.dataset_bases[job.dataset]
+        if self.cfg.select_on != "none":  # its cells also generate paths for the validation cases
+            key["select_on"] = self.cfg.select_on
         blob = json.dumps(key, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -195,7 +176,12 @@ def _check_names(kind: str, names: Sequence[str], registry: Registry) -> None:
 
 
 def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
-    """Check names, profile, device and every plugin table; build the plugin configs."""
+    """Check names, profile, device and every plugin table; build the plugin configs. ``--set``
+    and ``methods = "all"`` are expanded first (:mod:`prorlbench.sweeps`): ``Resolved.cfg`` is
+    the expanded config."""
+    from .sweeps import expand
+
+    cfg = expand(cfg, registry)
     if not cfg.methods:
         raise ConfigError("no methods given: pass --methods A,B or set methods in the [run] table "
                           "(see `prorlbench list methods`)")
@@ -269,10 +255,14 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
     if cache.exists() and not cache.is_dir():
         raise ConfigError(f"cache dir {cache}: is a file, expected a folder (--cache-dir, cache_dir "
                           "or $PRORLBENCH_CACHE_DIR)")
-    return Resolved(cfg=cfg, registry=registry, out=out_dir(cfg), cache_dir=cache, device=device,
-                    dataset_cfgs=dataset_cfgs, simulator_cfgs=simulator_cfgs, method_cfgs=method_cfgs,
-                    cases_cfg=cases_cfg, eval_simulators=eval_sims, metrics=metrics,
-                    backbone_cfgs=backbone_cfgs, dataset_bases=bases)
+    res = Resolved(cfg=cfg, registry=registry, out=out_dir(cfg), cache_dir=cache, device=device,
+                   dataset_cfgs=dataset_cfgs, simulator_cfgs=simulator_cfgs, method_cfgs=method_cfgs,
+                   cases_cfg=cases_cfg, eval_simulators=eval_sims, metrics=metrics,
+                   backbone_cfgs=backbone_cfgs, dataset_bases=bases)
+    from .selection import check
+
+    check(res)  # a bad select_metric fails now
+    return res
 
 
 def executor_factories(registry: Registry) -> dict[str, Any]:

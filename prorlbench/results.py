@@ -91,6 +91,8 @@ class CellStatus:
     weak_simulator: str = ""
     """Why a simulator or backbone this cell used is below popularity (``; ``-joined), kept because
     ``allow_weak_simulator``; the report marks the row (:mod:`prorlbench.strength`). Empty: none."""
+    valid: dict[str, float] = field(default_factory=dict)
+    """``--select-on valid``: ``{"METRIC@K": mean}`` on the validation cases (:mod:`prorlbench.selection`)."""
     skipped: bool = field(default=False, compare=False)
     """Not stored: ``True`` when this run found the cell done and did not recompute it."""
     rescored: bool = field(default=False, compare=False)

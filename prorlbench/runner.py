@@ -159,6 +159,7 @@ def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | No
         registry = load_registry(cfg.plugins_dirs)
     progress = cfg.progress if progress is None else progress
     res = resolve(cfg, registry)
+    cfg = res.cfg  # --set sweeps and methods = "all" expanded (prorlbench.sweeps)
     folder = RunFolder(res.out, code=code_identity())  # once per run; every status records it
     try:
         fresh = not res.out.exists()  # may raise too, e.g. a name longer than the file system allows

@@ -21,14 +21,16 @@ ROOMS: list[tuple[str, tuple[str, ...]]] = [
               "prorlbench.display", "prorlbench.dsvariants")),
     ("toolkit", ("prorlbench.scoring", "prorlbench.decoding", "prorlbench.cases", "prorlbench.evaluate",
                  "prorlbench.seqdata", "prorlbench.seqtrain", "prorlbench.rl", "prorlbench.results",
-                 "prorlbench.runconfig", "prorlbench.executors", "prorlbench.toolkit", "prorlbench.store",
+                 "prorlbench.runconfig", "prorlbench.runfields", "prorlbench.executors", "prorlbench.toolkit", "prorlbench.store",
                  "prorlbench.pathrules", "prorlbench.seqfit", "prorlbench.strength")),
     ("report", ("prorlbench.report",)),
     ("registry", ("prorlbench.plugins",)),
     ("runner", ("prorlbench.resolve", "prorlbench.prepare", "prorlbench.cell", "prorlbench.cellscore", "prorlbench.runner",
-                "prorlbench.guards", "prorlbench.rescore")),
+                "prorlbench.guards", "prorlbench.rescore", "prorlbench.rundocs", "prorlbench.sweeps",
+                "prorlbench.selection")),
     ("cli", ("prorlbench.cli", "prorlbench.cli_rescore", "prorlbench.cliparse", "prorlbench.dryrun",
-             "prorlbench.listing")),
+             "prorlbench.listing", "prorlbench.cli_run", "prorlbench.pyapi", "prorlbench.plugindex",
+             "prorlbench.fetch", "prorlbench.datasources", "prorlbench.estimate")),
 ]
 
 

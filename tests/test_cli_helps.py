@@ -33,7 +33,7 @@ def test_version(capsys):
 @pytest.mark.parametrize("argv,expect", [
     (["run", "--devcie", "cpu"], "unrecognized argument --devcie (did you mean '--device'?)"),
     (["run", "--dev", "cpu"], "unrecognized argument --dev (did you mean '--device'?)"),  # no abbreviations
-    (["run", "--seeds", "a"], "argument --seeds: expected comma-separated integers, got 'a'"),
+    (["run", "--seeds", "a"], "argument --seeds: expected comma-separated integers or ranges (0-2), got 'a'"),
     (["run", "--profile", "quik"], "argument --profile: invalid choice: 'quik'"),
     (["report", "x", "--stlye", "paper"], "did you mean '--style'?"),
     (["list", "--detials"], "did you mean '--details'?"),
