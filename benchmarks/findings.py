@@ -9,7 +9,11 @@ marker, filled from ``results/prorl-study``:
   ``A vs B, Δ d [lo, hi], Holm p p, n/m seeds``; ``[[cmp:...|FIELD]]`` gives one field of it
   (``A``, ``B``, ``delta``, ``p_holm`` or ``seeds``);
 * ``[[len:DATASET|METHOD]]``: the training-dynamics row, ``first → last`` (sampled length over
-  the first and the last 16 RL steps, mean ± std over seeds).
+  the first and the last 16 RL steps, mean ± std over seeds);
+* ``[[verdicts]]``: the one-glance verdict table (``benchmarks.verdicts``);
+* ``[[axis:DATASET|EVAL|BUDGET|A − B|Metric@1]]``: that row of ``results/budget-axis/budget_axis.md``
+  (``benchmarks.budget_axis``), written ``Δ d [lo, hi], Holm p p, n/m seeds``;
+* ``[[include:PATH]]``: the committed file PATH (relative to the repository root), as it is.
 
 The README's table between ``<!-- headline:start -->`` and ``<!-- headline:end -->`` is the ML-1M
 block of ``summary.csv`` (K = 1, SASRec, mean over seeds, with the std where there are several).
@@ -31,7 +35,8 @@ RUN = ROOT / "results" / "prorl-study"
 TEMPLATE = ROOT / "docs" / "findings.template.md"
 FINDINGS = ROOT / "docs" / "findings.md"
 README = ROOT / "README.md"
-MARKER = re.compile(r"\[\[(cmp|len):([^\]]+)\]\]")
+MARKER = re.compile(r"\[\[(cmp|len|axis|include):([^\]]+)\]\]|\[\[(verdicts)\]\]")
+AXIS = ROOT / "results" / "budget-axis" / "budget_axis.md"
 HEADLINE = re.compile(r"(<!-- headline:start -->\n)(.*?)(<!-- headline:end -->)", re.S)
 HEADLINE_METRICS = (("ioi", "IoI@1", 3), ("ior", "IoR@1", 1), ("ctr", "CTR@1", 3), ("coherence", "Coherence@1", 3),
                     ("ioi-lift", "IoI-lift@1", 3), ("len", "Len@1", 2))
@@ -55,11 +60,39 @@ def comparison_rows(text: str) -> tuple[dict[tuple[str, ...], dict[str, str]], d
     return cmp, dyn
 
 
+def axis_rows(text: str) -> dict[tuple[str, ...], str]:
+    """``budget_axis.md``'s rows by (dataset, eval, budget, A − B, metric)."""
+    out = {}
+    for line in text.splitlines():
+        c = [x.strip() for x in line.strip().strip("|").split("|")]
+        if len(c) == 10 and c[0] != "dataset" and not c[0].startswith("---"):
+            out[(c[0], c[1], c[2], c[4], c[5])] = f"Δ {c[6]}, Holm p {c[7]}, {c[8]} seeds"
+    return out
+
+
 def render_text(template: str, comparisons: str) -> str:
     cmp, dyn = comparison_rows(comparisons)
 
+    axis: dict[tuple[str, ...], str] | None = None
+
     def fill(m: re.Match) -> str:
+        nonlocal axis
+        if m.group(3) == "verdicts":
+            from .verdicts import default_sources, table
+
+            return table(default_sources()).rstrip("\n")
         kind, parts = m.group(1), m.group(2).split("|")
+        if kind == "include":
+            path = ROOT / m.group(2)
+            if not path.is_file():
+                raise MarkerError(f"{m.group(0)}: no file {path}")
+            return path.read_text(encoding="utf-8").rstrip("\n")
+        if kind == "axis":
+            if axis is None:
+                axis = axis_rows(AXIS.read_text(encoding="utf-8")) if AXIS.exists() else {}
+            if tuple(parts) not in axis:
+                raise MarkerError(f"no budget_axis.md row for {m.group(0)}")
+            return axis[tuple(parts)]
         if kind == "len":
             if tuple(parts) not in dyn:
                 raise MarkerError(f"no training-dynamics row for {m.group(0)}")

@@ -44,6 +44,7 @@ def collect(run: Path, ks: tuple[int, ...] = (1, 10), metrics: tuple[str, ...] =
 def write(run: Path, out: Path | None = None, ks: tuple[int, ...] = (1, 10), max_mb: float = 15.0) -> list[Path]:
     """Write the compact table (split by simulator when one file would exceed ``max_mb``); returns the files."""
     out = out or run / "percase.csv.gz"
+    out.parent.mkdir(parents=True, exist_ok=True)
     wide = collect(run, ks)
     for old in out.parent.glob(PATTERN):
         old.unlink()
