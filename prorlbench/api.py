@@ -191,6 +191,14 @@ class FitContext:
     make_backbone: Callable[[str, int], SequenceModel] | None = None
     """``make_backbone(kind, seed)``: a freshly trained (cached) sequence model of the given kind
     (``"sasrec"``, ``"gru4rec"``) on the training split: baselines use it, never the simulator."""
+    checkpoint: Path | None = None
+    """A file of this cell's own (``cells/<cell>.resume.pt``) where a method may keep its
+    mid-training state, written atomically, so that a killed cell resumes on the next run; the
+    harness deletes it once the cell is stored, and at the start of ``--force``. None: nowhere
+    (tests, benchmarks). The RL family uses it (:mod:`prorlbench.rl.checkpoint`)."""
+    checkpoint_key: str = ""
+    """The cell's training fingerprint: store it with the state and resume only from a file that
+    holds the same key (another config, data, seed or simulator starts afresh)."""
 
 
 @runtime_checkable

@@ -8,7 +8,10 @@ cases (test cases without ``reference``: :mod:`prorlbench.pathrules`), ``generat
 candidate paths per test case, check them against the path rules, score them against each eval
 simulator (:mod:`prorlbench.cellscore`). A cell that raises, breaks a path rule, changes
 process-wide torch state, or whose per-case metrics are NaN or infinite, is stored as failed with
-a one-line reason (traceback in run.log). :class:`CellWork` is what executors receive (the ``Work`` protocol of
+a one-line reason (traceback in run.log). A method may keep a mid-training checkpoint in
+``cells/<cell>.resume.pt`` (``FitContext.checkpoint``, keyed by the cell's fingerprint): it
+survives a kill, Ctrl-C or a failure, so the next run resumes the cell, and is deleted once the
+cell is stored (and at the start of ``--force``). :class:`CellWork` is what executors receive (the ``Work`` protocol of
 :mod:`prorlbench.executors`): picklable, movable to another device, able to store a failure.
 """
 
@@ -104,6 +107,9 @@ def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolde
     if prev is not None:
         return rescore_cell(res, dctx, job, folder, prev)
     folder.clear_cell(name)
+    resume = folder.cells / f"{name}.resume.pt"  # the method's mid-training checkpoint, kept until stored
+    if res.cfg.force:
+        _remove(resume)
     status = cell_status(res, job)
     weak = list(dctx.weak)  # allowed models below popularity (prorlbench.strength): the row is marked
     tb = Path(res.cfg.tensorboard).expanduser() / name if res.cfg.tensorboard else None
@@ -130,7 +136,8 @@ def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolde
             ctx = FitContext(
                 data=data_view, cases=cases_view, simulator=view, simulator_name=res.cfg.simulator,
                 device=res.device, seed=job.seed, cache_dir=dctx.cache_dir, max_path_len=dctx.max_path_len,
-                logger=logger, progress=progress, make_backbone=recording,
+                logger=logger, progress=progress, make_backbone=recording, checkpoint=resume,
+                checkpoint_key=status.fingerprint,
             )
             method.fit(ctx)
             test = dctx.cases.test  # the harness's own cases; the method saw blind copies
@@ -185,9 +192,17 @@ def run_cell(res: Resolved, dctx: DatasetContext, job: CellJob, folder: RunFolde
         status.files = folder.checksums(name)  # the train log is complete now
     folder.write_status(name, status)
     if status.ok:
+        _remove(resume)
         gpu = f", peak GPU memory {status.peak_gpu_mib:.0f} MiB" if status.peak_gpu_mib is not None else ""
         log.info("cell %s ok (%d cases, %.1fs%s)", name, status.n_cases, status.seconds, gpu)
     return status
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:  # e.g. a folder of that name: not ours
+        pass
 
 
 def _fail(status: CellStatus, folder: RunFolder, name: str, error: str) -> None:

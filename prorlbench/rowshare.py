@@ -22,6 +22,15 @@ import torch
 from .api import SequenceModel
 
 
+def host_reads_cheap(device: torch.device | str) -> bool:
+    """Whether code on ``device`` may read tensor values on the host (``int(t)``, ``bool(t)``,
+    ``.tolist()``) to save work: on the CPU that costs nothing; on an accelerator it waits for
+    every queued kernel, so the RL step and scoring take their sync-free paths there. The one
+    switch for those shortcuts (``tests/rl/test_no_sync.py`` turns it off on CPU to check that the
+    accelerator path reads nothing on the host)."""
+    return torch.device(device).type == "cpu"
+
+
 def encode_batch(model: SequenceModel, seqs: torch.Tensor, seq_len: torch.Tensor, hist_len: torch.Tensor
                  ) -> torch.Tensor:
     """``model.encode(seqs, seq_len)``. On CPU, where the model has ``encode_shared_prefix``
@@ -29,7 +38,7 @@ def encode_batch(model: SequenceModel, seqs: torch.Tensor, seq_len: torch.Tensor
     case, the ``K`` candidates of a test case) share those items' per-token work; the result is
     bit for bit the same. Finding the groups reads the device, so accelerators take the plain call."""
     shared = getattr(model, "encode_shared_prefix", None)
-    if shared is None or seqs.device.type != "cpu" or seqs.shape[0] < 2 or getattr(model, "training", False):
+    if shared is None or not host_reads_cheap(seqs.device) or seqs.shape[0] < 2 or getattr(model, "training", False):
         return model.encode(seqs, seq_len)
     s = int(hist_len.min())  # every row's first s items are history items
     same = (seqs[1:, :s] == seqs[:-1, :s]).all(1) if s > 0 else None

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import torch
 
+from . import rowshare
 from .api import Case, SequenceModel
 from .rowshare import encode_batch, repeated_start_states
 
@@ -221,7 +222,7 @@ def score_paths(
     else:
         assert hist is not None and hist_len is not None and targets is not None
         assert path_tensor is not None and path_len is not None
-        n_unknown = torch.zeros(path_tensor.shape[0], dtype=torch.long)
+        n_unknown = torch.zeros(path_tensor.shape[0], dtype=torch.long, device=path_tensor.device)
     hist, hist_len, targets = hist.to(device), hist_len.to(device), targets.to(device)
     path_tensor, path_len, n_unknown = path_tensor.to(device), path_len.to(device), n_unknown.to(device)
 
@@ -236,11 +237,12 @@ def score_paths(
     # path's length repeat S_m and are filled in afterwards, not recomputed).
     live = k <= path_len[:, None]  # [N, L + 1]
     # Compacting costs a host sync; it pays on CPU (compute-bound), not on accelerators.
+    cheap = rowshare.host_reads_cheap(device)
     src0 = repeated_start_states(states[:, 0], targets, live, chunk or default_chunk_rows(n_items, device)) \
-        if device.type == "cpu" else None
+        if cheap else None
     if src0 is not None:
         live[:, 0] = src0 == torch.arange(N, device=device)
-    if device.type != "cpu" or (src0 is None and bool(live.all())):
+    if not cheap or (src0 is None and bool(live.all())):
         log_p, rank = target_stats(model, states, targets, chunk=chunk)
     else:
         flat_live = live.reshape(-1)

@@ -111,6 +111,14 @@ class RLConfig:
     sem_d_ff: int = opt(512, "semantic-id feed-forward width (official 512)", ge=1)
     sem_heads: int = opt(4, "semantic-id attention heads (official 4)", ge=1)
     sem_activation: str = opt("relu", "semantic-id feed-forward activation: 'relu' (official) or 'gelu'")
+    # -- speed and resumption (docs/performance.md; none changes a CPU run's numbers) ------------
+    checkpoint_every: int = opt(0, "RL checkpoint every N steps in the cell's folder (policy, optimiser, normaliser, "
+                                "RNG states, step), so a killed or interrupted cell resumes there; 0: about every "
+                                "3 minutes of training; -1: never", ge=-1)
+    compile_sampling: bool = opt(False, "torch.compile the per-token steps of RL sampling (CUDA: mode "
+                                 "'reduce-overhead', i.e. CUDA graphs; the same distribution, other draws); off: eager")
+    autocast: str = opt("off", "'bf16': autocast the RL step's policy and simulator forward passes to bfloat16 "
+                        "(changes the numbers, docs/performance.md); 'off': float32")
     per_dataset: dict[str, dict[str, Any]] = opt({}, "keys that differ for one dataset, e.g. "
                                                   "{steam = {lr = 1e-5, w_ctr = 0.1}}")
 
@@ -134,7 +142,7 @@ class RLConfig:
         "kl": ("k1", "k3", "exact"), "empty_paths": ("train", "skip"),
         "centering": ("global", "position", "batch"), "reward_state": ("causal", "official-leftpad"),
         "policy": ("item", "semantic-id", "auto"), "token_logprob": ("mean", "sum"),
-        "decoding": ("constrained", "free"), "sem_activation": ("relu", "gelu"),
+        "decoding": ("constrained", "free"), "sem_activation": ("relu", "gelu"), "autocast": ("off", "bf16"),
     }
 
     def __post_init__(self) -> None:

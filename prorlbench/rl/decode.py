@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import rowshare
 from .taken import base_bans
 
 GREEDY_RULES = ("threshold", "greedy")
@@ -104,7 +105,7 @@ def sample_paths(policy: "PathPolicy", hist_left: torch.Tensor, target: torch.Te
     if sample_any and inv_t != 1.0:
         scale = torch.where(greedy_rows, 1.0, inv_t).to(out.dtype)[:, None]
     weight = torch.cat([pol.item_emb.weight[:v], pol.item_bias[:, None]], 1)  # [V, d + 1], once
-    check_done = dev.type == "cpu"
+    check_done = rowshare.host_reads_cheap(dev)
     survive = torch.ones(n if gidx is None else gidx.numel(), device=dev)  # P(no STOP so far), greedy rows
     for t in range(p):
         logits = sampling_head(pol, out, weight, scale).float()

@@ -20,8 +20,11 @@ The rewards inside the batch are already normalised by :class:`RewardNormalizer`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+
+from .. import rowshare
 
 COMPONENTS = ("ctr", "ioi", "ior")
 """The reward components, in the order used everywhere."""
@@ -164,19 +167,27 @@ class RewardNormalizer:
     ``normalize(raw, valid, centered)`` maps each component ``x`` to ``(x - mu) / sigma``
     (``centered``) or ``x / sigma`` (scaled only). Before any update ``mu = 0`` and
     ``sigma = 1``. ``sigma`` is the population std, floored at ``eps``.
+
+    On the CPU the statistics are Python floats (each batch's mean read on the host). On an
+    accelerator they are 0-d float64 tensors on the device, updated with masked sums, so an RL
+    step never waits for the device (:func:`prorlbench.rowshare.host_reads_cheap`); ``mu``,
+    ``sigma`` and ``state`` then hold or read those tensors.
     """
 
     def __init__(self, components: tuple[str, ...] = COMPONENTS, eps: float = 1e-6):
         self.components = components
         self.eps = eps
-        self.count = 0
-        self._mean = {c: 0.0 for c in components}
-        self._m2 = {c: 0.0 for c in components}
+        self.count: float | torch.Tensor = 0
+        self._mean: dict[str, float | torch.Tensor] = {c: 0.0 for c in components}
+        self._m2: dict[str, float | torch.Tensor] = {c: 0.0 for c in components}
         self.frozen = False
 
     def update(self, raw: dict[str, torch.Tensor], valid: torch.Tensor) -> None:
         """Fold the valid steps of a batch in (batched Welford / Chan et al. merge). No-op once frozen."""
         if self.frozen:
+            return
+        if not rowshare.host_reads_cheap(valid.device) or torch.is_tensor(self.count):
+            self._update_on_device(raw, valid)
             return
         n_b = int(valid.sum())
         if n_b == 0:
@@ -192,15 +203,46 @@ class RewardNormalizer:
             self._m2[c] += m2_b + delta * delta * n * n_b / tot
         self.count = n + n_b
 
+    def _update_on_device(self, raw: dict[str, torch.Tensor], valid: torch.Tensor) -> None:
+        """The same merge with masked sums on the device (no host read; a batch without valid
+        steps leaves the statistics as they are)."""
+        dev = valid.device
+        as_t = lambda v: torch.as_tensor(v, dtype=torch.float64, device=dev)  # noqa: E731
+        n, n_b = as_t(self.count), valid.sum().double()
+        tot = n + n_b
+        some, safe_b, safe_t = n_b > 0, n_b.clamp(min=1), tot.clamp(min=1)
+        zero = torch.zeros((), dtype=torch.float64, device=dev)
+        for c in self.components:
+            x = raw[c].double()
+            mean_b = torch.where(valid, x, zero).sum() / safe_b
+            m2_b = torch.where(valid, (x - mean_b) ** 2, zero).sum()
+            mean, m2 = as_t(self._mean[c]), as_t(self._m2[c])
+            delta = mean_b - mean
+            self._mean[c] = torch.where(some, mean + delta * n_b / safe_t, mean)
+            self._m2[c] = torch.where(some, m2 + m2_b + delta * delta * n * n_b / safe_t, m2)
+        self.count = tot
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything :meth:`load_state_dict` needs to continue exactly (RL checkpoints)."""
+        return {"count": self.count, "mean": dict(self._mean), "m2": dict(self._m2), "frozen": self.frozen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.count, self.frozen = state["count"], bool(state["frozen"])
+        self._mean, self._m2 = dict(state["mean"]), dict(state["m2"])
+
     def freeze(self) -> None:
         self.frozen = True
 
     @property
-    def mu(self) -> dict[str, float]:
+    def mu(self) -> dict[str, float | torch.Tensor]:
         return dict(self._mean)
 
     @property
-    def sigma(self) -> dict[str, float]:
+    def sigma(self) -> dict[str, float | torch.Tensor]:
+        if torch.is_tensor(self.count):  # device statistics: no host read
+            n = self.count
+            return {c: torch.where(n > 0, (self._m2[c] / n.clamp(min=1)).sqrt().clamp(min=self.eps), 1.0)
+                    for c in self.components}
         if self.count == 0:
             return {c: 1.0 for c in self.components}
         return {c: max((self._m2[c] / self.count) ** 0.5, self.eps) for c in self.components}
@@ -217,9 +259,9 @@ class RewardNormalizer:
         return out
 
     def state(self) -> dict[str, float]:
-        """For logging: ``mu_ctr, sigma_ctr, ...``."""
-        d = {f"mu_{c}": v for c, v in self.mu.items()}
-        d.update({f"sigma_{c}": v for c, v in self.sigma.items()})
+        """For logging: ``mu_ctr, sigma_ctr, ...`` (host floats)."""
+        d = {f"mu_{c}": float(v) for c, v in self.mu.items()}
+        d.update({f"sigma_{c}": float(v) for c, v in self.sigma.items()})
         return d
 
     @classmethod

@@ -7,6 +7,7 @@ when an estimator is given, stage 2 (RL fine-tuning with that estimator). Everyt
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Sequence
 
@@ -14,6 +15,7 @@ import torch
 
 from ..api import Case, EstimatorSpec, FitContext, MethodSpec
 from ..errors import UserError
+from .checkpoint import recording
 from .config import RLConfig
 from .decode import candidates
 from .policy import CaseTensors, PathPolicy
@@ -39,6 +41,8 @@ class RLMethod:
         cfg = self.config = self.config.for_dataset(ctx.data.name)
         max_len = cfg.max_path_len or ctx.max_path_len
         self.device, self.seed = torch.device(ctx.device), ctx.seed
+        if self.estimator is not None:  # an RL checkpoint keeps the cell's rows, the SFT stage's too
+            ctx = dataclasses.replace(ctx, logger=recording(ctx.logger))
         ref, info = train_sft(ctx, cfg, max_len)
         self.info = dict(info)
         if self.estimator is None:

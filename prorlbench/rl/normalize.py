@@ -15,8 +15,11 @@ All three have the interface of :class:`~prorlbench.rl.estimators.RewardNormaliz
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from .. import rowshare
 from .estimators import COMPONENTS, RewardNormalizer
 
 
@@ -36,20 +39,38 @@ class PositionNormalizer:
         if self.frozen:
             return
         self.overall.update(raw, valid)
-        m = valid.double().cpu()
+        dev = valid.device
+        if self.count.device != dev:  # the statistics live where the rewards are (no host read)
+            self._to(dev)
+        m = valid.double()
         n_b = m.sum(0)
-        if not bool((n_b > 0).any()):
-            return
+        if rowshare.host_reads_cheap(dev) and not bool((n_b > 0).any()):
+            return  # (a shortcut only: the updates below leave positions without steps as they are)
         n, tot = self.count, self.count + n_b
         safe_b, safe_t = n_b.clamp(min=1), tot.clamp(min=1)
         for c in self.components:
-            x = raw[c].double().cpu() * m
+            x = raw[c].double() * m
             mean_b = x.sum(0) / safe_b
-            m2_b = (((raw[c].double().cpu() - mean_b) ** 2) * m).sum(0)
+            m2_b = (((raw[c].double() - mean_b) ** 2) * m).sum(0)
             delta = mean_b - self._mean[c]
             self._mean[c] = torch.where(n_b > 0, self._mean[c] + delta * n_b / safe_t, self._mean[c])
             self._m2[c] = torch.where(n_b > 0, self._m2[c] + m2_b + delta * delta * n * n_b / safe_t, self._m2[c])
         self.count = tot
+
+    def _to(self, dev: torch.device) -> None:
+        self.count = self.count.to(dev)
+        self._mean = {c: v.to(dev) for c, v in self._mean.items()}
+        self._m2 = {c: v.to(dev) for c, v in self._m2.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything :meth:`load_state_dict` needs to continue exactly (RL checkpoints)."""
+        return {"overall": self.overall.state_dict(), "count": self.count, "mean": dict(self._mean),
+                "m2": dict(self._m2), "frozen": self.frozen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.overall.load_state_dict(state["overall"])
+        self.count, self.frozen = state["count"], bool(state["frozen"])
+        self._mean, self._m2 = dict(state["mean"]), dict(state["m2"])
 
     def freeze(self) -> None:
         self.frozen = True

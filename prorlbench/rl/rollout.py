@@ -47,7 +47,15 @@ class Rollout:
     def n_paths(self) -> torch.Tensor:
         """Paths that take part (all, or the non-empty ones with ``empty_paths = 'skip'``), >= 1."""
         s = self.batch.samples
-        return torch.tensor(float(self.paths.shape[0])) if s is None else s.sum().clamp(min=1).float()
+        return paths_count(self.paths.shape[0], s, self.paths.device)
+
+
+def paths_count(n: int, samples: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+    """The number of paths that take part, a float tensor on ``device`` (made there: no copy
+    from the host inside a step): ``n``, or the ``samples`` that take part (at least 1)."""
+    if samples is None:
+        return torch.full((), float(n), device=device)
+    return samples.sum().clamp(min=1).float()
 
 
 def rollout(policy: PathPolicy, simulator: SequenceModel, cases: CaseTensors, cfg: RLConfig,
@@ -107,12 +115,11 @@ def pg_loss(policy: PathPolicy, ro: Rollout, case_idx: torch.Tensor | None = Non
         cases, paths, lengths, stopped, adv = cases.index(case_idx), paths[idx], lengths[idx], stopped[idx], adv[idx]
         active = active[idx]
         s = ro.batch.samples
-        n_paths = (torch.tensor(float(idx.shape[0])) if s is None
-                   else s.reshape(-1)[idx].sum().clamp(min=1).float())
+        n_paths = paths_count(idx.shape[0], None if s is None else s.reshape(-1)[idx], idx.device)
     out = policy.action_log_probs(cases.hist_left, cases.target, paths, lengths, stopped, repeat=g, full=full)
     logp, logp_all = out if full else (out, None)
     logp = torch.where(active, logp, torch.zeros((), device=logp.device))
-    loss = -(logp * adv).sum() / n_paths.to(logp.device)
+    loss = -(logp * adv).sum() / n_paths
     return (loss, logp, logp_all) if full else (loss, logp)
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import rowshare
 from .decode import draw
 
 NEG = float("-inf")
@@ -135,7 +136,7 @@ def sample_paths(policy, hist_left: torch.Tensor, target: torch.Tensor, generato
     banned = base_banned(policy, hist_left, target, repeat)
     full = torch.ones(n, n_items, dtype=torch.bool, device=dev) if policy.decoding == "constrained" else None
     survive = torch.ones(n, device=dev)
-    check_done = dev.type == "cpu"
+    check_done = rowshare.host_reads_cheap(dev)
     for t in range(p):
         cons, toks = full, []
         for d in range(d_n):

@@ -38,6 +38,7 @@ along its own trajectory (:mod:`prorlbench.rl.diagnostics`).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 from typing import Callable, Sequence
@@ -47,18 +48,23 @@ from ..progress import tqdm
 
 from ..api import Case, EstimatorSpec, FitContext, SequenceModel
 from ..scoring import score_paths
+from .checkpoint import Checkpointer, global_rng_state, recording, set_global_rng_state, to_device
 from .config import RLConfig
 from .decode import candidates
 from .diagnostics import PositionProfile, gradient_variance, gradient_variance_terms, sampled_validation
-from .estimators import RewardNormalizer
 from .normalize import make_normalizer
 from .policy import CaseTensors, PathPolicy
 from .rewards import check_leftpad
 from .rollout import Rollout, advantages, kl_term, pg_loss, rollout
 from .semantic_rewards import drop_unknown
+from .step import STEP_KEYS, PendingLog, rl_step, rl_step_stats
 
-__all__ = ["rl_step", "rollout", "advantages", "pg_loss", "Rollout", "train_rl", "validation_ioi", "gradient_variance",
-           "gradient_variance_terms", "kl_term"]
+__all__ = ["rl_step", "rl_step_stats", "STEP_KEYS", "rollout", "advantages", "pg_loss", "Rollout", "train_rl",
+           "validation_ioi", "gradient_variance", "gradient_variance_terms", "kl_term"]
+
+READ_EVERY = 16
+"""Steps whose logged values wait on the device before one transfer reads them all (and at the
+end of every epoch and before every checkpoint); the train log is the same as with a read per step."""
 
 log = logging.getLogger("prorlbench")
 
@@ -100,68 +106,7 @@ def validation_ioi(policy: PathPolicy, simulator: SequenceModel, ct: CaseTensors
 
 
 # --------------------------------------------------------------------------------------------
-# One training step
-# --------------------------------------------------------------------------------------------
-
-STEP_KEYS = ("path_len", "stop_rate", "reward_ctr", "reward_ioi", "reward_ior", "reward_return", "loss",
-             "pg_loss", "kl", "adv_abs", "empty_rate")
-"""The values every step logs, in the order of the one tensor that carries them to the host."""
-
-
-def rl_step(policy: PathPolicy, ref: PathPolicy, opt: torch.optim.Optimizer, simulator: SequenceModel,
-            cases: CaseTensors, cfg: RLConfig, estimator: EstimatorSpec, normalizer: RewardNormalizer,
-            max_path_len: int, generator: torch.Generator, grad_var: bool = False,
-            noise_generator: torch.Generator | None = None, profile: PositionProfile | None = None
-            ) -> dict[str, float]:
-    """One RL update on the ``B`` cases ``cases``: sample ``G`` paths per case, reward them with
-    ``simulator``, normalise, estimate the advantages, and take one optimizer step on the loss.
-
-    Returns the step's logged values (:data:`STEP_KEYS`, plus ``grad_var`` / ``grad_var_rel``
-    when ``grad_var`` and they are finite). All of them reach the host in ONE transfer at the
-    end of the step, so on an accelerator the step queues its work without waiting for it.
-    """
-    ro = rollout(policy, simulator, cases, cfg, estimator, normalizer, max_path_len, generator, noise_generator)
-    if profile is not None:
-        profile.add(ro.raw, ro.valid)
-    gv_terms = gradient_variance_terms(policy, ro, cfg.grad_var_splits) if grad_var else None
-    exact = cfg.kl == "exact"
-    pg, logp, *rest = pg_loss(policy, ro, full=exact)
-    with torch.no_grad():
-        ref_out = ref.action_log_probs(cases.hist_left, cases.target, ro.paths, ro.lengths, ro.stopped,
-                                       repeat=cfg.samples_per_case, full=exact)
-    ref_logp, ref_all = ref_out if exact else (ref_out, None)
-    kl = kl_term(cfg.kl, logp, ref_logp, ro.active, rest[0] if exact else None, ref_all).sum()
-    kl = kl / ro.n_paths.to(kl.device)
-    loss = pg + cfg.beta * kl
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if cfg.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
-    opt.step()
-    with torch.no_grad():
-        n_item = ro.lengths.sum().clamp(min=1)
-        stats = [
-            ro.lengths.float().mean(), ro.stopped.float().mean(), ro.raw["ctr"].sum() / n_item,
-            ro.raw["ioi"].sum(1).mean(), ro.raw["ior"].sum(1).mean(), ro.batch.path_return.mean(),
-            loss.detach(), pg.detach(), kl.detach(),
-            ro.advantages.abs().sum() / ro.batch.active.sum().clamp(min=1),
-            (ro.lengths == 0).float().mean(),
-        ]
-        if gv_terms is not None:
-            stats += [gv_terms[0], gv_terms[1]]
-        host = torch.stack([x.float().reshape(()) for x in stats]).tolist()  # the one sync
-    values: dict[str, float] = {}
-    if gv_terms is not None:
-        var, mean_sq = host[len(STEP_KEYS):]
-        gv_rel = var / mean_sq if mean_sq > 0 else float("nan")
-        values.update({k: v for k, v in (("grad_var", var), ("grad_var_rel", gv_rel)) if math.isfinite(v)})
-    values.update(zip(STEP_KEYS, host[: len(STEP_KEYS)]))
-    return values
-
-
-# --------------------------------------------------------------------------------------------
 # The training loop
-
 # --------------------------------------------------------------------------------------------
 
 
@@ -171,46 +116,89 @@ def train_rl(policy: PathPolicy, ref: PathPolicy, ctx: FitContext, cfg: RLConfig
              on_epoch: Callable[[int, float, PathPolicy], None] | None = None) -> dict[str, float]:
     """Fine-tune ``policy`` in place from ``ref`` (frozen) with ``estimator``; returns a summary.
     ``on_epoch(epoch, valid_ioi, policy)`` is called after each epoch's validation (diagnostics;
-    it must not change the policy)."""
+    it must not change the policy). With ``ctx.checkpoint`` set, training resumes from a
+    matching checkpoint there and keeps one (:mod:`prorlbench.rl.checkpoint`)."""
     dev = ctx.device
     if cfg.reward_state == "official-leftpad":
         check_leftpad(ctx.simulator)
+    ctx = dataclasses.replace(ctx, logger=recording(ctx.logger))
     train = CaseTensors.from_cases(train_cases, policy.n_items, dev)
     valid = CaseTensors.from_cases(valid_cases, policy.n_items, dev)
     ref.eval()
     for p in ref.parameters():
         p.requires_grad_(False)
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(ctx.seed * 1_000_003 + 17)
-    noise_gen = torch.Generator(device=dev)
-    noise_gen.manual_seed(ctx.seed * 1_000_037 + 29)
+    gens = {"sample": torch.Generator(device=dev), "noise": torch.Generator(device=dev),
+            "order": torch.Generator()}
+    gens["sample"].manual_seed(ctx.seed * 1_000_003 + 17)
+    gens["noise"].manual_seed(ctx.seed * 1_000_037 + 29)
+    gens["order"].manual_seed(ctx.seed * 7919 + 3)
     valid_gen = torch.Generator(device=dev)
-    order_gen = torch.Generator().manual_seed(ctx.seed * 7919 + 3)
     norm = make_normalizer(cfg.centering, max_path_len)
     n_epoch_cases = min(cfg.max_train_cases, len(train)) if cfg.max_train_cases > 0 else len(train)
     steps_per_epoch = math.ceil(n_epoch_cases / cfg.batch_cases) if n_epoch_cases else 0
     warm = int(cfg.warmup_frac * cfg.epochs * steps_per_epoch)
     # constant after a linear warm-up from 0 (as transformers' constant_with_warmup schedule)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, i / warm) if warm > 0 else 1.0)
-    best = (-math.inf, -1, None)
-    step = step_offset
-    bar = tqdm(total=cfg.epochs * steps_per_epoch, desc=f"rl {estimator.name}", disable=not ctx.progress, leave=False)
-    for epoch in range(cfg.epochs):
-        perm = torch.randperm(len(train), generator=order_gen)[:n_epoch_cases].to(dev)
+    best: tuple[float, int, dict | None] = (-math.inf, -1, None)
+    step, epoch0, batch0, perm, prof = step_offset, 0, 0, None, None
+    ck = Checkpointer.for_training(ctx, cfg, estimator, max_path_len, step_offset)
+
+    def snapshot(epoch: int, batch: int, profile: PositionProfile | None) -> dict:
+        return {"step": step, "epoch": epoch, "batch": batch, "perm": perm, "policy": policy.state_dict(),
+                "opt": opt.state_dict(), "sched": sched.state_dict(), "norm": norm.state_dict(),
+                "gens": {k: g.get_state() for k, g in gens.items()}, "rng": global_rng_state(torch.device(dev)),
+                "profile": None if profile is None else (profile.sums, profile.counts),
+                "best": best, "rows": ctx.logger.rows}
+
+    state = ck.load()
+    if state is not None:
+        step, epoch0, batch0, perm, prof = (state[k] for k in ("step", "epoch", "batch", "perm", "profile"))
+        perm, prof = to_device(perm, dev), to_device(prof, dev)
+        policy.load_state_dict(state["policy"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        norm.load_state_dict(to_device(state["norm"], dev))
+        for k, g in gens.items():
+            g.set_state(state["gens"][k])
+        set_global_rng_state(state["rng"])
+        best = to_device(tuple(state["best"]), dev)
+        ctx.logger.replay(state["rows"])
+        log.info("%s: RL resumed at step %d of %d from %s", estimator.name, step - step_offset,
+                 cfg.epochs * steps_per_epoch, ck.path)
+    else:  # the rows logged so far (the SFT stage's) are kept even if the first step dies
+        ck.save(snapshot(0, 0, None))
+    pending = PendingLog()
+    bar = tqdm(total=cfg.epochs * steps_per_epoch, initial=step - step_offset, desc=f"rl {estimator.name}",
+               disable=not ctx.progress, leave=False)
+
+    def read() -> None:  # the one host read of the pending steps' values
+        last = pending.flush(ctx.logger)
+        if last is not None:
+            bar.set_postfix(len=f"{last['path_len']:.2f}", kl=f"{last['kl']:.3f}")
+
+    for epoch in range(epoch0, cfg.epochs):
+        if epoch != epoch0 or perm is None:
+            perm = torch.randperm(len(train), generator=gens["order"])[:n_epoch_cases].to(dev)
         profile = PositionProfile(max_path_len, dev) if epoch in (0, cfg.epochs - 1) else None
-        for s in range(0, n_epoch_cases, cfg.batch_cases):
-            cases = train.index(perm[s : s + cfg.batch_cases])
+        if profile is not None and epoch == epoch0 and prof is not None:
+            profile.sums, profile.counts = prof
+        for j in range(batch0 if epoch == epoch0 else 0, steps_per_epoch):
+            cases = train.index(perm[j * cfg.batch_cases : (j + 1) * cfg.batch_cases])
             lr = float(sched.get_last_lr()[0])
-            values = rl_step(policy, ref, opt, ctx.simulator, cases, cfg, estimator, norm, max_path_len, gen,
-                             grad_var=bool(cfg.grad_var_every) and (step - step_offset) % cfg.grad_var_every == 0,
-                             noise_generator=noise_gen, profile=profile)
-            values["lr"] = lr
+            stats = rl_step_stats(policy, ref, opt, ctx.simulator, cases, cfg, estimator, norm, max_path_len,
+                                  gens["sample"], noise_generator=gens["noise"], profile=profile,
+                                  grad_var=bool(cfg.grad_var_every) and (step - step_offset) % cfg.grad_var_every == 0)
             sched.step()
-            ctx.logger.log(step, **values)
+            pending.add(step, stats, lr)
             step += 1
             bar.update(1)
-            bar.set_postfix(len=f"{values['path_len']:.2f}", kl=f"{values['kl']:.3f}")
+            if len(pending.items) >= READ_EVERY:
+                read()
+            if ck.due(step - step_offset):
+                read()
+                ck.save(snapshot(epoch, j + 1, profile))
+        read()
         if profile is not None:
             log_finite(ctx, step, **profile.values("pos1" if epoch == 0 else "posN"))
         if epoch + 1 == cfg.normalizer_epochs:
@@ -225,6 +213,8 @@ def train_rl(policy: PathPolicy, ref: PathPolicy, ctx: FitContext, cfg: RLConfig
         if cfg.select == "last" or not (v_ioi <= best[0]):  # NaN-safe: keep the newest on NaN
             best = (v_ioi, epoch + 1, copy.deepcopy(policy.state_dict()))
     bar.close()
+    if epoch0 < cfg.epochs or batch0:  # training ran in this process: keep its end (not the selection)
+        ck.save(snapshot(cfg.epochs, 0, None))
     if best[2] is not None:
         policy.load_state_dict(best[2])
         log_finite(ctx, step, selected_epoch=float(best[1]), selected_valid_ioi=float(best[0]))
