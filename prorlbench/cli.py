@@ -55,6 +55,7 @@ REPORT_EPILOG = """\
 examples:
   prorlbench report results/random+pop_synthetic
   prorlbench report results/paper --style paper --metrics ioi,ctr --ks 1,10
+  prorlbench report results/paper --style paper --latex-label paper --plots none
 """
 
 LIST_EPILOG = """\
@@ -110,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--ks", type=_ints, metavar="1,5,10", help="K values shown (default: all stored)")
     rp.add_argument("--latex-width", choices=("single", "full"), default="single",
                     help="LaTeX tables fit one column of a two-column paper (single) or the page (full)")
+    rp.add_argument("--latex-label", metavar="NAME", help="prefix of every table's \\label: tab:NAME-paper-1, ... "
+                    "(default: the folder's name), so two runs' tables can share one paper")
+    rp.add_argument("--plots", choices=("none", "summary", "all"), default="summary",
+                    help="figures: none; summary (metrics.png and one training figure of at most 8 panels per "
+                    "dataset; the default); all (also every logged training curve and train_dynamics)")
     rp.add_argument("--all-cells", action="store_true",
                     help="first merge every finished cell under DIR/cells (grids run in several "
                     "commands, e.g. one dataset at a time, or cells copied together from several runs into a "

@@ -130,7 +130,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(f"{PROG}: note: {note}", file=sys.stderr)
         print(f"merged {sum(c.ok for c in cells)} finished cell(s) of {d / 'cells'}")
     try:
-        text = write_report(d, style=args.style, metrics=args.metrics, ks=args.ks, latex_width=args.latex_width)
+        text = write_report(d, style=args.style, metrics=args.metrics, ks=args.ks, latex_width=args.latex_width,
+                            latex_label=args.latex_label, plots=args.plots)
     except OSError as exc:  # e.g. a read-only folder: the tables cannot be written
         raise UserError(f"report {d}: {os_error(exc)}") from None
     print(text.rstrip("\n"))

@@ -407,8 +407,8 @@ def _braces_balanced(text: str) -> bool:
     return depth == 0
 
 
-def validate_tables(tex: str) -> list[list[list[str]]]:
-    """Check every table of a generated file (``paper.tex`` has one per block); rows of each."""
+def validate_tables(tex: str) -> list[list[list[list[str]]]]:
+    """Check every float of a generated file: per float, the split rows of each of its tabulars."""
     body = "\n".join(ln for ln in tex.splitlines() if not ln.lstrip().startswith("%"))
     assert _braces_balanced(body)
     parts = re.findall(r"\\begin\{table\*?\}.*?\\end\{table\*?\}", body, flags=re.S)
@@ -416,30 +416,36 @@ def validate_tables(tex: str) -> list[list[list[str]]]:
     return [validate_tabular(p) for p in parts]
 
 
-def validate_tabular(tex: str) -> list[list[str]]:
-    """Check the structure of a generated table; return the split rows of its body."""
+def validate_tabular(tex: str) -> list[list[list[str]]]:
+    """Check the structure of one generated float (one or more tabulars stacked); return the split
+    rows of each tabular (header rows included)."""
     body = "\n".join(ln for ln in tex.splitlines() if not ln.lstrip().startswith("%"))
     assert _braces_balanced(body)
     assert body.count(r"\begin{table") == body.count(r"\end{table") == 1
-    assert body.count(r"\begin{tabular}") == body.count(r"\end{tabular}") == 1
-    top, mid, bottom = body.index(r"\toprule"), body.index(r"\midrule"), body.index(r"\bottomrule")
-    assert top < mid < bottom
-    spec = re.search(r"\\begin\{tabular\}\{([^}]*)\}", body).group(1)
-    assert set(spec) <= set("lcr")
-    ncols = len(spec)
-    rows = []
-    for line in body[top:bottom].splitlines():
-        line = line.strip()
-        if not line.endswith(r"\\"):
-            continue
-        cells = _split_row(line[:-2])
-        width = sum(int(m.group(1)) if (m := re.match(r"\s*\\multicolumn\{(\d+)\}", c)) else 1
-                    for c in cells)
-        assert width == ncols, line
-        rows.append(cells)
-    for m in re.finditer(r"\\cmidrule\(lr\)\{(\d+)-(\d+)\}", body):
-        assert 2 <= int(m.group(1)) <= int(m.group(2)) <= ncols
-    return rows
+    assert body.count(r"\footnotesize") == 1 and r"\scriptsize" not in body   # 8 pt, never smaller
+    tabulars = re.findall(r"\\begin\{tabular\}.*?\\end\{tabular\}", body, flags=re.S)
+    assert tabulars and len(tabulars) == body.count(r"\begin{tabular}") == body.count(r"\end{tabular}")
+    out = []
+    for tab in tabulars:
+        top, mid, bottom = tab.index(r"\toprule"), tab.index(r"\midrule"), tab.index(r"\bottomrule")
+        assert top < mid < bottom
+        spec = re.search(r"\\begin\{tabular\}\{(.*)\}$", tab, flags=re.M).group(1).replace("@{}", "")
+        assert set(spec) <= set("lcr"), spec
+        ncols = len(spec)
+        rows = []
+        for line in tab[top:bottom].splitlines():
+            line = line.strip()
+            if not line.endswith(r"\\"):
+                continue
+            cells = _split_row(line[:-2])
+            width = sum(int(m.group(1)) if (m := re.match(r"\s*\\multicolumn\{(\d+)\}", c)) else 1
+                        for c in cells)
+            assert width == ncols, line
+            rows.append(cells)
+        for m in re.finditer(r"\\cmidrule\(lr\)\{(\d+)-(\d+)\}", tab):
+            assert 2 <= int(m.group(1)) <= int(m.group(2)) <= ncols
+        out.append(rows)
+    return out
 
 
 def _nasty_run(tmp_path: Path) -> Path:
@@ -464,24 +470,42 @@ def test_latex_structure_and_escaping(tmp_path):
     write_report(run, style="paper", plots=True)
     assert _is_png(run / "metrics.png")    # names with $ ^ { } _ do not break the plot
     paper = (run / "paper.tex").read_text()
-    tables = validate_tables(paper)
-    assert len(tables) == 2                            # one table per (dataset, eval simulator)
-    rows = tables[0]
-    # two column groups of 2 metrics x 3 K each (single column): 3 header rows, then the methods
+    floats = validate_tables(paper)
+    captions = re.findall(r"\\caption\{(.*)\}", paper)
+    # one table per (dataset, eval simulator), continued over further floats where it must
+    assert [c for c in captions if "continued" not in c] == [
+        r"Results on d\%2 scored by the sasrec simulator: mean $\pm$ std over 2 seeds.",
+        r"Results on d\_1 scored by the sasrec simulator: mean $\pm$ std over 2 seeds."]
+    assert len(captions) == len(floats) and r"\label{tab:run-paper-1}" in paper
     n_methods = len(NASTY) + 1
-    names = [r[0].strip() for r in rows[2:2 + n_methods]]
-    assert names == [latex_escape(n) for n in sorted(NASTY + ["fail&ed_1"])]
+    block = [t for f, c in zip(floats, captions) if "d\\_1" in c for t in f]
+    for rows in block:   # header rows (the metric over its K, then Method and K), then every method
+        names = [r[0].strip() for r in rows[-n_methods:]]
+        assert names == [latex_escape(n) for n in sorted(NASTY + ["fail&ed_1"])]
+        assert rows[-n_methods - 1][0].strip() == "Method"
     for n in names:
         assert not re.search(r"(?<!\\)[_%&#$]", n.replace(r"\textbackslash{}", "")), n
-    # default paper columns: IoI, IoR, CTR, Coherence x K = 1, 5, 10 (Invalid not by default)
-    assert r"\caption{Results on d\%2 scored by the sasrec simulator" in paper
-    assert r"\caption{Results on d\_1 scored by the sasrec simulator" in paper
-    assert paper.count(r"\multicolumn{3}{c}{IoI$\uparrow$}") == 2
+    # default paper columns: IoI, IoR, CTR, Coherence x K = 1, 5, 10 (Invalid not by default), each once
+    heads = [(g, k) for rows in block for g, k in _column_heads(rows[:-n_methods])]
+    assert sorted(heads) == sorted((m + r"$\uparrow$", f"$K={k}$") for m in ("IoI", "IoR", "CTR", "Coherence")
+                                   for k in (1, 5, 10))
     assert r"\textit{failed}" in paper
     assert r"$-$0.025$\pm$0.177" in paper    # "a_b": seed means -0.15 and 0.1
     summary = (run / "summary.tex").read_text()
-    validate_tabular(summary)
-    assert r"\multicolumn{6}{l}{\textit{d\_1 (eval: sasrec)}}" in summary
+    for f in validate_tables(summary):
+        for rows in f:
+            assert any(r[0].strip() == r"\multicolumn{6}{@{}l@{}}{\textit{d\_1 (eval: sasrec)}}"
+                       or r[0].startswith(r"\multicolumn") for r in rows)
+    assert r"{\textit{d\_1 (eval: sasrec)}}" in summary and r"{\textit{d\%2 (eval: sasrec)}}" in summary
+
+
+def _column_heads(header: list[list[str]]) -> list[tuple[str, str]]:
+    """``(group header, column header)`` of each data column of a tabular's two header rows."""
+    groups: list[str] = []
+    for cell in header[0][1:]:
+        m = re.match(r"\s*\\multicolumn\{(\d+)\}\{c\}\{(.*)\}\s*$", cell)
+        groups += [m.group(2)] * int(m.group(1)) if m else [cell.strip()]
+    return list(zip(groups, [c.strip() for c in header[1][1:]]))
 
 
 # ------------------------------------------------------------------------------------------

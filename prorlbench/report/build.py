@@ -9,10 +9,11 @@ from ..errors import ConfigError, did_you_mean
 from ..files import atomic_write_text
 from ..runconfig import STYLES
 from .csvfiles import write_paper_csv, write_summary_csv
-from .latex import WIDTHS, render_paper_tex, render_summary_tex
+from .colors import display_colors, method_styles
+from .latex import WIDTHS, check_label, label_prefix, render_combined_tex, render_paper_tex, render_summary_tex
 from .markdown import render_paper_md, render_summary_md
 from .metadata import metric_directions
-from .plots import method_colors, plot_metrics, training_plots
+from .plots import PLOTS, plot_metrics, training_plots
 from .reading import config_order, load_run
 from .stats import mark_ranks, summarize
 from .table import build_blocks
@@ -39,9 +40,24 @@ def _select(requested: list[Any] | None, available: list[Any], defaults: tuple[A
     return chosen or list(available)
 
 
+def _asked(config: dict[str, Any], key: str) -> list[Any]:
+    run = config.get("run", {}) if isinstance(config, dict) else {}
+    val = run.get(key) if isinstance(run, dict) else None
+    return list(val) if isinstance(val, list) else []
+
+
+def _plots_mode(plots: bool | str) -> str:
+    mode = {True: "summary", False: "none"}.get(plots, plots) if isinstance(plots, bool) else str(plots)
+    if mode not in PLOTS:
+        raise ConfigError(f"report: unknown --plots '{mode}'{did_you_mean(mode, list(PLOTS))}; "
+                          f"valid: {', '.join(PLOTS)}")
+    return mode
+
+
 def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | None = None,
                  ks: list[int] | None = None, registry: Any | None = None,
-                 plots: bool = True, latex_width: str = "single") -> str:
+                 plots: bool | str = "summary", latex_width: str = "single",
+                 latex_label: str | None = None) -> str:
     """Write the report files of a run folder and return the Markdown to print.
 
     Always writes ``summary.csv``, ``summary.md``, ``summary.tex`` and ``metrics.png`` (when there
@@ -52,9 +68,13 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
     Metric names, decimals and directions and method names come from the folder's
     ``metadata.json`` (:mod:`.metadata`); the plugin registry is never loaded. ``registry``: an
     optional registry-like object whose metric directions override the stored ones (``None`` or
-    ``False``: the stored ones). ``plots=False`` skips every plot. ``latex_width``: ``single``
-    (one column of a two-column paper) or ``full`` (the text width, ``table*``).
+    ``False``: the stored ones). ``plots``: ``"summary"`` (``metrics.png`` and one curated training
+    figure per dataset; ``True``), ``"all"`` (also every logged curve and ``train_dynamics``) or
+    ``"none"`` (``False``). ``latex_width``: ``single`` (one column of a two-column paper) or
+    ``full`` (the text width, ``table*``); ``latex_label``: the prefix of every ``\\label``
+    (default: from the folder's name). ``style="paper"`` also writes ``combined.tex``.
     """
+    mode = _plots_mode(plots)
     if latex_width not in WIDTHS:
         raise ConfigError(f"report: unknown LaTeX width '{latex_width}'"
                           f"{did_you_mean(latex_width, list(WIDTHS))}; valid: {', '.join(WIDTHS)}")
@@ -62,6 +82,7 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
         raise ConfigError(f"report: unknown style '{style}'{did_you_mean(style, list(STYLES))}; "
                           f"valid: {', '.join(STYLES)}")
     run_dir = Path(run_dir)
+    label = check_label(latex_label) if latex_label is not None else label_prefix(run_dir.resolve().name)
     run = load_run(run_dir)
     meta = run.meta
     stored = None
@@ -79,9 +100,10 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
     available_metrics = meta.order(set(summary["metric"]))
     available_ks = sorted({int(k) for k in summary["k"]})
     if not available_metrics:
-        # Nothing succeeded: show the requested (or default) columns, every row "failed".
-        available_metrics = meta.order(set(metrics or PAPER_METRICS))
-        available_ks = sorted(set(ks or PAPER_KS))
+        # Nothing succeeded: show the columns asked for (here, else by the run), every row "failed".
+        available_metrics = meta.order(set(metrics or _asked(run.config, "metrics") or list(meta.metrics)
+                                           or PAPER_METRICS))
+        available_ks = sorted({int(k) for k in (ks or _asked(run.config, "ks") or PAPER_KS)})
     directions = metric_directions(available_metrics, registry, meta)
 
     # summary.md / summary.tex
@@ -100,12 +122,12 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
     # Every file is replaced atomically (files.atomic_write): never written through a link
     # someone put in the folder, and a read-only folder is a one-line OutputError.
     atomic_write_text(run_dir / "summary.tex", render_summary_tex(s_blocks, s_metrics, s_ks, directions, meta,
-                                                                  width=latex_width, profile=profile))
+                                                                  width=latex_width, profile=profile, label=label))
 
     # plots: the headline metrics (or the chosen ones in the default style) at the table's K
     plot_paths: list[Path] = []
     notes: list[str] = []
-    if plots:
+    if mode != "none":
         plot_k = s_ks[0] if s_ks else 1
         plot_m = [m for m in meta.headline() if m in available_metrics] or available_metrics[:4]
         if style == "default" and metrics is not None:
@@ -113,8 +135,11 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
         plot_blocks = s_blocks if all(m in s_metrics for m in plot_m) else \
             build_blocks(run, summary, plot_m, [plot_k])
         order = config_order(run.config, "methods")
-        colors = method_colors(order, meta.colors)
-        png = plot_metrics(plot_blocks, plot_m, plot_k, run_dir / "metrics.png", meta, colors)
+        every = list(dict.fromkeys([*order, *sorted(set(summary["method"]) | set(run.cells["method"]))]))
+        if run.train_log is not None and "method" in run.train_log.columns:
+            every += sorted(set(run.train_log["method"].astype(str)) - set(every))
+        styles = method_styles(every, display_colors(run.config.get("display") if isinstance(run.config, dict) else None))
+        png = plot_metrics(plot_blocks, plot_m, plot_k, run_dir / "metrics.png", meta, styles)
         if png is not None:
             plot_paths += [png, png.with_suffix(".pdf")]
         else:
@@ -123,7 +148,7 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
         if run.train_log is None and stored is not None:  # figures of the original run stay listed
             plot_paths += sorted(run_dir.glob("train_*.png"))
         if run.train_log is not None:
-            extra, note = training_plots(run.train_log, run_dir, meta, method_order=order)
+            extra, note = training_plots(run.train_log, run_dir, meta, method_order=order, mode=mode, styles=styles)
             plot_paths += extra
             if note:
                 notes.append(note)
@@ -160,6 +185,9 @@ def write_report(run_dir: Path, *, style: str = "default", metrics: list[str] | 
                                profile=profile) + plot_section()
     atomic_write_text(run_dir / "paper.md", paper_md)
     atomic_write_text(run_dir / "paper.tex", render_paper_tex(p_blocks, p_metrics, p_ks, directions, meta=meta,
-                                                              width=latex_width, profile=profile))
+                                                              width=latex_width, profile=profile, label=label))
+    atomic_write_text(run_dir / "combined.tex", render_combined_tex(
+        p_blocks, p_metrics, p_ks[0] if p_ks else 1, directions, meta=meta, width=latex_width, profile=profile,
+        label=label))
     write_paper_csv(p_blocks, p_metrics, p_ks, run_dir / "paper.csv", meta)
     return paper_md

@@ -1,29 +1,34 @@
-"""The LaTeX renderer: ``summary.tex`` and ``paper.tex`` (booktabs tables that fit the page).
+r"""The LaTeX renderer: ``summary.tex``, ``paper.tex`` and ``combined.tex`` (booktabs tables that
+read at 8 pt).
 
-Sizing. ``width="single"`` (default) fits one column of a two-column paper, ``"full"`` the whole
-text width (``table*``). Metrics are split into stacked column groups of at most
-:data:`MAX_COLUMNS` data columns, and each tabular is scaled down (never up) to ``\\linewidth``
-with graphicx's ``\\resizebox`` when it is still wider, so no table overflows the page.
-``paper.tex`` holds one table per (dataset, evaluating simulator). Captions are one sentence;
-the rest (marks, test, profile) is a note under the table. Needs ``booktabs`` and ``graphicx``.
+Sizing (:mod:`.texlayout`, rendered by :mod:`.texfloats`): ``width="single"`` (default) fits one
+column of a two-column paper, ``"full"`` the whole text width (``table*``). Every table is ``\footnotesize`` and cut into column
+chunks and floats that fit the width and the page, so nothing is scaled down to unreadable text.
+``summary.tex``: the default columns, a row section per (dataset, evaluating simulator).
+``paper.tex``: floats per (dataset, evaluating simulator), a column group per metric, one column
+per K. ``combined.tex``: per evaluating simulator, a column group per dataset (one K).
+Labels are ``tab:PREFIX-summary-N``, ``tab:PREFIX-paper-N``, ``tab:PREFIX-combined-N``
+(``--latex-label PREFIX``, default: the run folder's name), so two runs' tables can share a paper.
+Captions are one sentence; marks, test and profile are a note under the first table. Needs
+``booktabs`` and ``graphicx``.
 """
 
 from __future__ import annotations
 
-from ..errors import one_line
+import re
+
+from ..errors import ConfigError
 from .metadata import LEGACY, Metadata
 from .stats import ALPHA
-from .table import Block, Cell, arrow, seeds_note
-
-WIDTHS = ("single", "full")
-"""``--latex-width`` values."""
-MAX_COLUMNS = {("single", True): 6, ("single", False): 8, ("full", True): 12, ("full", False): 16}
-"""Data columns per column group, by (width, whether cells show ``mean±std``)."""
+from .table import Block, Cell, fmt_number, seeds_note
+from .texfloats import document, floats
+from .texlayout import MATH, WIDTHS, Column, Section, Tex, text_width
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
                   "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
                   "|": r"\textbar{}"}
+_LABEL_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,79}$")
 
 
 def latex_escape(text: str) -> str:
@@ -31,65 +36,64 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
-def _tex(text: str) -> str:
-    return latex_escape(text).replace("±", r"$\pm$")
+def label_prefix(name: str) -> str:
+    """A ``\\label`` prefix made of a run folder's name (letters, digits and ``-`` only)."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", str(name)).strip("-")[:60] or "prorlbench"
 
 
-def _tex_cell(c: Cell, metric: str, meta: Metadata, *, second: bool, dagger: bool) -> str:
+def check_label(prefix: str) -> str:
+    """``--latex-label``: letters, digits, ``:._-``, at most 80 characters."""
+    if not _LABEL_OK.match(prefix or ""):
+        raise ConfigError(f"report: --latex-label '{prefix}': use letters, digits and : . _ - "
+                          "(at most 80 characters, starting with a letter or digit)")
+    return prefix
+
+
+def _name(text: str) -> Tex:
+    """A row label, escaped."""
+    return Tex(latex_escape(text), text_width(text))
+
+
+def _metric(m: str, directions: dict[str, bool | None], meta: Metadata, suffix: str = "") -> Tex:
+    d = directions.get(m)
+    arrow = "" if d is None else (r"$\uparrow$" if d else r"$\downarrow$")
+    return Tex(latex_escape(meta.display(m) + suffix) + arrow,
+               text_width(meta.display(m) + suffix) + (MATH["arrow"] if arrow else 0))
+
+
+def _cell(c: Cell, metric: str, meta: Metadata, *, marks: bool) -> Tex:
     if c.state == "failed":
-        return r"\textit{failed}"
-    t = c.text(metric, latex=True, meta=meta)
+        return Tex(r"\textit{failed}", text_width("failed", "i"))
+    if c.state != "ok":
+        return Tex("--", 4.25)
+    mean = fmt_number(c.mean, metric, meta)
+    font = "b" if c.marked_best else "r"
+    w = text_width(mean.lstrip("-"), font) + (MATH["minus"] if mean.startswith("-") else 0)
+    t = ("$-$" + mean[1:]) if mean.startswith("-") else mean
+    if c.n_seeds > 1:
+        std = fmt_number(c.std, metric, meta)
+        t += r"$\pm$" + std
+        w += MATH["pm"] + text_width(std, font)
     if c.marked_best:
         t = rf"\textbf{{{t}}}"
-        if dagger and c.significant:
+        if marks and c.significant:
             t += r"$^\dagger$"
-    elif second and c.marked_second:
+            w += MATH["dagger"]
+    elif marks and c.marked_second:
         t = rf"\underline{{{t}}}"
-    return t
+    return Tex(t, w)
 
 
-def _tex_failure_comments(blocks: list[Block]) -> list[str]:
-    out = []
-    for b in blocks:
-        for meth, seed, err in b.failures:
-            out.append(f"% failed: {b.dataset} / {b.simulator} / {meth} / seed {seed}: "
-                       f"{one_line(err, 300) or '(no message)'}")
-        for meth, seed, why in b.weak:  # rows labelled "(weak simulator)": allow_weak_simulator
-            out.append(f"% weak simulator: {b.dataset} / {b.simulator} / {meth} / seed {seed}: {one_line(why, 300)}")
-    return out
-
-
-def column_groups(metrics: list[str], ks: list[int], blocks: list[Block], width: str) -> list[list[str]]:
-    """Metrics split into groups of at most ``MAX_COLUMNS`` data columns (a metric keeps all its
-    K together; a metric wider than the limit is a group of its own)."""
-    with_std = any(c.state == "ok" and c.n_seeds > 1 for b in blocks for c in b.cells.values())
-    limit = max(MAX_COLUMNS[(width if width in WIDTHS else "single", with_std)] // max(len(ks), 1), 1)
-    return [metrics[i:i + limit] for i in range(0, len(metrics), limit)] or [[]]
-
-
-def _header(group: list[str], ks: list[int], directions: dict[str, bool | None], meta: Metadata,
-            first_col: str) -> list[str]:
-    """Header rows of one column group: metric names (with K below them when several K)."""
-    def label(m: str) -> str:
-        return latex_escape(meta.display(m)) + arrow(directions.get(m), latex=True)
-
-    if len(ks) == 1:
-        return [" & ".join([first_col] + [label(m) for m in group]) + r" \\"]
-    row, rules = [""], []
-    for j, m in enumerate(group):
-        row.append(rf"\multicolumn{{{len(ks)}}}{{c}}{{{label(m)}}}")
-        start = 2 + j * len(ks)
-        rules.append(rf"\cmidrule(lr){{{start}-{start + len(ks) - 1}}}")
-    return [" & ".join(row) + r" \\", " ".join(rules),
-            " & ".join([first_col] + [f"$K={k}$" for _ in group for k in ks]) + r" \\"]
-
-
-def _float(env: str, caption: str, label: str, tabular: list[str], note: str) -> list[str]:
-    return [rf"\begin{{{env}}}[t]", r"\centering", r"\small", r"\caption{" + caption + "}",
-            rf"\label{{{label}}}",
-            r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
-            *tabular, "}", r"\par\smallskip",
-            r"\parbox{\linewidth}{\footnotesize " + note + "}", rf"\end{{{env}}}"]
+def _metric_columns(blocks: list[Block], metrics: list[str], ks: list[int], directions, meta: Metadata,
+                    *, marks: bool, key=lambda bi, meth: meth) -> list[Column]:
+    cols = []
+    for m in metrics:
+        for k in ks:
+            head = _metric(m, directions, meta) if len(ks) == 1 else Tex(f"$K={k}$", 15.9 + 6.61 + 4.25 * len(str(k)))
+            cells = {key(bi, meth): _cell(b.cells[(meth, m, k)], m, meta, marks=marks)
+                     for bi, b in enumerate(blocks) for meth in b.methods}
+            cols.append(Column(m, _metric(m, directions, meta) if len(ks) > 1 else None, head, cells))
+    return cols
 
 
 def _k_text(ks: list[int]) -> str:
@@ -104,50 +108,24 @@ def _profile_text(profile: str) -> str:
     return " Profile: " + latex_escape(profile_note(profile)) + "."
 
 
-def _group_head(tab: list[str], group: list[str], ks: list[int], directions: dict[str, bool | None],
-                meta: Metadata, ncols: int) -> list[str]:
-    """Append a column group's header rows (padded to ``ncols``) and a rule to ``tab``; returns
-    the empty cells that pad the group's data rows."""
-    pad = [""] * (ncols - 1 - len(group) * len(ks))
-    tab += [line if not line.endswith(r"\\") else line[:-3] + "".join(" & " for _ in pad) + r" \\"
-            for line in _header(group, ks, directions, meta, "Method")]
-    tab.append(r"\midrule")
-    return pad
-
-
-def _tabular(metrics: list[str], ks: list[int], blocks: list[Block], width: str
-             ) -> tuple[list[list[str]], int, list[str]]:
-    """The column groups of ``blocks``, the column count and the opening lines of their tabular."""
-    groups = column_groups(metrics, ks, blocks, width)
-    ncols = 1 + max(len(g) for g in groups) * len(ks)
-    return groups, ncols, [r"\begin{tabular}{" + "l" + "c" * (ncols - 1) + "}", r"\toprule"]
+def _tex(text: str) -> str:
+    return latex_escape(text).replace("±", r"$\pm$")
 
 
 def render_summary_tex(blocks: list[Block], metrics: list[str], ks: list[int],
                        directions: dict[str, bool | None], meta: Metadata = LEGACY, *,
-                       width: str = "single", profile: str = "") -> str:
-    groups, ncols, tab = _tabular(metrics, ks, blocks, width)
-    for gi, group in enumerate(groups):
-        if gi:
-            tab.append(r"\midrule")
-        pad = _group_head(tab, group, ks, directions, meta, ncols)
-        for i, b in enumerate(blocks):
-            if i:
-                tab.append(r"\midrule")
-            tab.append(rf"\multicolumn{{{ncols}}}{{l}}{{\textit{{{latex_escape(b.title)}}}}} \\")
-            for meth in b.methods:
-                cells = [_tex_cell(b.cells[(meth, m, k)], m, meta, second=False, dagger=False)
-                         for m in group for k in ks]
-                tab.append(" & ".join([latex_escape(b.labels[meth])] + cells + pad) + r" \\")
-    tab += [r"\bottomrule", r"\end{tabular}"]
+                       width: str = "single", profile: str = "", label: str = "prorlbench") -> str:
+    width = width if width in WIDTHS else "single"
+    sections = [Section(Tex(latex_escape(b.title), text_width(b.title, "i")),
+                        [(f"{bi}|{meth}", _name(b.labels[meth])) for meth in b.methods])
+                for bi, b in enumerate(blocks)]
+    cols = _metric_columns(blocks, metrics, ks, directions, meta, marks=False, key=lambda bi, meth: f"{bi}|{meth}")
     caption = f"Results at {_k_text(ks)}: {_tex(seeds_note(blocks))}."
     note = (r"Best per column in bold (ties: all bold; no mark with one method). $\uparrow$ higher "
             r"is better, $\downarrow$ lower is better." + _profile_text(profile))
-    env = "table*" if width == "full" else "table"
-    lines = [r"% Generated by prorlbench report. Needs \usepackage{booktabs,graphicx}.",
-             *_tex_failure_comments(blocks),
-             *_float(env, caption, "tab:prorlbench-summary", tab, note)]
-    return "\n".join(lines) + "\n"
+    body, _ = floats("table*" if width == "full" else "table", width, caption,
+                      f"Results at {_k_text(ks)} (continued).", (label, "summary", 1), sections, cols, note)
+    return document("", blocks, body)
 
 
 PAPER_NOTE_TEX = (
@@ -158,34 +136,74 @@ PAPER_NOTE_TEX = (
     "$\\downarrow$ lower is better.")
 
 
-def render_paper_tex(blocks: list[Block], metrics: list[str], ks: list[int],
-                     directions: dict[str, bool | None], alpha: float = ALPHA,
-                     meta: Metadata = LEGACY, *, width: str = "single", profile: str = "") -> str:
-    env = "table*" if width == "full" else "table"
-    lines = [r"% Generated by prorlbench report --style paper. Needs \usepackage{booktabs,graphicx}.",
-             "% One table per (dataset, evaluating simulator).", *_tex_failure_comments(blocks)]
+def _paper_note(blocks: list[Block], alpha: float, profile: str) -> str:
     note = PAPER_NOTE_TEX.replace("{alpha}", f"{alpha:g}") + _profile_text(profile)
     if any(b.labels.get(meth, meth) != meth for b in blocks for meth in b.methods):
         note += r" $^*$: some seeds of this method failed (listed in paper.md)."
+    return note
+
+
+def _method_rows(b: Block, meta: Metadata) -> list[tuple[str, Tex]]:
+    rows = []
+    for meth in b.methods:
+        lab = _name(meta.method(meth))
+        if b.labels.get(meth, meth) != meth:
+            lab = Tex(lab.text + r"$^*$", lab.width + MATH["star"])
+        rows.append((meth, lab))
+    return rows
+
+
+def render_paper_tex(blocks: list[Block], metrics: list[str], ks: list[int],
+                     directions: dict[str, bool | None], alpha: float = ALPHA,
+                     meta: Metadata = LEGACY, *, width: str = "single", profile: str = "",
+                     label: str = "prorlbench") -> str:
+    width = width if width in WIDTHS else "single"
+    env = "table*" if width == "full" else "table"
+    lines: list[str] = []
+    note = _paper_note(blocks, alpha, profile)
+    first = f"tab:{label}-paper-1"
+    n = 1
     for bi, b in enumerate(blocks):
-        groups, ncols, tab = _tabular(metrics, ks, [b], width)
-        for gi, group in enumerate(groups):
-            if gi:
-                tab.append(r"\midrule")
-            pad = _group_head(tab, group, ks, directions, meta, ncols)
-            for meth in b.methods:
-                partial = b.labels.get(meth, meth) != meth
-                cells = [_tex_cell(b.cells[(meth, m, k)], m, meta, second=True, dagger=True)
-                         for m in group for k in ks]
-                name = latex_escape(meta.method(meth)) + (r"$^*$" if partial else "")
-                tab.append(" & ".join([name] + cells + pad) + r" \\")
-        tab += [r"\bottomrule", r"\end{tabular}"]
-        caption = (f"Results on {latex_escape(b.dataset_label or b.dataset)} scored by the "
-                   f"{latex_escape(b.simulator)} simulator: {_tex(seeds_note([b]))}.")
-        lines += _float(env, caption, f"tab:prorlbench-paper-{bi + 1}", tab,
-                        note if bi == 0 else r"Marks as in Table~\ref{tab:prorlbench-paper-1}.")
+        where = f"{latex_escape(b.dataset_label or b.dataset)} scored by the {latex_escape(b.simulator)} simulator"
+        cols = _metric_columns([b], metrics, ks, directions, meta, marks=True)
+        body, used = floats(env, width, f"Results on {where}: {_tex(seeds_note([b]))}.",
+                             f"Results on {where} (continued).", (label, "paper", n),
+                             [Section(None, _method_rows(b, meta))], cols,
+                             note if bi == 0 else rf"Marks as in Table~\ref{{{first}}}.")
+        lines += body
+        n += used
     if not blocks:
-        lines += _float(env, "No results.", "tab:prorlbench-paper-1",
-                        [r"\begin{tabular}{l}", r"\toprule", r"Method \\", r"\midrule", r"\bottomrule",
-                         r"\end{tabular}"], note)
-    return "\n".join(lines) + "\n"
+        lines += floats(env, width, "No results.", "", (label, "paper", 1), [Section(None, [])], [], note)[0]
+    return document(" --style paper", blocks, lines)
+
+
+def render_combined_tex(blocks: list[Block], metrics: list[str], k: int,
+                        directions: dict[str, bool | None], alpha: float = ALPHA,
+                        meta: Metadata = LEGACY, *, width: str = "single", profile: str = "",
+                        label: str = "prorlbench") -> str:
+    """One table per evaluating simulator: rows methods, a column group per dataset holding
+    ``metrics`` at K = ``k`` (marks as in ``paper.tex``)."""
+    width = width if width in WIDTHS else "single"
+    env = "table*" if width == "full" else "table"
+    lines: list[str] = []
+    note = _paper_note(blocks, alpha, profile)
+    n, first = 1, f"tab:{label}-combined-1"
+    for sim in dict.fromkeys(b.simulator for b in blocks):
+        group = [b for b in blocks if b.simulator == sim]
+        methods = list(dict.fromkeys(m for b in group for m in b.methods))
+        rows = {meth: lab for b in group for meth, lab in _method_rows(b, meta)}
+        cols = []
+        for b in group:
+            ds = b.dataset_label or b.dataset
+            head = Tex(latex_escape(ds), text_width(ds))
+            for m in metrics:
+                cells = {meth: _cell(b.cells[(meth, m, k)], m, meta, marks=True) for meth in b.methods}
+                cols.append(Column(b.dataset, head, _metric(m, directions, meta), cells))
+        caption = (f"Results at $K={k}$ scored by the {latex_escape(sim)} simulator, one column group per "
+                   f"dataset: {_tex(seeds_note(group))}.")
+        body, used = floats(env, width, caption, f"Results at $K={k}$, {latex_escape(sim)} simulator (continued).",
+                             (label, "combined", n), [Section(None, [(m, rows[m]) for m in methods])], cols,
+                             note if n == 1 else rf"Marks as in Table~\ref{{{first}}}.")
+        lines += body
+        n += used
+    return document(" --style paper (datasets side by side)", blocks, lines)

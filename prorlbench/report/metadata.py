@@ -19,34 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from .colors import method_colors  # noqa: F401  (the runner imports it from here)
+
 log = logging.getLogger("prorlbench")
 
 DEFAULT_DECIMALS = 3
-
-PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#000000", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
-    "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5",
-)
-"""20 distinct colours: matplotlib's tab10, black, then the light half of tab20."""
-
-
-def method_colors(methods: list[str], stored: dict[str, str] | None = None) -> dict[str, str]:
-    """One colour per method: the stored one, else the next palette colour in ``methods`` order
-    (colours cycle only after :data:`PALETTE` is used up)."""
-    stored = dict(stored or {})
-    used = set(stored.values())
-    free = [c for c in PALETTE if c not in used]
-    out = {}
-    for i, m in enumerate(methods):
-        if m in stored:
-            out[m] = stored[m]
-        else:
-            out[m] = free.pop(0) if free else PALETTE[i % len(PALETTE)]
-    return out
-
-
-
 
 @dataclass(frozen=True)
 class MetricInfo:
@@ -68,7 +45,9 @@ class Metadata:
     datasets: dict[str, str] = field(default_factory=dict)
     """Display name per dataset (from ``[display]``; default: its name)."""
     colors: dict[str, str] = field(default_factory=dict)
-    """Plot colour per method (``#rrggbb``), fixed for the run (see :mod:`.plots`)."""
+    """Plot colour per method (``#rrggbb``) as the runner stored it: a record of
+    :func:`.colors.method_colors`; the report computes colours from the names and the run's
+    ``[display] colors`` again (older folders stored colours by grid position)."""
 
     def info(self, metric: str) -> MetricInfo:
         return self.metrics.get(metric) or MetricInfo(display=metric)
