@@ -22,6 +22,8 @@ import dataclasses
 import os
 import stat
 from pathlib import Path
+from typing import Any
+
 from .display import profile_note
 from .errors import UserError
 from .fingerprint import is_path_key
@@ -77,14 +79,17 @@ def data_paths(res: Resolved) -> list[str]:
     return lines
 
 
-def compatibility(res: Resolved) -> list[str]:
-    """Each dataset loaded, and the ground-truth simulators built on it (see the module docstring)."""
+def compatibility(res: Resolved, loaded: dict[str, Any] | None = None) -> list[str]:
+    """Each dataset loaded (kept in ``loaded``), and the ground-truth simulators built on it (see
+    the module docstring)."""
     reg = res.registry
     truth = [s for s in dict.fromkeys([res.cfg.simulator, *res.eval_simulators]) if not reg.simulator(s).learned]
     run_dir = Path(res.cfg.data_dir).expanduser() if res.cfg.data_dir else None
     lines = []
     for name in res.cfg.datasets:
         data = reg.dataset(name).load(res.dataset_cfgs[name], run_dir)
+        if loaded is not None:
+            loaded[name] = data
         users = ", ".join(f"{k} {len(v)}" for k, v in data.sequences.items())
         lines.append(f"  {name}: loads: {data.n_items} items; users {users}")
         for sim in truth:
@@ -118,7 +123,22 @@ def dry_run(cfg: RunConfig, registry: Registry) -> str:
     ]
     lines += [f"  {j.name}" for j in jobs]
     lines += ["data paths (checked):", *data_paths(res)]
-    lines += ["datasets and ground-truth simulators (checked on the loaded data):", *compatibility(res)]
+    loaded: dict[str, Any] = {}
+    lines += ["datasets and ground-truth simulators (checked on the loaded data):", *compatibility(res, loaded)]
+    lines += cost_lines(res, jobs, loaded)
     lines += ["", "# the configuration the run would use and write to config.toml (profile applied)",
               write_toml(res.config_document()).rstrip("\n")]
     return "\n".join(lines) + "\n"
+
+
+def cost_lines(res: Resolved, jobs: list[Any], loaded: dict[str, Any]) -> list[str]:
+    """The estimated cost per cell and in total (:mod:`prorlbench.estimate`)."""
+    from .estimate import duration, estimate
+
+    costs, notes = estimate(res, jobs, loaded)
+    width = max((len(c.name) for c in costs), default=0)
+    lines = ["estimated cost (rough, x2-3 either way; simulator training and baselines' own fitting not "
+             f"counted; {'; '.join(notes)}):"]
+    lines += [f"  {c.name:{width}s}  ~{duration(c.seconds):>8s}  ({c.parts})" for c in costs]
+    lines.append(f"  total: ~{duration(sum(c.seconds for c in costs))} for {len(costs)} cell(s) in sequence")
+    return lines

@@ -251,6 +251,9 @@ def resolve(cfg: RunConfig, registry: Registry) -> Resolved:
 
         check_tensorboard()
     device = resolve_device(cfg.device)
+    if cfg.profile == "official" and device.type == "cpu":
+        log.warning("profile 'official' is sized for GPUs and would run on the CPU here: its RL cells take hours "
+                    "each (`--dry-run` estimates them); use --device cuda, or --profile quick or paper")
     cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
     if cache.exists() and not cache.is_dir():
         raise ConfigError(f"cache dir {cache}: is a file, expected a folder (--cache-dir, cache_dir "

@@ -134,6 +134,7 @@ def expand(cfg: Any, registry: Any) -> Any:
     from .runconfig import apply_overrides, default_run_name
 
     new = apply_overrides(cfg, {})
+    new.methods = list(new.methods)  # a copy: the caller's config is left as it was
     if new.methods == ["all"]:
         new.methods = list(dict.fromkeys([*registry.names("methods"), *new.variants]))
     sweeps: dict[str, list[SetItem]] = {}

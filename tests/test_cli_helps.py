@@ -58,6 +58,41 @@ def test_dry_run_prints_grid_and_configs_and_writes_nothing(env, capsys):
     assert not (root / "out").exists()
 
 
+def test_dry_run_estimates_each_cell_and_warns_about_official_on_cpu(env, capsys):
+    assert main(fake_run(env, "--methods", "random,pop", "--seeds", "0-1", "--dry-run")) == 0
+    cap = capsys.readouterr()
+    lines = cap.out.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("estimated cost"))
+    assert "path passes/s (30 items" in lines[at]  # the rate measured on the fake data's catalog
+    cells = lines[at + 1: at + 5]
+    assert [ln.split()[0] for ln in cells] == ["random__tinyfake__s0", "random__tinyfake__s1",
+                                               "pop__tinyfake__s0", "pop__tinyfake__s1"]
+    assert all("12 test cases x 2 paths, 1 scorer(s)" in ln and "~" in ln for ln in cells)
+    assert lines[at + 5].startswith("  total: ~") and "for 4 cell(s)" in lines[at + 5]
+    assert "official" not in cap.err
+    assert main(fake_run(env, "--methods", "pop", "--profile", "official", "--dry-run")) == 0
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "official" in ln]
+    assert len(err) == 1 and "sized for GPUs and would run on the CPU here" in err[0]
+
+
+def test_the_estimate_counts_sft_and_rl_stages_from_the_profile():
+    from prorlbench.config import build_config
+    from prorlbench.estimate import RL_PASSES, SFT_PASSES, cell_passes
+    from prorlbench.rl.config import RLConfig
+
+    n = {"train": 1000, "valid": 100, "test": 50}
+    quick = build_config(RLConfig, {}, profile="quick")
+    rl, text = cell_passes(quick, n, k_max=10, n_eval=1, rl=True)
+    sft, _ = cell_passes(quick, n, k_max=10, n_eval=1, rl=False)
+    assert "RL 10 epochs x 512 cases x 8 samples" in text and "SFT 8 epochs x 1000 cases" in text
+    assert rl - sft == pytest.approx(10 * (512 * 8 * RL_PASSES + 0.3 * 100))
+    assert sft > 8 * 1000 * SFT_PASSES
+    official = build_config(RLConfig, {}, profile="official")
+    assert cell_passes(official, n, 10, 1, rl=True)[0] > 10 * rl  # sized for GPUs
+    plain, text = cell_passes(object(), n, 10, 2)
+    assert text == "50 test cases x 10 paths, 2 scorer(s)" and plain > 0
+
+
 def test_list_one_method_with_the_profiles_values(capsys, monkeypatch):
     monkeypatch.delenv("PRORLBENCH_PLUGINS", raising=False)
     assert main(["list", "methods", "prorl", "--details"]) == 0
