@@ -30,13 +30,14 @@ GREEDY_RULES = ("threshold", "greedy")
 
 
 def draw(logits: torch.Tensor, generator: torch.Generator | None, top_k: int = 0,
-         probs: torch.Tensor | None = None) -> torch.Tensor:
+         probs: torch.Tensor | None = None, u: torch.Tensor | None = None) -> torch.Tensor:
     """One categorical draw per row of ``logits [n, A]`` (``-inf`` = impossible), with one
     uniform number per row: the inverse of the cumulative distribution.
 
     ``top_k > 0`` restricts the draw to the ``top_k`` largest logits of each row (renormalised).
     ``probs``: ``softmax(logits, -1)`` when the caller has it already (one catalog pass fewer;
-    ignored with ``top_k``).
+    ignored with ``top_k``). ``u``: the ``[n, 1]`` uniform numbers, when drawn by the caller
+    (a compiled step draws them outside: :mod:`prorlbench.rl.compiled`).
     """
     n = logits.shape[0]
     idx = None
@@ -44,7 +45,8 @@ def draw(logits: torch.Tensor, generator: torch.Generator | None, top_k: int = 0
         logits, idx = logits.topk(top_k, dim=-1)
         probs = None
     cum = (torch.softmax(logits, -1) if probs is None else probs).cumsum(-1)
-    u = torch.rand(n, 1, device=logits.device, generator=generator, dtype=cum.dtype)
+    if u is None:
+        u = torch.rand(n, 1, device=logits.device, generator=generator, dtype=cum.dtype)
     pick = torch.searchsorted(cum, u * cum[:, -1:], right=True).clamp_(max=logits.shape[1] - 1)
     return pick.squeeze(1) if idx is None else idx.gather(1, pick).squeeze(1)
 

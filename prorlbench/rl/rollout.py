@@ -6,6 +6,7 @@ re-estimates one rollout with every estimator through :func:`advantages`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -64,8 +65,13 @@ def rollout(policy: PathPolicy, simulator: SequenceModel, cases: CaseTensors, cf
     g = cfg.samples_per_case
     rows = cases.repeat(g)
     policy.eval()
-    paths, lengths, stopped = policy.sample(cases.hist_left, cases.target, generator, max_len=max_path_len,
-                                            repeat=g, temperature=cfg.sample_temperature, top_k=cfg.sample_top_k)
+    sample = policy.sample
+    if cfg.compile_sampling:  # the same draws through torch.compile'd steps (prorlbench.rl.compiled)
+        from .compiled import sample as compiled_sample
+
+        sample = functools.partial(compiled_sample, policy)
+    paths, lengths, stopped = sample(cases.hist_left, cases.target, generator, max_len=max_path_len,
+                                     repeat=g, temperature=cfg.sample_temperature, top_k=cfg.sample_top_k)
     raw, valid, credit = rollout_rewards(policy, simulator, rows.hist, rows.hist_len, rows.target, paths, lengths,
                                          state=cfg.reward_state)  # free decoding: the official penalties
     normalizer.update(raw, valid)  # 0-item paths have no valid step: never in the statistics
