@@ -98,7 +98,7 @@ class Resolved:
             metrics[n]["display"] = shown.get(n, metrics[n]["display"])
         from .report.metadata import method_colors
 
-        colors = method_colors(list(self.cfg.methods))
+        colors = method_colors(list(self.cfg.methods), display=self.cfg.display)  # [display] colors win
         methods = {n: {"display": shown.get(n) or self.registry.method(n).display or n,
                        "family": self.registry.method(n).family, "color": colors[n]}
                    for n in self.cfg.methods}

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
+from matplotlib.colors import to_hex
 
 from prorlbench.report import write_report
+from prorlbench.report.colors import KNOWN
 
 CASE_COLS = ["method", "dataset", "simulator", "seed", "case", "metric", "k", "value"]
 
@@ -56,4 +59,34 @@ def test_the_runner_stores_the_metadata_of_its_metrics_and_methods(tmp_path, mon
     ior = registry.metric("ior")
     assert doc["metrics"]["ior"] == {"display": ior.display, "decimals": ior.decimals, "headline": ior.headline,
                                      "higher_is_better": ior.higher_is_better}
-    assert doc["methods"] == {"pop": {"display": "pop", "family": "baseline", "color": "#1f77b4"}}  # first palette colour
+    assert doc["methods"] == {"pop": {"display": "pop", "family": "baseline", "color": KNOWN["pop"]}}  # its name's colour
+
+
+def test_display_colors_reach_the_metadata_the_run_folder_and_the_figures(tmp_path, monkeypatch):
+    """``[display] colors`` in a config file: checked when read, stored in metadata.json and in the
+    run folder's config.toml, and drawn by a later ``report`` (which reads only the folder)."""
+    from runner_support import BUILTINS_FOR_FAKES, write_fakes
+
+    from prorlbench.errors import ConfigError
+    from prorlbench.plugins import load_registry
+    from prorlbench.report import figures
+    from prorlbench.runconfig import apply_overrides, parse_config_text, read_config_file
+    from prorlbench.runner import run
+
+    monkeypatch.setenv("PRORLBENCH_PLUGINS", BUILTINS_FOR_FAKES)
+    plug, cfg_path = write_fakes(tmp_path)
+    cfg_path.write_text(cfg_path.read_text() + '\n[display]\npop = "Popularity"\ncolors = {pop = "tab:red"}\n')
+    cfg = apply_overrides(read_config_file(cfg_path), {
+        "out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache"), "progress": False, "device": "cpu",
+        "methods": ["pop", "random"], "metrics": ["ioi"], "plugins_dirs": [str(plug)]})
+    run(cfg, load_registry(cfg.plugins_dirs), report=False)
+    out = tmp_path / "out"
+    doc = json.loads((out / "metadata.json").read_text())
+    assert doc["methods"]["pop"]["color"] == "#d62728" and doc["methods"]["random"]["color"] == KNOWN["random"]
+    drawn = []
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path, *a, **k: drawn.append(fig) or [path])
+    write_report(out, plots="summary")
+    bars = {p.get_gid(): to_hex(p.get_facecolor()) for ax in drawn[0].axes for p in ax.patches if p.get_gid()}
+    assert bars == {"pop": "#d62728", "random": KNOWN["random"]}
+    with pytest.raises(ConfigError, match=r"colors key 'pop': 'nocolour' is not a colour"):
+        parse_config_text('[display]\ncolors = {pop = "nocolour"}\n', "x.toml")
