@@ -85,6 +85,9 @@ def cmd_rescore(args: argparse.Namespace, console_logging: Callable[[bool], tupl
     if result.summary:
         print(result.summary.rstrip("\n"))
         print()
+    from .cli_run import print_selection
+
+    print_selection(result.out)  # --select-on valid: its test column follows the new scores
     print(f"{len(result.cells)} cells re-scored from their stored paths ({len(result.skipped)} unchanged). "
           f"Results: {result.out}")
     if result.failed or result.report_error:

@@ -91,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.summary:
         print(result.summary.rstrip("\n"))
         print()
-    _print_selection(result.out)
+    print_selection(result.out)
     n = len(result.cells)
     rescored = f"{len(result.rescored)} re-scored from stored paths, " if result.rescored else ""
     print(f"{n} cells ({len(result.computed) - len(result.rescored)} computed, {rescored}"
@@ -136,12 +136,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UserError(f"report {d}: {os_error(exc)}") from None
     print(text.rstrip("\n"))
     print()
-    _print_selection(d)
+    print_selection(d)
     print(f"Tables and plots written to {d}")
     return 0
 
 
-def _print_selection(folder: str | Path) -> None:
+def print_selection(folder: str | Path) -> None:
     """``--select-on valid``: the chosen variant per method (selection.md), after the summary."""
     from .selection import write_selection
 

@@ -149,6 +149,8 @@ def test_a_2x2_sweep_runs_resumes_and_reports_like_hand_written_variants(env, ca
     capsys.readouterr()
     a, b = (pd.read_csv(root / d / "cases.csv.gz") for d in ("sweep", "plain"))
     assert a.equals(b) and not (root / "plain" / "selection.csv").exists()
+    assert main(["rescore", str(root / "sweep"), "--plugins-dir", str(env[1]), "--ks", "1"]) == 0
+    assert f"`{best}`" in capsys.readouterr().out  # the validation figures survive a re-scoring
 
 
 def test_select_metric_is_checked_before_anything_runs(env, capsys):
