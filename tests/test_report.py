@@ -595,3 +595,28 @@ def test_dense_rank_of_printed_means(means, metric):
     distinct = sorted(set(printed.values()), reverse=directions[metric])
     for m in methods:
         assert cells[(m, metric, 1)].rank == distinct.index(printed[m]) + 1
+
+
+def test_combined_table_puts_the_datasets_side_by_side(tmp_path):
+    """combined.tex: the datasets are the column groups when all fit one column; with wider cells
+    each metric is a group with a column per dataset, so every tabular still compares them."""
+    def run_with(seeds, name, metrics):
+        rows = []
+        for meth, off in (("m1", 0.0), ("m2", 0.5)):
+            for ds in ("d1", "d2"):
+                for metric in metrics:
+                    rows += column_rows(meth, {s: [off + 0.1 * s, off + 1] for s in seeds}, metric=metric, dataset=ds)
+        run = make_run(tmp_path / name, rows)
+        write_report(run, style="paper", ks=[1])
+        return (run / "combined.tex").read_text()
+
+    narrow = run_with([0], "one_seed", ["ioi", "ctr"])    # cells like 0.250: 4 columns fit one column
+    (tab,) = [t for f in validate_tables(narrow) for t in f]
+    assert _column_heads(tab[:2]) == [("d1", r"IoI$\uparrow$"), ("d1", r"CTR$\uparrow$"),
+                                      ("d2", r"IoI$\uparrow$"), ("d2", r"CTR$\uparrow$")]
+    assert "the datasets side by side" in narrow and r"\label{tab:one-seed-combined-1}" in narrow
+    wide = run_with([0, 1], "two_seeds", ["ioi", "ior", "ctr", "coherence"])   # a metric group, a column per dataset
+    heads = [h for f in validate_tables(wide) for t in f for h in _column_heads(t[:2])]
+    assert sorted(heads) == sorted((m + r"$\uparrow$", ds) for m in ("IoI", "IoR", "CTR", "Coherence")
+                                   for ds in ("d1", "d2"))
+    assert all(len({ds for _, ds in _column_heads(t[:2])}) == 2 for f in validate_tables(wide) for t in f)

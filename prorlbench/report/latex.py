@@ -6,7 +6,8 @@ column of a two-column paper, ``"full"`` the whole text width (``table*``). Ever
 chunks and floats that fit the width and the page, so nothing is scaled down to unreadable text.
 ``summary.tex``: the default columns, a row section per (dataset, evaluating simulator).
 ``paper.tex``: floats per (dataset, evaluating simulator), a column group per metric, one column
-per K. ``combined.tex``: per evaluating simulator, a column group per dataset (one K).
+per K. ``combined.tex``: per evaluating simulator, the datasets side by side (one K): a column group
+per dataset when they fit the width, else per metric with a column per dataset.
 Labels are ``tab:PREFIX-summary-N``, ``tab:PREFIX-paper-N``, ``tab:PREFIX-combined-N``
 (``--latex-label PREFIX``, default: the run folder's name), so two runs' tables can share a paper.
 Captions are one sentence; marks, test and profile are a note under the first table. Needs
@@ -21,7 +22,7 @@ from ..errors import ConfigError
 from .metadata import LEGACY, Metadata
 from .stats import ALPHA
 from .table import Block, Cell, fmt_number, seeds_note
-from .texfloats import document, floats
+from .texfloats import document, floats, one_piece
 from .texlayout import MATH, WIDTHS, Column, Section, Tex, text_width
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
@@ -181,8 +182,10 @@ def render_combined_tex(blocks: list[Block], metrics: list[str], k: int,
                         directions: dict[str, bool | None], alpha: float = ALPHA,
                         meta: Metadata = LEGACY, *, width: str = "single", profile: str = "",
                         label: str = "prorlbench") -> str:
-    """One table per evaluating simulator: rows methods, a column group per dataset holding
-    ``metrics`` at K = ``k`` (marks as in ``paper.tex``)."""
+    """One table per evaluating simulator: rows methods, ``metrics`` at K = ``k`` of every dataset
+    side by side (marks as in ``paper.tex``): a column group per dataset when all fit the width,
+    else a column group per metric with a column per dataset, so each chunk still compares the
+    datasets."""
     width = width if width in WIDTHS else "single"
     env = "table*" if width == "full" else "table"
     lines: list[str] = []
@@ -192,18 +195,22 @@ def render_combined_tex(blocks: list[Block], metrics: list[str], k: int,
         group = [b for b in blocks if b.simulator == sim]
         methods = list(dict.fromkeys(m for b in group for m in b.methods))
         rows = {meth: lab for b in group for meth, lab in _method_rows(b, meta)}
-        cols = []
-        for b in group:
+        section = [Section(None, [(m, rows[m]) for m in methods])]
+
+        def column(b: Block, m: str, by_dataset: bool) -> Column:
             ds = b.dataset_label or b.dataset
-            head = Tex(latex_escape(ds), text_width(ds))
-            for m in metrics:
-                cells = {meth: _cell(b.cells[(meth, m, k)], m, meta, marks=True) for meth in b.methods}
-                cols.append(Column(b.dataset, head, _metric(m, directions, meta), cells))
-        caption = (f"Results at $K={k}$ scored by the {latex_escape(sim)} simulator, one column group per "
-                   f"dataset: {_tex(seeds_note(group))}.")
+            dtex, mtex = Tex(latex_escape(ds), text_width(ds)), _metric(m, directions, meta)
+            cells = {meth: _cell(b.cells[(meth, m, k)], m, meta, marks=True) for meth in b.methods}
+            return Column(b.dataset, dtex, mtex, cells) if by_dataset else Column(m, mtex, dtex, cells)
+
+        cols = [column(b, m, True) for b in group for m in metrics]
+        if not one_piece(section, cols, width):
+            cols = [column(b, m, False) for m in metrics for b in group]
+        caption = (f"Results at $K={k}$ scored by the {latex_escape(sim)} simulator, the datasets side by "
+                   f"side: {_tex(seeds_note(group))}.")
         body, used = floats(env, width, caption, f"Results at $K={k}$, {latex_escape(sim)} simulator (continued).",
-                             (label, "combined", n), [Section(None, [(m, rows[m]) for m in methods])], cols,
-                             note if n == 1 else rf"Marks as in Table~\ref{{{first}}}.")
+                            (label, "combined", n), section, cols,
+                            note if n == 1 else rf"Marks as in Table~\ref{{{first}}}.")
         lines += body
         n += used
     return document(" --style paper (datasets side by side)", blocks, lines)

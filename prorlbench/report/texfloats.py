@@ -17,12 +17,12 @@ from .texlayout import FONT, SEP, Column, Piece, Section, Tex, chunk_columns, la
 
 
 def wrapped(label: Tex, limit: float) -> str:
-    """A label wider than ``limit`` in a ragged-right ``\\parbox``, with break points after
-    ``+`` and ``_`` (TeX breaks after ``-`` by itself)."""
+    """A label wider than ``limit`` in a ragged-right ``\\parbox`` (later lines indented), with break
+    points after ``+`` and ``_`` (TeX breaks after ``-`` by itself)."""
     if label.width <= limit:
         return label.text
     text = label.text.replace("+", r"+\allowbreak{}").replace(r"\_", r"\_\allowbreak{}")
-    return rf"\parbox[t]{{{limit:.0f}pt}}{{\raggedright {text}}}"
+    return rf"\parbox[t]{{{limit:.0f}pt}}{{\raggedright\hangindent=4pt\hangafter=1 {text}}}"
 
 
 def failure_comments(blocks: list[Block]) -> list[str]:
@@ -60,6 +60,12 @@ def tabular(piece: Piece, limit: float) -> list[str]:
         for key, lab in s.rows:
             out.append(" & ".join([wrapped(lab, limit)] + [c.cells.get(key, Tex("--", 4.25)).text for c in cols]) + r" \\")
     return out + [r"\bottomrule", r"\end{tabular}"]
+
+
+def one_piece(sections: list[Section], columns: list[Column], width: str) -> bool:
+    """Whether ``columns`` fit the width side by side (one chunk)."""
+    rows = [lab for s in sections for _, lab in s.rows] + [Tex("Method", text_width("Method"))]
+    return len(chunk_columns(columns, label_limit(rows, width) + SEP, width)) == 1
 
 
 def floats(env: str, width: str, caption: str, cont: str, labels: tuple[str, str, int], sections: list[Section],

@@ -107,7 +107,7 @@ def _longest_part(label: Tex) -> float:
     import re
 
     plain = re.sub(r"\\[a-zA-Z]+(\{\})?|[{}$^\\]", "", label.text)
-    return max([text_width(p) + 4 for p in re.split(r"(?<=[-+_ ])", plain) if p] or [0.0])
+    return max([text_width(p) + 8 for p in re.split(r"(?<=[-+_ ])", plain) if p] or [0.0])  # + the indent
 
 
 def _lines(label: Tex, limit: float) -> int:
