@@ -6,11 +6,13 @@ Usage (from the repository root)::
     python -m benchmarks.rl_throughput --device cuda --profile paper --dataset prorl-json \\
         --data-dir ../shared/data/prorl-ml-1m --steps 30
     python -m benchmarks.rl_throughput --profile all          # both profiles, one after the other
+    python -m benchmarks.rl_throughput --device cuda --compile off,on --autocast off,bf16   # the switches
     python -m benchmarks.rl_throughput --policy semantic-id --dataset prorl-json \
         --data-dir ../shared/data/prorl-ml-1m                  # the official architecture (ProRL's codes)
 
-What is timed is the trainer's own step, :func:`prorlbench.rl.trainer.rl_step`, exactly as
-``prorlbench run`` calls it: sample ``G`` paths for each of ``B`` training cases (KV-cached
+What is timed is the trainer's own step, :func:`prorlbench.rl.step.rl_step_stats`, exactly as
+``prorlbench run`` calls it (the timed steps' logged values stay on the device and are read in one
+transfer at the end, as training reads them every 16 steps): sample ``G`` paths for each of ``B`` training cases (KV-cached
 decoding, all ``B * G`` rows at once), score every path with the training simulator (one
 forward pass per path), normalise the rewards, the ``prorl`` estimator, the loss (policy and
 frozen reference forward passes), backward, gradient clip and AdamW; every
@@ -20,6 +22,9 @@ profile (``quick``: B=32, G=8; ``paper``: B=128, G=16). ``--policy`` picks the p
 (``item``, ``semantic-id``: the encoder-decoder over semantic-ID codes, with ``--decoding``
 constrained or free; ``both``: one after the other); a semantic-ID path of ``m`` items costs
 ``4 m + 1`` decoder steps instead of ``m + 1``.
+``--compile off,on`` and ``--autocast off,bf16`` time the ``compile_sampling`` and ``autocast``
+switches (every combination of the listed values, one after the other; a compiled run's
+warm-up steps include the compiler's first calls, tens of seconds).
 
 Set-up, not timed: the dataset, the training simulator and the cases are built through the
 normal registry and runner helpers (:func:`prorlbench.runner.prepare_dataset`, so the
@@ -55,7 +60,8 @@ from prorlbench.rl.config import RLConfig
 from prorlbench.rl.estimators import COMPONENTS, RewardNormalizer
 from prorlbench.rl.policy import CaseTensors
 from prorlbench.rl.policies import build_policy, policy_codes
-from prorlbench.rl.trainer import rl_step
+from prorlbench.rl.trainer import rl_step_stats
+from prorlbench.rl.step import read_steps
 from prorlbench.runconfig import RunConfig, default_cache_dir
 from prorlbench.runner import prepare_dataset, resolve
 
@@ -89,7 +95,7 @@ def prepare(dataset: str, data_dir: str, device: str, cache_dir: str, sim_profil
 
 def bench_profile(res, dctx, profile: str, steps: int, warmup: int, seed: int = 0,
                   rl_options: dict | None = None) -> dict[str, float]:
-    """Time ``steps`` calls of :func:`rl_step` (after ``warmup`` untimed ones) at ``profile``."""
+    """Time ``steps`` calls of :func:`rl_step_stats` (after ``warmup`` untimed ones) at ``profile``."""
     device = res.device
     cfg = build_config(RLConfig, dict(rl_options or {}), profile=profile)
     estimator = res.registry.estimator("prorl")
@@ -112,26 +118,26 @@ def bench_profile(res, dctx, profile: str, steps: int, warmup: int, seed: int = 
     b = min(cfg.batch_cases, len(train))
     n_batches = max(1, len(train) // b)
 
-    def step(i: int) -> dict[str, float]:
+    def step(i: int):
         s = (i % n_batches) * b
         cases = train.index(perm[s : s + b])
         gv = bool(cfg.grad_var_every) and i % cfg.grad_var_every == 0
-        return rl_step(policy, ref, opt, dctx.simulator, cases, cfg, estimator, norm, max_len, gen, grad_var=gv)
+        return rl_step_stats(policy, ref, opt, dctx.simulator, cases, cfg, estimator, norm, max_len, gen, grad_var=gv)
 
-    for i in range(warmup):
-        step(i)
+    read_steps([step(i) for i in range(warmup)])
     norm.freeze()
     _sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    lens = []
     t0, c0 = time.perf_counter(), time.process_time()
-    for i in range(warmup, warmup + steps):
-        lens.append(step(i)["path_len"])
+    stats = [step(i) for i in range(warmup, warmup + steps)]  # queued; read once, as training reads them
+    lens = [v["path_len"] for v in read_steps(stats)]
     _sync(device)
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     paths = steps * b * cfg.samples_per_case
-    out = {"profile": profile, "policy": cfg.policy if codes is None else f"semantic-id/{cfg.decoding}", "steps": steps, "batch_cases": b, "samples_per_case": cfg.samples_per_case,
+    mode = ("compiled" if cfg.compile_sampling else "eager") + (f", {cfg.autocast}" if cfg.autocast != "off" else "")
+    out = {"profile": profile, "policy": cfg.policy if codes is None else f"semantic-id/{cfg.decoding}", "mode": mode,
+           "steps": steps, "batch_cases": b, "samples_per_case": cfg.samples_per_case,
            "seconds": dt, "cpu_seconds": cpu, "paths_per_s": paths / dt, "paths_per_cpu_s": paths / cpu, "steps_per_s": steps / dt,
            "mean_path_len": sum(lens) / max(1, len(lens)), "n_items": dctx.data.n_items, "max_path_len": max_len}
     if device.type == "cuda":
@@ -150,9 +156,10 @@ def describe_device(device: torch.device) -> str:
 
 
 def report(r: dict[str, float]) -> str:
-    return (f"[{r['profile']}, {r['policy']}] B={r['batch_cases']} G={r['samples_per_case']} ({r['n_items']} items, "
+    return (f"[{r['profile']}, {r['policy']}] B={r['batch_cases']} G={r['samples_per_case']} ({r['mode']}; {r['n_items']} items, "
             f"max_path_len {r['max_path_len']}): {r['paths_per_s']:,.0f} sampled paths/s, "
-            f"{r['steps_per_s']:.2f} steps/s over {r['steps']} steps ({r['seconds']:.2f} s), "
+            f"{1000 / r['steps_per_s']:.1f} ms per step, {r['steps_per_s']:.2f} steps/s over {r['steps']} steps "
+            f"({r['seconds']:.2f} s), "
             f"{r['paths_per_cpu_s']:,.0f} paths per CPU-second, "
             f"mean path length {r['mean_path_len']:.2f}, peak memory {r['peak_mem_mib']:,.0f} MiB "
             f"({r['peak_mem_kind']})")
@@ -176,6 +183,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
                     help="RL policy: item ids, semantic-ID codes (the official architecture), or both")
     ap.add_argument("--decoding", default="constrained", choices=["constrained", "free"],
                     help="decoding of the semantic-ID policy")
+    ap.add_argument("--compile", default="off", help="compile_sampling: off, on, or off,on (both, one after the other)")
+    ap.add_argument("--autocast", default="off", help="autocast: off, bf16, or off,bf16")
     ap.add_argument("--tiny", action="store_true",
                     help="a very small synthetic world and policy (smoke test; not a benchmark)")
     args = ap.parse_args(argv)
@@ -199,13 +208,25 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
           f"policy randomly initialised (no SFT)", flush=True)
     results = []
     policies = ["item", "semantic-id"] if args.policy == "both" else [args.policy]
+    compiles = [{"off": False, "on": True}[c] for c in _choices(ap, "--compile", args.compile, ("off", "on"))]
+    casts = _choices(ap, "--autocast", args.autocast, ("off", "bf16"))
     for pol in policies:
-        opts = {**(rl_opts or {}), "policy": pol, "decoding": args.decoding}
-        for prof in profiles:
-            r = bench_profile(res, dctx, prof, args.steps, args.warmup, args.seed, opts)
-            print(report(r), flush=True)
-            results.append(r)
+        for comp in compiles:
+            for cast in casts:
+                opts = {**(rl_opts or {}), "policy": pol, "decoding": args.decoding, "compile_sampling": comp,
+                        "autocast": cast}
+                for prof in profiles:
+                    r = bench_profile(res, dctx, prof, args.steps, args.warmup, args.seed, opts)
+                    print(report(r), flush=True)
+                    results.append(r)
     return results
+
+
+def _choices(ap: argparse.ArgumentParser, flag: str, value: str, allowed: tuple[str, ...]) -> list[str]:
+    out = [v.strip() for v in value.split(",") if v.strip()]
+    if not out or set(out) - set(allowed):
+        ap.error(f"{flag}: expected a comma-separated list of {', '.join(allowed)}, got {value!r}")
+    return out
 
 
 if __name__ == "__main__":
