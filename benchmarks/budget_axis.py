@@ -34,6 +34,8 @@ BUDGETS = {"": "x1", "+x4": "x4", "+x16": "x16", "+official-shape": "official-sh
 COMPARISONS = (("prorl", "sft"), ("prorl", "noise-pg"), ("naive-pg", "sft"))
 METRICS = (("ioi", "IoI@1"), ("ioi-lift", "IoI-lift@1"))
 QUICK = {"epochs": 10, "max_train_cases": 512, "samples_per_case": 8}
+EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "budget_axis.toml"
+LENGTH_METHODS = ("sft", "prorl", "noise-pg", "naive-pg")
 
 
 def split(method: str) -> tuple[str, str] | None:
@@ -44,18 +46,29 @@ def split(method: str) -> tuple[str, str] | None:
     return (method, "x1") if "+" not in method else None
 
 
+def budget_keys(run: Path, name: str) -> dict[str, int]:
+    """The keys that set a method's RL budget: the run's resolved ``[methods.NAME]`` table, else its
+    ``[variants.NAME]``, else ``experiments/budget_axis.toml``'s (a folder's ``config.toml`` is the
+    last command's, which may not name every budget), on top of the quick profile."""
+    import tomllib
+
+    keys = dict(QUICK)
+    for doc in (tomllib.loads(EXPERIMENT.read_text(encoding="utf-8")),
+                tomllib.loads((run / "config.toml").read_text(encoding="utf-8"))):
+        for table in (doc.get("variants", {}).get(name, {}), doc.get("methods", {}).get(name, {})):
+            keys.update({k: v for k, v in table.items() if k in QUICK})
+    return keys
+
+
 def sampled_paths(run: Path) -> dict[tuple[str, str], int]:
     """Sampled paths of each (dataset, budget)'s RL stage: epochs x cases per epoch x G, from the
-    variants of ``config.toml`` and the training cases of ``run.log``."""
-    from prorlbench.runconfig import read_config_file
-
+    methods' budget keys and the training cases of ``run.log``."""
     n_train = {m.group(1): int(m.group(2)) for m in re.finditer(r"cases on (\S+): train (\d+)",
                                                                 (run / "run.log").read_text(errors="replace"))}
-    variants = read_config_file(run / "config.toml").variants
     out = {}
     for ds, n in n_train.items():
         for suffix, budget in BUDGETS.items():
-            keys = {**QUICK, **{k: v for k, v in variants.get("prorl" + suffix, {}).items() if k in QUICK}}
+            keys = budget_keys(run, "prorl" + suffix)
             per_epoch = min(keys["max_train_cases"] or n, n)
             out[(ds, budget)] = int(keys["epochs"] * per_epoch * keys["samples_per_case"])
     return out
@@ -97,7 +110,7 @@ def lengths(run: Path) -> pd.DataFrame:
     per_seed = part.groupby(["dataset", "simulator", "method", "seed"])["value"].mean().reset_index()
     rows = []
     for (ds, sim, m), g in per_seed.groupby(["dataset", "simulator", "method"], sort=False):
-        if split(m):
+        if split(m) and split(m)[0] in LENGTH_METHODS:
             rows.append({"dataset": ds, "simulator": sim, "method": split(m)[0], "budget": split(m)[1],
                          "len": _ms(g["value"], 2), "len_mean": g["value"].mean()})
     return pd.DataFrame(rows)
