@@ -13,7 +13,8 @@ and the official batch shape), at K = 1:
   and the Holm p is below 0.05;
 * Len@1 of every method at every budget (mean ± std over seeds).
 
-It writes the Markdown table and ``budget_axis.png`` / ``.pdf`` (Δ with its interval against the
+It writes the Markdown table, its compact view ``budget_axis_compact.md`` (one column per budget;
+▲ / ▼ where a difference counts) and ``budget_axis.png`` / ``.pdf`` (Δ with its interval against the
 sampled paths of the RL stage, log scale; one panel per comparison and metric, one line per dataset
 and evaluator; and Len@1) into the run folder.
 """
@@ -140,6 +141,37 @@ def markdown(run: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def compact(run: Path) -> str:
+    """One row per (dataset, evaluator, comparison, metric), one column per budget: the compact
+    view docs/findings.md includes (``budget_axis_compact.md``); then Len@1 per method and budget."""
+    res, lens, paths = table(run), lengths(run), sampled_paths(run)
+    if res.empty:
+        return "(no finished comparisons yet)\n"
+    budgets = [b for b in BUDGETS.values() if b in set(res["budget"])]
+    order = {d: i for i, d in enumerate(["prorl-json", "movielens", "synthetic"])}
+    head = [f"{b} ({paths.get((res['dataset'].iloc[0], b), 0):,} paths)" if len(set(res["dataset"])) == 1 else b
+            for b in budgets]
+    lines = ["| dataset | eval | A − B | metric | " + " | ".join(head) + " |", "|---|---|---|---|" + "---|" * len(budgets)]
+    mark = {"A > B": " ▲", "A < B": " ▼", "no verdict": ""}
+    sims = {"sasrec": 0, "gru4rec": 1, "oracle": 2}
+    comps = {f"{a} − {b}": i for i, (a, b) in enumerate(COMPARISONS)}
+    mets = {label: i for i, (_, label) in enumerate(METRICS)}
+    keyed = res.assign(_o=res["dataset"].map(lambda d: order.get(d, 9)), _s=res["simulator"].map(lambda x: sims.get(x, 9)),
+                       _c=res["comparison"].map(comps), _m=res["metric"].map(mets))
+    for (_, ds, _, sim, _, comp, _, metric), g in keyed.groupby(["_o", "dataset", "_s", "simulator", "_c", "comparison",
+                                                                 "_m", "metric"], sort=True):
+        by = {r["budget"]: f"{r['delta']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}] {r['seeds']}{mark[r['verdict']]}"
+              for _, r in g.iterrows()}
+        lines.append(f"| {ds} | {sim} | {comp} | {metric} | " + " | ".join(by.get(b, "—") for b in budgets) + " |")
+    if not lens.empty:
+        lines += ["", "| dataset | Len@1 | " + " | ".join(budgets) + " |", "|---|---|" + "---|" * len(budgets)]
+        part = lens[lens["simulator"] == "sasrec"]
+        for (ds, m), g in sorted(part.groupby(["dataset", "method"]), key=lambda t: (order.get(t[0][0], 9), t[0][1])):
+            by = dict(zip(g["budget"], g["len"]))
+            lines.append(f"| {ds} | `{m}` | " + " | ".join(by.get(b, "—") for b in budgets) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(run: Path) -> list[Path]:
     """``budget_axis.png`` and ``.pdf``: Δ with its interval against sampled paths, and Len@1."""
     import matplotlib
@@ -204,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     text = markdown(args.run)
     (args.out or args.run / "budget_axis.md").write_text(text, encoding="utf-8")
+    (args.run / "budget_axis_compact.md").write_text(compact(args.run), encoding="utf-8")
     print(text)
     if not args.no_plot:
         for f in plot(args.run):

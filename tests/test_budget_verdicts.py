@@ -94,6 +94,10 @@ def test_budget_axis_pairs_each_budget_with_its_own_placebo(tmp_path):
     assert res[(res["budget"] == "x16") & (res["comparison"] == "prorl − noise-pg")].empty  # no x16 placebo
     text = budget_axis.markdown(run)
     assert "| synthetic | oracle | x4 | 32,000 | prorl − noise-pg | IoI@1 |" in text and "Len@1" in text
+    view = budget_axis.compact(run)
+    row = next(line for line in view.splitlines() if line.startswith("| synthetic | oracle | prorl − noise-pg | IoI@1 |"))
+    assert row.count("|") == 8 and "▲" in row and row.endswith("— |")  # x1, x4 (▲: counts), no x16 placebo
+    assert view.index("| synthetic | sasrec |") < view.index("| synthetic | oracle |")  # the reward model first
     files = budget_axis.plot(run)
     assert [f.name for f in files] == ["budget_axis.png", "budget_axis.pdf"] and all(f.stat().st_size > 0 for f in files)
 
