@@ -23,8 +23,10 @@ import functools
 from typing import Any, Callable
 
 import torch
+from torch._dynamo.exc import BackendCompilerFailed
 
 from .. import rowshare
+from ..errors import ConfigError, one_line
 from .decode import draw, sampling_head
 from .policy import PathPolicy, _Cache
 from .semantic_decoding import NEG, allowed, ban, base_banned, narrow
@@ -98,8 +100,12 @@ def sample(policy: Any, hist_left: torch.Tensor, target: torch.Tensor, generator
                              repeat=repeat, top_k=top_k)
     if dev.type == "cuda":
         torch.compiler.cudagraph_mark_step_begin()  # the previous call's outputs may be overwritten
-    return fn(policy, compiled_steps(dev.type), hist_left, target, generator, temperature,
-              max_len or policy.max_path_len, repeat, top_k)
+    try:
+        return fn(policy, compiled_steps(dev.type), hist_left, target, generator, temperature,
+                  max_len or policy.max_path_len, repeat, top_k)
+    except BackendCompilerFailed as exc:  # e.g. no C++ compiler for inductor on a CPU
+        raise ConfigError(f"compile_sampling = true: torch.compile failed here ({one_line(exc, 300)}); "
+                          "set compile_sampling = false") from None
 
 
 def _sample_items(pol: PathPolicy, steps: dict, hist_left, target, generator, temperature, p, repeat,

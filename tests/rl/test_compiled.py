@@ -145,3 +145,21 @@ def test_compiled_sampler_draws_the_policy_distribution_on_cuda(top_k):
     expect = [probs[k] * n for k in keys]
     chi = stats.chisquare([seen.get(k, 0) for k in keys], [e * n / sum(expect) for e in expect])
     assert chi.pvalue > 1e-3, chi
+
+
+def test_a_compiler_failure_is_one_line_naming_the_key(monkeypatch):
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    from prorlbench.errors import ConfigError
+
+    def broken(*args, **kwargs):
+        raise BackendCompilerFailed(lambda g, i: None, RuntimeError("no C++ compiler found"), None)
+
+    monkeypatch.setattr(compiled, "compiled_steps", lambda device_type: dict.fromkeys(compiled.STEPS, broken))
+    torch.manual_seed(0)
+    pol = PathPolicy(10, 3, max_history=4, d_model=8, n_layers=1, n_heads=2, dropout=0.0).eval()
+    with pytest.raises(ConfigError, match=r"compile_sampling = true: torch.compile failed here .*no C\+\+ "
+                                          r"compiler found.*set compile_sampling = false") as err:
+        compiled.sample(pol, torch.full((2, 4), 10), torch.tensor([1, 2]), None, repeat=2)
+    assert "\n" not in str(err.value)
+
