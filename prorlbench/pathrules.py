@@ -19,9 +19,14 @@ case:
 
 * an item that is the case's target (a path holding the target scores the target as reached:
   IoI 2.03 on synthetic for ``[target]``, above every honest method);
-* an id outside ``0 .. n_items - 1``, or an item that is not an integer (a float, a bool, a
-  string; numpy and torch integers are integers);
+* an id outside ``0 .. n_items - 1`` other than ``-1``, or an item that is not an integer (a
+  float, a bool, a string; numpy and torch integers are integers);
 * a path longer than ``max_path_len``, or a candidate list per case that does not match the cases.
+
+``-1`` (:data:`UNKNOWN_ITEM`) is the one id outside the catalog a path may hold: an *unknown item*,
+such as a semantic-ID code that names no item under free decoding (docs/rl.md). Scoring drops it
+from the path and the ``invalid`` metric counts it, so it earns nothing: a path of unknown items
+scores as the empty path, with ``invalid`` 1.
 
 An item of the user's history, or an item repeated within the path, is **not** a violation: it is
 a poor recommendation, and the ``invalid`` metric counts it (SPEC: the share of path items that
@@ -40,6 +45,10 @@ import numpy as np
 import torch
 
 from .api import Case, CaseSplits, Interactions
+
+UNKNOWN_ITEM = -1
+"""The id of an unknown item (a code that names no catalog item): allowed in a path, dropped by
+scoring and counted by the ``invalid`` metric."""
 
 
 class PathRuleViolation(Exception):
@@ -127,7 +136,7 @@ def check_paths(method: str, cases: Sequence[Case], candidates: Any, *, n_items:
     path_case = np.repeat(np.arange(len(cases)), counts)
     item_case = np.repeat(path_case, lengths)
     targets = np.array([int(c.target) for c in cases], dtype=np.int64)
-    bad = (flat < 0) | (flat >= n_items) | (flat == targets[item_case])
+    bad = ((flat < 0) & (flat != UNKNOWN_ITEM)) | (flat >= n_items) | (flat == targets[item_case])
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         c = int(item_case[first])
@@ -136,7 +145,8 @@ def check_paths(method: str, cases: Sequence[Case], candidates: Any, *, n_items:
         pos = first - int(lengths[:path_idx].sum())
         item = int(flat[first])
         why = (f"item {item} is the case's target (a path holds the items shown before the target)"
-               if 0 <= item < n_items else f"item id {item} is outside 0..{n_items - 1}")
+               if 0 <= item < n_items else f"item id {item} is outside 0..{n_items - 1} (and not -1, "
+               "the unknown item)")
         raise PathRuleViolation(f"{who} broke the path rules: case {cases[c].case_id or c} (test case #{c}), "
                                 f"candidate {j}, position {pos}: {why}")
     values = flat.tolist()

@@ -85,7 +85,9 @@ ATTACKS = textwrap.dedent('''
                 elif mode == "out-of-range":
                     out.append([(self.n_items,)])
                 elif mode == "negative":
-                    out.append([(-1,)])
+                    out.append([(-2,)])
+                elif mode == "unknown":
+                    out.append([(-1,) + tuple(free), tuple(free)])
                 elif mode == "float":
                     out.append([(float(free[0]),)])
                 elif mode == "string":
@@ -133,7 +135,7 @@ CHEATS = {
     "target": "candidate 0, position 0: item {t} is the case's target",
     "append-target": "candidate 0, position 3: item {t} is the case's target",
     "out-of-range": "candidate 0, position 0: item id 30 is outside 0..29",
-    "negative": "candidate 0, position 0: item id -1 is outside 0..29",
+    "negative": "candidate 0, position 0: item id -2 is outside 0..29 (and not -1, the unknown item)",
     "float": "candidate 0: item {f}.0 is not an integer item id",
     "string": "candidate 0: item '{f}' is not an integer item id",
 }
@@ -156,6 +158,20 @@ def test_a_path_breaking_the_rules_fails_the_cell_naming_the_first_bad_case(tmp_
     assert not (tmp_path / "out" / "cells" / "attacker__tinyfake__s0.cases.csv.gz").exists()
     pd.testing.assert_frame_equal(_pop_cases(tmp_path / "out"), clean_pop)
     assert (tmp_path / "out" / "summary.md").exists()
+
+
+def test_the_unknown_item_is_allowed_dropped_and_counted_invalid(tmp_path, monkeypatch):
+    """-1 is the one id outside the catalog a path may hold (free semantic-ID decoding returns a
+    code of no item as -1): scoring drops it, ``invalid`` counts it, and it earns nothing."""
+    reg, cfg = _setup(tmp_path, monkeypatch, "unknown")
+    cfg.ks = [1, 2]
+    assert not run(cfg, reg, report=False).failed
+    df = pd.read_csv(tmp_path / "out" / "cells" / "attacker__tinyfake__s0.cases.csv.gz")
+    at = lambda metric, k: df[(df["metric"] == metric) & (df["k"] == k)].set_index("case")["value"]
+    assert (at("invalid", 1) == 0.25).all()  # 1 of the 4 shown items is unknown
+    assert (at("len", 1) == 3).all()  # dropped from the path
+    # candidate 2 is candidate 1 without its unknown item: the two score alike, so @2 equals @1
+    pd.testing.assert_series_equal(at("ioi", 1), at("ioi", 2))
 
 
 def test_integer_tensors_are_item_ids(tmp_path, monkeypatch):
