@@ -34,7 +34,8 @@ sets the RL family's keys; datasets, simulators and cases then use ``paper``).""
 
 
 def opt(default: Any, help: str, *, flag: dict[str, Any] | None = None, gt: float | None = None,
-        ge: float | None = None, lt: float | None = None, le: float | None = None, **kw: Any) -> Any:
+        ge: float | None = None, lt: float | None = None, le: float | None = None, omit_default: bool = False,
+        **kw: Any) -> Any:
     """A config field with a default and a help text (shown by ``prorlbench list --details`` and docs).
 
     ``flag``: how the field appears as a command-line flag where one is generated from the fields
@@ -42,9 +43,12 @@ def opt(default: Any, help: str, *, flag: dict[str, Any] | None = None, gt: floa
     ``gt``/``ge``/``lt``/``le``: the range a value must lie in (``> gt``, ``>= ge``, ...), checked by
     :func:`build_config` for every value read from a file, a profile or the command line; ``None``
     values (an optional key left unset) are not checked.
+    ``omit_default``: the key is left out of a cell's fingerprint while it has its default
+    (:func:`fingerprint_dict`): for a key added after cells were stored whose default reproduces
+    them, or one that never changes results, so adding it does not recompute finished cells.
     """
     bounds = {k: v for k, v in (("gt", gt), ("ge", ge), ("lt", lt), ("le", le)) if v is not None}
-    meta = {"help": help, "flag": dict(flag or {}), "bounds": bounds}
+    meta = {"help": help, "flag": dict(flag or {}), "bounds": bounds, "omit_default": omit_default}
     if isinstance(default, (list, dict, set)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
     return field(default=default, metadata=meta, **kw)
@@ -182,3 +186,14 @@ def build_config(cls: type, values: dict[str, Any] | None = None, *, where: str 
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A config dataclass as a plain dict (for config.toml and cache keys)."""
     return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.init}
+
+
+def fingerprint_dict(cfg: Any) -> dict[str, Any]:
+    """:func:`to_dict` without the ``omit_default`` keys that have their default (what a cell's
+    fingerprint hashes)."""
+    out = to_dict(cfg)
+    for f in dataclasses.fields(cfg):
+        if f.init and f.metadata.get("omit_default") and f.default is not dataclasses.MISSING \
+                and out[f.name] == f.default:
+            del out[f.name]
+    return out

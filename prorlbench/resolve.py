@@ -19,7 +19,7 @@ import torch
 
 from .cases import CaseConfig
 from .devices import resolve_device  # noqa: F401  (re-exported)
-from .config import build_config, to_dict
+from .config import build_config, fingerprint_dict, to_dict
 from .configpaths import warn_data_dir_overrides, without_paths
 from .dsvariants import add_dataset_variants, variant_table
 from .display import check_display
@@ -130,7 +130,7 @@ class Resolved:
         training simulator); not metrics, eval simulators or ks (:meth:`score_fingerprint`)."""
         key = {
             "method": job.method, "seed": job.seed, "dataset": job.dataset,
-            "method_cfg": to_dict(self.method_cfgs[job.method]),
+            "method_cfg": fingerprint_dict(self.method_cfgs[job.method]),
             "dataset_cfg": without_paths(to_dict(self.dataset_cfgs[job.dataset])),
             "cases": to_dict(self.cases_cfg), "simulator": self.cfg.simulator,
             "simulator_cfg": to_dict(self.simulator_cfgs[self.cfg.simulator]),

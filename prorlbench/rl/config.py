@@ -112,13 +112,16 @@ class RLConfig:
     sem_heads: int = opt(4, "semantic-id attention heads (official 4)", ge=1)
     sem_activation: str = opt("relu", "semantic-id feed-forward activation: 'relu' (official) or 'gelu'")
     # -- speed and resumption (docs/performance.md; none changes a CPU run's numbers) ------------
+    # (omit_default: at their defaults they are not in a cell's fingerprint, so cells stored before
+    # these keys existed stay valid)
     checkpoint_every: int = opt(0, "RL checkpoint every N steps in the cell's folder (policy, optimiser, normaliser, "
                                 "RNG states, step), so a killed or interrupted cell resumes there; 0: about every "
-                                "3 minutes of training; -1: never", ge=-1)
+                                "3 minutes of training; -1: never", ge=-1, omit_default=True)
     compile_sampling: bool = opt(False, "torch.compile the per-token steps of RL sampling (CUDA: mode "
-                                 "'reduce-overhead', i.e. CUDA graphs; the same distribution, other draws); off: eager")
+                                 "'reduce-overhead', i.e. CUDA graphs; the same distribution, other draws); off: eager",
+                                 omit_default=True)
     autocast: str = opt("off", "'bf16': autocast the RL step's policy and simulator forward passes to bfloat16 "
-                        "(changes the numbers, docs/performance.md); 'off': float32")
+                        "(changes the numbers, docs/performance.md); 'off': float32", omit_default=True)
     per_dataset: dict[str, dict[str, Any]] = opt({}, "keys that differ for one dataset, e.g. "
                                                   "{steam = {lr = 1e-5, w_ctr = 0.1}}")
 

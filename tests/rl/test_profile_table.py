@@ -64,3 +64,17 @@ def test_official_is_the_released_code() -> None:
     assert {k: getattr(cfg, k) for k in released} == released
     steam = cfg.for_dataset("prorl-Steam")
     assert (steam.lr, steam.w_ctr) == (1e-5, 0.1)
+
+
+def test_speed_keys_at_their_defaults_leave_the_cell_fingerprint():
+    """checkpoint_every, compile_sampling and autocast came after cells were stored: at their
+    defaults they are not hashed, so those cells stay valid; set, they are (autocast changes numbers)."""
+    import dataclasses
+
+    from prorlbench.config import fingerprint_dict, to_dict
+
+    cfg = build_config(RLConfig, {}, profile="quick")
+    fp = fingerprint_dict(cfg)
+    assert set(to_dict(cfg)) - set(fp) == {"checkpoint_every", "compile_sampling", "autocast"}
+    assert fingerprint_dict(dataclasses.replace(cfg, autocast="bf16"))["autocast"] == "bf16"
+    assert fingerprint_dict(dataclasses.replace(cfg, compile_sampling=True))["compile_sampling"] is True
