@@ -39,8 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "experiments" / "prorl_study_gpu.toml"
 MAX_FILES, MAX_BYTES = 8, 16 * 2**20
-LEFT_OUT = (".policy.pt", ".paths.json.gz", ".cases.csv.gz", ".ckpt")
-"""Per-cell files left out of ``run.tar.gz`` (the per-case values travel in ``percase*.csv.gz``)."""
+LEFT_OUT = (".pt", ".paths.json.gz", ".cases.csv.gz")
+"""Per-cell files left out of ``run.tar.gz``: checkpoints (policy, resume), stored paths, per-case files
+(the per-case values travel in ``percase*.csv.gz``)."""
 
 TINY_RL = {"d_model": 16, "n_heads": 2, "n_layers": 1, "sft_epochs": 1, "epochs": 1, "max_train_cases": 16,
            "batch_cases": 8, "samples_per_case": 2, "n_valid_cases": 16, "grad_var_every": 0,
