@@ -189,7 +189,10 @@ def build(run: Path) -> str:
              "averaged over the seeds both have), [bootstrap 95 % CI], two-sided Wilcoxon p, Holm over "
              "all rows of the same dataset; seeds = seeds whose mean difference has Δ's sign.", ""]
     results = []
-    for cid, title, comps in claims(list(cfg.methods)):
+    # the config's methods, then any other method with finished cells (a folder filled by several
+    # commands keeps the last command's config.toml)
+    methods = list(dict.fromkeys(list(cfg.methods) + sorted(set(cases["method"]))))
+    for cid, title, comps in claims(methods):
         for (ds, sim), part in cases.groupby(["dataset", "simulator"], sort=False):
             for a, b, m in comps:
                 r = compare(part, a, b, m)

@@ -125,11 +125,12 @@ def rows_for(ds: str, src: Source) -> list[list[str]]:
     pair("(a) naive PG lengthens its paths", "naive-pg", {"sasrec": "sft", held: "sft"}, "Len@1", +1)
     pair("(a) … without a real gain", "naive-pg", {"sasrec": "sft", held: "sft"}, "IoI-lift@1", +1)
     pair("(b) SRC removes the shortcut", "prorl", {"sasrec": "naive-pg", held: "naive-pg"}, "Len@1", -1)
-    vr = variance_ratio(src.run, ds) or variance_ratio(ROOT / "results" / "prorl-study", ds)
-    if vr:
+    gv = next((r for r in (src.run, ROOT / "results" / "prorl-study") if variance_ratio(r, ds)), None)
+    if gv is not None:
+        text, sign = variance_ratio(gv, ds)
         out.append(["(c) PSAE lowers the gradient variance", "at the SFT checkpoint of seed 0 (SASRec rewards)",
-                    vr[0], "—", "—", {-1: "**holds** (one checkpoint)", 1: "**contradicted** (one checkpoint)",
-                                      0: "no difference (one checkpoint)"}[vr[1]]])
+                    text, "—", "—", {-1: "**holds** (one checkpoint)", 1: "**contradicted** (one checkpoint)",
+                                     0: "no difference (one checkpoint)"}[sign], f"{gv.relative_to(ROOT)}/grad_variance_{ds}.md"])
     strongest = {}
     for sim in ("sasrec", held):
         cands = [(float(rows[(ds, sim, "prorl", b, "IoI@1")]["B"]), b) for b in STRONG
@@ -140,7 +141,7 @@ def rows_for(ds: str, src: Source) -> list[list[str]]:
         pair("(d) ProRL beats the strongest baseline", "prorl", strongest, "IoI@1", +1)
     pair("(e) RL improves on its SFT start", "prorl", {"sasrec": "sft", held: "sft"}, "IoI@1", +1)
     pair("(e) … and on the placebo", "prorl", {"sasrec": "noise-pg", held: "noise-pg"}, "IoI@1", +1)
-    return [[r[0], src.budget] + r[1:] + [src.label] for r in out]
+    return [[r[0], src.budget] + r[1:6] + [r[6] if len(r) > 6 else src.label] for r in out]
 
 
 def table(sources: dict[str, Source]) -> str:
