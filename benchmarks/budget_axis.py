@@ -141,6 +141,26 @@ def markdown(run: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def selected_epochs(run: Path) -> str:
+    """Per (dataset, method, budget): the RL epoch validation selection kept in each seed, of how
+    many (from the cells' training logs; empty for a folder without its cells)."""
+    rows = {}
+    for f in sorted((run / "cells").glob("*.train_log.csv")):
+        method, ds, seed = f.name.split(".train_log.csv")[0].split("__")
+        if not split(method) or split(method)[0] not in LENGTH_METHODS[1:]:
+            continue
+        g = pd.read_csv(f)
+        sel, epochs = g[g["metric"] == "selected_epoch"]["value"], budget_keys(run, method)["epochs"]
+        if len(sel):
+            rows.setdefault((ds, *split(method)), {})[int(seed[1:])] = f"{int(sel.iloc[-1])}/{epochs}"
+    if not rows:
+        return ""
+    lines = ["| dataset | method | budget | selected RL epoch, seeds 0, 1, 2 |", "|---|---|---|---|"]
+    for (ds, m, b), by in sorted(rows.items(), key=lambda t: (t[0][0], t[0][1], list(BUDGETS.values()).index(t[0][2]))):
+        lines.append(f"| {ds} | `{m}` | {b} | " + ", ".join(by.get(s, "—") for s in range(3)) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def compact(run: Path) -> str:
     """One row per (dataset, evaluator, comparison, metric), one column per budget: the compact
     view docs/findings.md includes (``budget_axis_compact.md``); then Len@1 per method and budget."""
@@ -236,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     text = markdown(args.run)
     (args.out or args.run / "budget_axis.md").write_text(text, encoding="utf-8")
-    (args.run / "budget_axis_compact.md").write_text(compact(args.run), encoding="utf-8")
+    epochs = selected_epochs(args.run)
+    (args.run / "budget_axis_compact.md").write_text(compact(args.run) + (f"\n{epochs}" if epochs else ""),
+                                                      encoding="utf-8")
     print(text)
     if not args.no_plot:
         for f in plot(args.run):

@@ -98,6 +98,10 @@ def test_budget_axis_pairs_each_budget_with_its_own_placebo(tmp_path):
     row = next(line for line in view.splitlines() if line.startswith("| synthetic | oracle | prorl − noise-pg | IoI@1 |"))
     assert row.count("|") == 8 and "▲" in row and row.endswith("— |")  # x1, x4 (▲: counts), no x16 placebo
     assert view.index("| synthetic | sasrec |") < view.index("| synthetic | oracle |")  # the reward model first
+    assert budget_axis.selected_epochs(run) == ""  # no training logs
+    pd.DataFrame({"metric": ["path_len", "selected_epoch"], "step": [0, 39], "value": [3.0, 17.0]}).to_csv(
+        run / "cells" / "prorl+x4__synthetic__s1.train_log.csv", index=False)
+    assert "| synthetic | `prorl` | x4 | —, 17/40, — |" in budget_axis.selected_epochs(run)
     files = budget_axis.plot(run)
     assert [f.name for f in files] == ["budget_axis.png", "budget_axis.pdf"] and all(f.stat().st_size > 0 for f in files)
 
