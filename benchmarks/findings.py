@@ -133,7 +133,7 @@ def headline_table(summary: pd.DataFrame, methods: list[str], dataset: str = "pr
 
 def render(run: Path = RUN) -> tuple[str, str]:
     """The rendered ``docs/findings.md`` and ``README.md``."""
-    from prorlbench.runconfig import read_config_file
+    from prorlbench.settings.runconfig import read_config_file
 
     findings = render_text(TEMPLATE.read_text(), (run / "comparisons.md").read_text())
     summary = pd.read_csv(run / "summary.csv", keep_default_na=False)

@@ -40,7 +40,7 @@ from prorlbench.rl import decode, semantic_decoding
 from prorlbench.rl.config import RLConfig
 from prorlbench.rl.policies import build_policy, policy_codes
 from prorlbench.rl.tensors import CaseTensors
-from prorlbench.runconfig import default_cache_dir
+from prorlbench.settings.runconfig import default_cache_dir
 
 from .rl_throughput import prepare
 

@@ -23,8 +23,8 @@ import sys
 import tempfile
 import time
 
-from prorlbench.runconfig import RunConfig
-from prorlbench.runner import run
+from prorlbench.settings.runconfig import RunConfig
+from prorlbench.engine.runner import run
 
 QUICK_SASREC = {"epochs": 15, "patience": 3, "batch_size": 128, "min_epoch_steps": 1}
 """SASRec's quick profile, written out: under --profile official the simulator would otherwise

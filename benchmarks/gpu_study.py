@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         print(f"gpu_study: {args.config}: {exc}", file=sys.stderr)
         return 2
-    from prorlbench.tomlwriter import write_toml
+    from prorlbench.folder.tomlwriter import write_toml
 
     cfg = args.pack.parent / f".{args.pack.name}.study.toml"
     cfg.write_text(write_toml(doc), encoding="utf-8")

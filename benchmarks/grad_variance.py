@@ -40,7 +40,7 @@ from prorlbench.rl.normalize import make_normalizer
 from prorlbench.rl.policy import CaseTensors
 from prorlbench.rl.sft import train_sft
 from prorlbench.rl.trainer import advantages, pg_loss, rollout
-from prorlbench.runconfig import default_cache_dir
+from prorlbench.settings.runconfig import default_cache_dir
 
 from .rl_throughput import prepare
 

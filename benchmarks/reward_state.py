@@ -23,7 +23,7 @@ from scipy import stats
 
 from prorlbench.rl.policy import CaseTensors
 from prorlbench.rl.rewards import path_rewards
-from prorlbench.runconfig import default_cache_dir
+from prorlbench.settings.runconfig import default_cache_dir
 
 from .rl_throughput import prepare
 

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from prorlbench.runconfig import read_config_file
+from prorlbench.settings.runconfig import read_config_file
 
 COMPS = ("ctr", "ioi", "ior")
 

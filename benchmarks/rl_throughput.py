@@ -27,7 +27,7 @@ switches (every combination of the listed values, one after the other; a compile
 warm-up steps include the compiler's first calls, tens of seconds).
 
 Set-up, not timed: the dataset, the training simulator and the cases are built through the
-normal registry and runner helpers (:func:`prorlbench.runner.prepare_dataset`, so the
+normal registry and runner helpers (:func:`prorlbench.engine.runner.prepare_dataset`, so the
 simulator comes from the cache when it was trained before). The simulator is trained with the
 ``--sim-profile`` profile (default ``quick``): its architecture, hence the cost of scoring, is
 the same in both profiles, only its training budget differs. The policy is **randomly
@@ -62,8 +62,8 @@ from prorlbench.rl.policy import CaseTensors
 from prorlbench.rl.policies import build_policy, policy_codes
 from prorlbench.rl.trainer import rl_step_stats
 from prorlbench.rl.step import read_steps
-from prorlbench.runconfig import RunConfig, default_cache_dir
-from prorlbench.runner import prepare_dataset, resolve
+from prorlbench.settings.runconfig import RunConfig, default_cache_dir
+from prorlbench.engine.runner import prepare_dataset, resolve
 
 PROFILES = ("quick", "paper")
 

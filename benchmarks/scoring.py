@@ -11,7 +11,7 @@ A randomly initialised SASRec (hidden 64, max_seq_len 50, RecBole layout) scores
 case's paths share its history and target), the RL training workload. For each catalog size in ``--items`` (a comma-separated list) three things
 are timed on the same weights, batch and device (median of ``--repeat`` runs after a warm-up):
 
-- **one-pass**: :func:`prorlbench.scoring.score_paths`, one forward pass per path; on CPU the
+- **one-pass**: :func:`prorlbench.seq.scoring.score_paths`, one forward pass per path; on CPU the
   ``samples`` paths of a case share their history's per-token work (SASRec's
   ``encode_shared_prefix``, bit for bit the same values); it is also timed with every row
   encoded whole;
@@ -36,7 +36,7 @@ import time
 
 import torch
 
-from prorlbench.scoring import default_chunk_rows, score_paths
+from prorlbench.seq.scoring import default_chunk_rows, score_paths
 from prorlbench_plugins.simulators.sasrec import SASRec, SASRecConfig
 
 from .twopass import twopass_step_scores

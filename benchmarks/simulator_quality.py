@@ -11,7 +11,7 @@ profile's config; nothing is read from or written to a cache) and prints the tra
 optimizer steps, epochs, seconds, the validation HR@10 and the HR@10 of recommending the most
 popular training items on the same validation users, their ratio, and whether the ratio meets
 the margin (:data:`MARGIN`). A run refuses a simulator below popularity
-(:mod:`prorlbench.strength`); the margin is what the shipped profiles promise on top of that.
+(:mod:`prorlbench.seq.strength`); the margin is what the shipped profiles promise on top of that.
 Exit code 1 when a row misses the margin. Figures: docs/performance.md.
 """
 
@@ -46,8 +46,8 @@ def measure(registry: Any, simulator: str, dataset: str, data: Any, profile: str
             overrides: dict[str, Any]) -> dict[str, Any]:
     """Train one simulator on ``data`` and return its figures (one row of the table)."""
     from prorlbench.config import build_config
-    from prorlbench.seqdata import popularity_hr
-    from prorlbench.seqtrain import train_model
+    from prorlbench.seq.seqdata import popularity_hr
+    from prorlbench.seq.seqtrain import train_model
 
     spec = registry.simulator(simulator)
     cfg = build_config(spec.config_cls, dict(overrides), where=f"[simulators.{simulator}]", profile=profile)

@@ -178,7 +178,7 @@ def _ms(x: pd.Series, digits: int) -> str:
 
 
 def build(run: Path) -> str:
-    from prorlbench.runconfig import read_config_file
+    from prorlbench.settings.runconfig import read_config_file
 
     cfg = read_config_file(run / "config.toml")
     cases = read_cases(run)

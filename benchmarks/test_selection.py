@@ -37,8 +37,8 @@ from prorlbench.rl.policies import build_policy, policy_codes
 from prorlbench.rl.policy import CaseTensors
 from prorlbench.rl.sft import _fit
 from prorlbench.rl.trainer import train_rl, validation_ioi
-from prorlbench.runconfig import default_cache_dir
-from prorlbench.seeding import seed_everything
+from prorlbench.settings.runconfig import default_cache_dir
+from prorlbench.engine.seeding import seed_everything
 
 from .grad_variance import _NullLogger
 from .rl_throughput import prepare

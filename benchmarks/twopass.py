@@ -1,5 +1,5 @@
 """A vectorised re-implementation of the official ProRL per-step scoring scheme (the baseline
-that :mod:`benchmarks.scoring` compares our one-pass :func:`prorlbench.scoring.score_paths` with).
+that :mod:`benchmarks.scoring` compares our one-pass :func:`prorlbench.seq.scoring.score_paths` with).
 
 The official code scores step k of a path by building the sequence before the step
 (``S_{k-1} = H + L[:k-1]``) and after it (``S_k``), truncating each to the model's

@@ -37,9 +37,9 @@ script working."""
 
 def _timed_run(out: Path, cache: Path, methods: list[str], seeds: list[int], workers: int,
                start_method: str | None, tiny: bool = False) -> tuple[float, int, pd.DataFrame]:
-    from prorlbench import runner
+    from prorlbench.engine import runner
     from prorlbench.executors import local
-    from prorlbench.runconfig import RunConfig
+    from prorlbench.settings.runconfig import RunConfig
 
     class Timed(local.LocalExecutor):
         def run(self, jobs: Any, work: Any, where: Any) -> Any:

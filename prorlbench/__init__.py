@@ -19,7 +19,7 @@ from typing import Any
 __all__ = ["run", "load", "Results", "RunConfig", "hookimpl", "__version__"]
 __version__ = "0.1.0"
 
-_LAZY = {"run": "pyapi", "load": "pyapi", "Results": "pyapi", "RunConfig": "runconfig", "hookimpl": "hookspecs"}
+_LAZY = {"run": "pyapi", "load": "pyapi", "Results": "pyapi", "RunConfig": "settings.runconfig", "hookimpl": "hookspecs"}
 
 
 def __getattr__(name: str) -> Any:

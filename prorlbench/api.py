@@ -9,7 +9,7 @@ Conventions used everywhere in prorlbench:
 * A *path* is a tuple of item ids shown before the target, without the target itself.
   ``len(path) <= max_path_len``; a method may stop early (empty path allowed). The harness
   fails a cell whose path holds the target, an id outside ``0 .. n_items - 1`` or a non-integer
-  (:mod:`prorlbench.pathrules`); an item of the history is allowed and counted by ``invalid``.
+  (:mod:`prorlbench.engine.pathrules`); an item of the history is allowed and counted by ``invalid``.
 * A *case* is ``(history, target[, reference path])`` (SPEC section 1).
 * Tensors of item ids use ``pad_id == n_items`` for padding.
 """
@@ -38,7 +38,7 @@ class Case:
     reference: tuple[int, ...] = ()
     """P*: the items the real user consumed after the history, ending with ``target``
     (empty when the source has none). A method's test cases never carry it (it is the answer):
-    the harness hands them over blind (:mod:`prorlbench.pathrules`)."""
+    the harness hands them over blind (:mod:`prorlbench.engine.pathrules`)."""
     user: str = ""
     """Raw id of the user the case was built from (for paired tests and debugging)."""
     case_id: str = ""
@@ -52,7 +52,7 @@ class Interactions:
     ``sequences[split]`` holds one item sequence per user, sorted by time. The simulator is trained
     on ``sequences["train"]`` only; ``sequences["valid"]`` measures its HR@10 / NDCG@10.
     Datasets that ship ready-made cases (``prorl-json``) fill ``cases`` and the harness uses them
-    as they are; otherwise the harness builds cases with :func:`prorlbench.cases.build_cases`.
+    as they are; otherwise the harness builds cases with :func:`prorlbench.seq.cases.build_cases`.
     """
 
     name: str
@@ -111,7 +111,7 @@ class SequenceModel(Protocol):
 
     Implementations are ``torch.nn.Module`` s. One call of :meth:`encode` over a batch of
     sequences yields the user state after *every* prefix, which is what makes path scoring cost
-    one forward pass per path (see :mod:`prorlbench.scoring`).
+    one forward pass per path (see :mod:`prorlbench.seq.scoring`).
     """
 
     n_items: int
@@ -143,7 +143,7 @@ class SequenceModel(Protocol):
     # Optional, not part of the protocol: ``encode_shared_prefix(seqs, lengths, shared, group,
     # first)``, equal to ``encode(seqs, lengths)`` bit for bit for rows that come in groups with
     # equal first ``shared`` items, doing those items' per-token work once per group. The scorer
-    # uses it on CPU when a model has it (:mod:`prorlbench.rowshare`; SASRec has it).
+    # uses it on CPU when a model has it (:mod:`prorlbench.seq.rowshare`; SASRec has it).
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ class SimulatorInfo:
     """``True`` when this call trained it, ``False`` when it came from the cache."""
     popularity_hr10: float | None = None
     """HR@10 of the popularity ranking on the same validation users: a learned simulator below it
-    fails its dataset's cells unless ``allow_weak_simulator`` (:mod:`prorlbench.strength`)."""
+    fails its dataset's cells unless ``allow_weak_simulator`` (:mod:`prorlbench.seq.strength`)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,7 +268,7 @@ class MethodSpec:
 class MetricSpec:
     """A per-path metric (SPEC section 3).
 
-    ``compute(scores, paths_info) -> Tensor[N]`` gets a :class:`prorlbench.scoring.PathScores`
+    ``compute(scores, paths_info) -> Tensor[N]`` gets a :class:`prorlbench.seq.scoring.PathScores`
     for N paths and returns one value per path. ``@K`` takes the best of the first K candidates
     of a case: ``max`` when ``higher_is_better``, ``min`` when it is ``False``; when it is ``None``
     (descriptive metrics such as Len) ``@K`` is the value of the candidate that is best by the
@@ -296,7 +296,7 @@ class MetricSpec:
 
 @dataclass(frozen=True)
 class MetricContext:
-    """What a metric with ``needs_simulator`` gets besides the :class:`~prorlbench.scoring.PathScores`:
+    """What a metric with ``needs_simulator`` gets besides the :class:`~prorlbench.seq.scoring.PathScores`:
     row ``i`` of the scores is a path for ``cases[i]``, scored by ``simulator``. ``memo`` is shared
     by the metrics of one batch (e.g. ``ioi-lift`` and ``ior-lift`` score the same random paths once)."""
 

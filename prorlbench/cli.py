@@ -14,13 +14,13 @@ import sys
 import typing
 from typing import Any, Sequence
 
-from .cli_rescore import add_rescore_parsers, cmd_paths, cmd_rescore
-from .cli_run import cmd_report, cmd_run, console_logging, os_error
+from .commands.rescore import add_rescore_parsers, cmd_paths, cmd_rescore
+from .commands.run import cmd_report, cmd_run, console_logging, os_error
 from . import __version__
-from .cliparse import Parser, subparser, unknown_flags_message
-from .fetch import add_fetch_parser
+from .commands.parse import Parser, subparser, unknown_flags_message
+from .commands.fetch import add_fetch_parser
 from .errors import UserError
-from .runconfig import PROFILES, RUN_KEYS, STYLES, RunConfig, int_list, split_list
+from .settings.runconfig import PROFILES, RUN_KEYS, STYLES, RunConfig, int_list, split_list
 
 # Start-up: torch, pandas and the plugins are imported by the commands that use them, never here
 # (`prorlbench --version` and `--help` stay well under a second; benchmarks/startup.py).
@@ -187,11 +187,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             return cmd_report(args)
         if args.command == "fetch":
-            from .fetch import cmd_fetch
+            from .commands.fetch import cmd_fetch
 
             return cmd_fetch(args)
         if args.command == "list":
-            from .listing import cmd_list
+            from .commands.listing import cmd_list
 
             return cmd_list(args)
         if args.command == "rescore":

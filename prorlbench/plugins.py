@@ -102,7 +102,7 @@ class Registry:
                 f"{SINGULAR[kind]} '{name}' is registered twice: by plugin '{other}' and by plugin '{provider}'"
             )
         if kind in ("methods", "datasets"):
-            from .files import safe_name
+            from .folder.files import safe_name
 
             clash = next((n for n in self.specs[kind] if safe_name(n) == safe_name(name)), None)
             if clash is not None:

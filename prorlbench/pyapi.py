@@ -9,7 +9,7 @@
     prorlbench.load("results/nb").summary
 
 :func:`run` takes the keys of ``prorlbench run`` (the ``[run]`` keys, docs/api.md): a
-:class:`~prorlbench.runconfig.RunConfig`, a config file, or a parsed TOML document as its first
+:class:`~prorlbench.settings.runconfig.RunConfig`, a config file, or a parsed TOML document as its first
 argument, then keys that override it, as the command-line flags override a ``--config`` file. A
 list is accepted wherever the command line takes a comma list (``methods=["random", "pop"]`` or
 ``methods="random,pop"``), ``seeds`` takes ranges (``"0-2"``), and ``set`` takes the ``--set``
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .runconfig import RUN_KEYS, RunConfig, apply_overrides, parse_config, read_config_file
+from .settings.runconfig import RUN_KEYS, RunConfig, apply_overrides, parse_config, read_config_file
 
 ALIASES = {"eval_simulator": "eval_simulators", "plugins_dir": "plugins_dirs", "set": "sets"}
 """Keys spelled as their command-line flag (``--eval-simulator``, ``--plugins-dir``, ``--set``)."""
@@ -74,7 +74,7 @@ class Results:
 
     @functools.cached_property
     def cases(self) -> Any:
-        from .results import read_cases
+        from .folder.results import read_cases
 
         if not (self.folder / "cases.csv.gz").is_file():
             return self._csv("cases.csv.gz")  # the one-line error
@@ -90,7 +90,7 @@ class Results:
 
     @functools.cached_property
     def selection(self) -> Any:
-        from .selection import select
+        from .engine.selection import select
 
         return select(self.folder)
 
@@ -110,9 +110,9 @@ class Results:
         (method, dataset, seed, case, history, target, rank, path; item ids as tuples)."""
         import pandas as pd
 
-        from .files import cell_name
-        from .results import RunFolder
-        from .store import read_paths
+        from .folder.files import cell_name
+        from .folder.results import RunFolder
+        from .folder.store import read_paths
 
         rows = []
         for st in RunFolder(self.folder).finished_cells():
@@ -139,7 +139,7 @@ def load(folder: str | Path) -> Results:
 
 def _set_items(value: Any) -> list[str]:
     """``set=`` as ``--set`` strings: a string, a list of strings, or ``{KEY: value or [values]}``."""
-    from .tomlwriter import _value
+    from .folder.tomlwriter import _value
 
     if isinstance(value, str):
         return [value]
@@ -187,8 +187,8 @@ def run(config: Any = None, /, *, registry: Any = None, **keys: Any) -> Results:
     Failed cells do not raise: ``Results.failed`` names them and ``Results.cells`` has the
     errors. A ``KeyboardInterrupt`` keeps the finished cells; calling again resumes."""
     from .plugins import load_registry
-    from .runner import run as run_grid
-    from .selection import write_selection
+    from .engine.runner import run as run_grid
+    from .engine.selection import write_selection
 
     cfg = config_from(config, **keys)
     result = run_grid(cfg, registry if registry is not None else load_registry(cfg.plugins_dirs))

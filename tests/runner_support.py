@@ -218,7 +218,7 @@ BUILTINS_FOR_FAKES = "simple_baselines,metrics"
 
 # A tiny synthetic world and a 3-epoch SASRec: the smallest real pipeline. The SASRec learns
 # (lr 1e-2, 4 steps an epoch: valid HR@10 0.50, and 0.33 / 0.42 for the backbones of seeds 0 and
-# 1, against popularity's 0.25), so no cell is refused as a weak simulator (prorlbench.strength).
+# 1, against popularity's 0.25), so no cell is refused as a weak simulator (prorlbench.seq.strength).
 TINY_REAL_CONFIG = textwrap.dedent('''
     [run]
     seeds = [0, 1]

@@ -22,7 +22,7 @@ import prorlbench
 from prorlbench.cli import main
 from prorlbench.errors import UserError
 from prorlbench.pyapi import config_from
-from prorlbench.runconfig import RunConfig
+from prorlbench.settings.runconfig import RunConfig
 
 from runner_support import REPO, fake_env
 

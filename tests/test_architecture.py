@@ -15,23 +15,42 @@ PLUGINS = ROOT / "plugins"
 
 # The rooms of prorlbench/, lowest first; a module may import only from its own room or below.
 ROOMS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("prorlbench", "prorlbench.errors", "prorlbench.files", "prorlbench.tomlwriter", "prorlbench.config", "prorlbench.api",
-              "prorlbench.hookspecs", "prorlbench.logs", "prorlbench.seeding", "prorlbench.fingerprint",
-              "prorlbench.configpaths", "prorlbench.devices", "prorlbench.runnames", "prorlbench.progress",
-              "prorlbench.display", "prorlbench.dsvariants")),
-    ("toolkit", ("prorlbench.scoring", "prorlbench.decoding", "prorlbench.cases", "prorlbench.evaluate",
-                 "prorlbench.seqdata", "prorlbench.seqtrain", "prorlbench.rl", "prorlbench.results",
-                 "prorlbench.runconfig", "prorlbench.runfields", "prorlbench.executors", "prorlbench.toolkit", "prorlbench.store",
-                 "prorlbench.pathrules", "prorlbench.seqfit", "prorlbench.strength")),
+    ("contract", ("prorlbench", "prorlbench.errors", "prorlbench.api", "prorlbench.config", "prorlbench.hookspecs")),
+    ("console", ("prorlbench.console",)),
+    ("folder", ("prorlbench.folder",)),
+    ("seq", ("prorlbench.seq",)),
+    ("toolkit", ("prorlbench.toolkit", "prorlbench.executors", "prorlbench.rl")),
+    ("settings", ("prorlbench.settings",)),
     ("report", ("prorlbench.report",)),
     ("registry", ("prorlbench.plugins",)),
-    ("runner", ("prorlbench.resolve", "prorlbench.prepare", "prorlbench.cell", "prorlbench.cellscore", "prorlbench.runner",
-                "prorlbench.guards", "prorlbench.rescore", "prorlbench.rundocs", "prorlbench.sweeps",
-                "prorlbench.selection")),
-    ("cli", ("prorlbench.cli", "prorlbench.cli_rescore", "prorlbench.cliparse", "prorlbench.dryrun",
-             "prorlbench.listing", "prorlbench.cli_run", "prorlbench.pyapi", "prorlbench.plugindex",
-             "prorlbench.fetch", "prorlbench.datasources", "prorlbench.estimate")),
+    ("engine", ("prorlbench.engine",)),
+    ("entry", ("prorlbench.commands", "prorlbench.cli", "prorlbench.pyapi")),
 ]
+
+# The one-way flow between the subpackages (and the faces at the top level): which rooms each may
+# import. Each subpackage's __init__ docstring says the same in its "May import:" line.
+CONTRACT = {"prorlbench", "prorlbench.errors", "prorlbench.api", "prorlbench.config"}
+ALLOWED: dict[str, set[str]] = {
+    "prorlbench.console": CONTRACT,
+    "prorlbench.folder": CONTRACT | {"prorlbench.console"},
+    "prorlbench.seq": CONTRACT | {"prorlbench.console", "prorlbench.folder"},
+    "prorlbench.executors": CONTRACT | {"prorlbench.console", "prorlbench.folder"},
+    "prorlbench.rl": CONTRACT | {"prorlbench.console", "prorlbench.folder", "prorlbench.seq"},
+    "prorlbench.toolkit": CONTRACT | {"prorlbench.console", "prorlbench.folder", "prorlbench.seq",
+                                      "prorlbench.executors"},
+    "prorlbench.settings": CONTRACT | {"prorlbench.console", "prorlbench.folder", "prorlbench.seq"},
+    "prorlbench.report": CONTRACT | {"prorlbench.folder", "prorlbench.settings"},
+    "prorlbench.plugins": CONTRACT | {"prorlbench.hookspecs", "prorlbench.folder", "prorlbench.executors"},
+    "prorlbench.engine": CONTRACT | {"prorlbench.hookspecs", "prorlbench.plugins", "prorlbench.console",
+                                     "prorlbench.folder", "prorlbench.seq", "prorlbench.settings",
+                                     "prorlbench.executors", "prorlbench.report"},
+    "prorlbench.commands": CONTRACT | {"prorlbench.plugins", "prorlbench.console", "prorlbench.folder",
+                                       "prorlbench.seq", "prorlbench.settings", "prorlbench.report",
+                                       "prorlbench.engine"},
+}
+# The top level holds only the package faces (what plugins and users import) and the entry modules.
+FACES = {"__init__", "api", "hookspecs", "toolkit", "config", "errors", "plugins"}
+ENTRIES = {"cli", "pyapi"}
 
 
 def module_name(path: Path) -> str:
@@ -178,3 +197,60 @@ def test_modules_stay_under_15_kb():
     big = {str(p.relative_to(ROOT)): p.stat().st_size for base in (CORE, PLUGINS) for p in base.rglob("*.py")
            if p.stat().st_size > 15 * 1024}
     assert set(big) <= set(KNOWN_LARGE), {k: v for k, v in big.items() if k not in KNOWN_LARGE}
+
+
+def unit_of(module: str) -> str:
+    """The subpackage (or top-level module) ``module`` belongs to: prorlbench.engine.cell -> prorlbench.engine."""
+    parts = module.split(".")
+    return ".".join(parts[:2])
+
+
+def test_the_top_level_holds_only_faces_and_entry_modules():
+    top = {p.stem for p in CORE.glob("*.py")}
+    assert top == FACES | ENTRIES, sorted(top ^ (FACES | ENTRIES))
+    packages = {p.parent.name for p in CORE.glob("*/__init__.py")}
+    assert packages == {u.split(".")[1] for u in ALLOWED if (CORE / u.split(".")[1]).is_dir()}, packages
+
+
+def test_imports_between_rooms_follow_the_one_way_flow():
+    bad = []
+    for a, targets in core_graph().items():
+        ua = unit_of(a)
+        if ua not in ALLOWED:
+            continue
+        for b in targets:
+            ub = unit_of(b)
+            if ub != ua and ub not in ALLOWED[ua]:
+                bad.append(f"{a} imports {b}: {ua} may import only {sorted(ALLOWED[ua])}")
+    assert not bad, bad
+
+
+def test_the_flow_has_no_circle_between_rooms():
+    """ALLOWED itself is one-way: no room may import a room that may import it, directly or not."""
+    def reach(u: str, seen: set[str]) -> set[str]:
+        for v in ALLOWED.get(u, set()):
+            if v not in seen:
+                seen.add(v)
+                reach(v, seen)
+        return seen
+
+    for u in ALLOWED:
+        assert u not in reach(u, set()), u
+
+
+def test_each_room_says_what_lives_there_and_what_it_may_import():
+    import re
+
+    for u, allowed in ALLOWED.items():
+        path = CORE / u.split(".")[1] / "__init__.py"
+        if not path.exists():
+            continue
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        m = re.search(r"May import: (.*?)(?:\.|\n\(.*)\s*$", doc, re.S)
+        assert m, (path, "no 'May import:' line")
+        said = " ".join(m.group(1).split())
+        named = set(re.findall(r"prorlbench\.\w+", said)) | {f"prorlbench.{w}" for w in re.findall(r"(?<![.\w])(\w+)(?=,|$| )", said)
+                                                          if (CORE / w).is_dir() or (CORE / f"{w}.py").exists()}
+        if "the contract" in said:
+            named |= CONTRACT
+        assert named == allowed, (path, sorted(named ^ allowed))

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from prorlbench.api import Case, Interactions, SequenceModel
-from prorlbench.cases import CaseConfig, build_cases, split_users
+from prorlbench.seq.cases import CaseConfig, build_cases, split_users
 from prorlbench.config import build_config
 from prorlbench.errors import ConfigError
-from prorlbench.scoring import score_paths
+from prorlbench.seq.scoring import score_paths
 
 
 class MeanEmbeddingModel(nn.Module):

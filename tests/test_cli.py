@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from prorlbench.cli import main
 from prorlbench.errors import UserError
 from prorlbench.plugins import load_registry
-from prorlbench.runconfig import parse_config_text, read_config_file
-from prorlbench.runner import resolve
+from prorlbench.settings.runconfig import parse_config_text, read_config_file
+from prorlbench.engine.runner import resolve
 
 from runner_support import BUILTINS_FOR_FAKES, FAKE_CONFIG, fake_env, write_fakes
 
@@ -153,7 +153,7 @@ def test_device_cuda_without_cuda_is_a_clear_error(env, capsys):
 
 
 def test_keyboard_interrupt_exits_130_and_keeps_finished_cells(env, capsys, monkeypatch):
-    import prorlbench.cell as runner  # CellWork calls cell.run_cell
+    import prorlbench.engine.cell as runner  # CellWork calls cell.run_cell
 
     real = runner.run_cell
     calls = env[0] / "calls.log"  # a file: each cell runs in a worker process of its own
@@ -267,7 +267,7 @@ _values = st.one_of(_scalars, st.lists(_scalars, max_size=3))
 
 
 def _toml_value(v) -> str:
-    from prorlbench.runconfig import _value
+    from prorlbench.settings.runconfig import _value
 
     return _value(v)
 

@@ -16,9 +16,9 @@ from prorlbench import __version__
 from prorlbench.cli import build_parser, main
 from prorlbench.config import field_help
 from prorlbench.plugins import KINDS, load_registry
-from prorlbench.progress import PlainProgress
-from prorlbench.runconfig import RunConfig, default_run_name
-from prorlbench.seqtrain import warn_if_weak
+from prorlbench.console.progress import PlainProgress
+from prorlbench.settings.runconfig import RunConfig, default_run_name
+from prorlbench.seq.seqtrain import warn_if_weak
 
 from test_cli import env, fake_run, one_line_error  # noqa: F401  (fixture)
 
@@ -77,7 +77,7 @@ def test_dry_run_estimates_each_cell_and_warns_about_official_on_cpu(env, capsys
 
 def test_the_estimate_counts_sft_and_rl_stages_from_the_profile():
     from prorlbench.config import build_config
-    from prorlbench.estimate import RL_PASSES, SFT_PASSES, cell_passes
+    from prorlbench.commands.estimate import RL_PASSES, SFT_PASSES, cell_passes
     from prorlbench.rl.config import RLConfig
 
     n = {"train": 1000, "valid": 100, "test": 50}
@@ -141,7 +141,7 @@ def test_default_run_names_never_collide():
 def test_help_texts_are_self_contained(capsys, monkeypatch):
     monkeypatch.delenv("PRORLBENCH_PLUGINS", raising=False)
     reg = load_registry(())
-    from prorlbench.cases import CaseConfig
+    from prorlbench.seq.cases import CaseConfig
 
     classes = {CaseConfig, RunConfig}
     classes |= {reg.get(k, n).config_cls for k in KINDS for n in reg.names(k)

@@ -23,8 +23,8 @@ import pytest
 
 from prorlbench.cli import build_parser
 from prorlbench.plugins import load_registry
-from prorlbench.runconfig import apply_overrides, parse_config_text, read_config_file
-from prorlbench.runner import run
+from prorlbench.settings.runconfig import apply_overrides, parse_config_text, read_config_file
+from prorlbench.engine.runner import run
 
 from runner_support import BUILTINS_FOR_FAKES, write_fakes
 

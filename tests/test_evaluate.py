@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from prorlbench.api import Case
-from prorlbench.evaluate import best_of_k, evaluate_paths, per_path_values
+from prorlbench.seq.evaluate import best_of_k, evaluate_paths, per_path_values
 from prorlbench_plugins.metrics.core import METRICS
 from prorlbench_plugins.simulators.sasrec import SASRec, SASRecConfig
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from prorlbench.plugins import load_registry
-from prorlbench.runconfig import apply_overrides, read_config_file
-from prorlbench.runner import resolve
+from prorlbench.settings.runconfig import apply_overrides, read_config_file
+from prorlbench.engine.runner import resolve
 
 EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml"))
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from prorlbench import datasources
+from prorlbench.commands import datasources
 from prorlbench.cli import main
-from prorlbench.datasources import Remote, Source
+from prorlbench.commands.datasources import Remote, Source
 from prorlbench.errors import UserError
-from prorlbench.fetch import MARKER, fetch
+from prorlbench.commands.fetch import MARKER, fetch
 
 U_DATA = "".join(f"{u}\t{i}\t{1 + (u * i) % 5}\t{1000 + 10 * i + u}\n" for u in range(1, 5) for i in range(1, 9))
 U_ITEM = "".join(f"{i}|Movie {i} (1995)|01-Jan-1995||http://x|0|{i % 2}|{(i + 1) % 2}" + "|0" * 16 + "\n"

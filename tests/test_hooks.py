@@ -110,7 +110,7 @@ class _ListExecutor:
 
 def test_register_executors(tmp_path):
     from prorlbench.executors import CellJob, ExecutorContext, make_executor
-    from prorlbench.results import CellStatus
+    from prorlbench.folder.results import CellStatus
 
     spec = ExecutorSpec(name="list", summary="in order, in this process", factory=_ListExecutor)
     reg = _registry("register_executors", spec)

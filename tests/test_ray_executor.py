@@ -151,7 +151,7 @@ class _StubWork:
         self.res = _StubRes(device, address)
 
     def __call__(self, job):
-        from prorlbench.results import CellStatus
+        from prorlbench.folder.results import CellStatus
 
         return CellStatus(method=job.method, dataset=job.dataset, seed=job.seed, simulator="sim",
                           eval_simulator="sim", status="ok", n_cases=3,
@@ -164,7 +164,7 @@ class _StubWork:
         return self
 
     def failed(self, job, message):
-        from prorlbench.results import CellStatus
+        from prorlbench.folder.results import CellStatus
 
         return CellStatus(method=job.method, dataset=job.dataset, seed=job.seed, simulator="sim",
                           eval_simulator="sim", status="failed", error=message,
@@ -283,7 +283,7 @@ def test_an_existing_ray_instance_is_used_and_left_running(monkeypatch):
 
 
 def test_ray_address_comes_from_the_config_and_is_not_written(tmp_path):
-    from prorlbench.runconfig import NOT_WRITTEN, apply_overrides, parse_config_text
+    from prorlbench.settings.runconfig import NOT_WRITTEN, apply_overrides, parse_config_text
 
     cfg = parse_config_text('[run]\nexecutor = "ray"\nray_address = "auto"\n', "run.toml")
     assert cfg.executor == "ray" and cfg.ray_address == "auto"

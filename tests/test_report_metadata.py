@@ -44,8 +44,8 @@ def test_the_runner_stores_the_metadata_of_its_metrics_and_methods(tmp_path, mon
     from runner_support import BUILTINS_FOR_FAKES, write_fakes
 
     from prorlbench.plugins import load_registry
-    from prorlbench.runconfig import apply_overrides, read_config_file
-    from prorlbench.runner import run
+    from prorlbench.settings.runconfig import apply_overrides, read_config_file
+    from prorlbench.engine.runner import run
 
     monkeypatch.setenv("PRORLBENCH_PLUGINS", BUILTINS_FOR_FAKES)
     plug, cfg_path = write_fakes(tmp_path)
@@ -70,8 +70,8 @@ def test_display_colors_reach_the_metadata_the_run_folder_and_the_figures(tmp_pa
     from prorlbench.errors import ConfigError
     from prorlbench.plugins import load_registry
     from prorlbench.report import figures
-    from prorlbench.runconfig import apply_overrides, parse_config_text, read_config_file
-    from prorlbench.runner import run
+    from prorlbench.settings.runconfig import apply_overrides, parse_config_text, read_config_file
+    from prorlbench.engine.runner import run
 
     monkeypatch.setenv("PRORLBENCH_PLUGINS", BUILTINS_FOR_FAKES)
     plug, cfg_path = write_fakes(tmp_path)

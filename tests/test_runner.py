@@ -16,9 +16,9 @@ import pytest
 from prorlbench.errors import UserError
 from prorlbench.executors import CellJob
 from prorlbench.plugins import load_registry
-from prorlbench.results import CASE_COLUMNS, CELL_COLUMNS, TRAIN_LOG_COLUMNS, RunFolder, cell_name
-from prorlbench.runconfig import apply_overrides, parse_config_text, read_config_file, write_toml
-from prorlbench.runner import BACKBONE_SEED_OFFSET, expand_grid, resolve, run
+from prorlbench.folder.results import CASE_COLUMNS, CELL_COLUMNS, TRAIN_LOG_COLUMNS, RunFolder, cell_name
+from prorlbench.settings.runconfig import apply_overrides, parse_config_text, read_config_file, write_toml
+from prorlbench.engine.runner import BACKBONE_SEED_OFFSET, expand_grid, resolve, run
 
 from runner_support import BUILTINS_FOR_FAKES, FAKE_CONFIG, TINY_REAL_CONFIG, cli_env, write_fakes
 
@@ -135,7 +135,7 @@ def test_nan_training_value_fails_the_cell(fakes):
 
 
 def test_nan_metric_fails_the_cell(fakes, monkeypatch):
-    import prorlbench.evaluate as ev
+    import prorlbench.seq.evaluate as ev
 
     real = ev.evaluate_paths
 
@@ -315,7 +315,7 @@ def test_cell_work_survives_pickling_for_remote_executors(fakes):
     """A remote executor (e.g. Ray) ships the CellWork object to a worker and calls it there."""
     import pickle
 
-    from prorlbench.runner import CellWork, prepare_dataset
+    from prorlbench.engine.runner import CellWork, prepare_dataset
 
     registry, base = fakes
     cfg = cfg_with(base, methods=["pop"], seeds=[0])
@@ -363,7 +363,7 @@ def test_ground_truth_eval_simulator_is_skipped_where_it_does_not_exist(tmp_path
 def test_threads_option_applies_during_the_run_and_is_restored(fakes, monkeypatch):
     import torch
 
-    import prorlbench.runner as runner_mod
+    import prorlbench.engine.runner as runner_mod
 
     registry, base = fakes
     seen = []

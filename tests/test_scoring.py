@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from prorlbench.api import Case
-from prorlbench import scoring
-from prorlbench.scoring import score_paths, target_stats_flat
+from prorlbench.seq import scoring
+from prorlbench.seq.scoring import score_paths, target_stats_flat
 from prorlbench_plugins.simulators.gru4rec import GRU4Rec, GRU4RecConfig
 from prorlbench_plugins.simulators.sasrec import SASRec, SASRecConfig
 
@@ -177,7 +177,7 @@ def test_encode_shared_prefix_equals_encode_and_falls_back_when_small():
 
 
 def test_repeated_start_states_point_to_the_first_row_and_keep_chunks_large():
-    from prorlbench.rowshare import repeated_start_states
+    from prorlbench.seq.rowshare import repeated_start_states
 
     start = torch.tensor([[1.0, 2], [1, 2], [1, 2], [3, 4], [1, 2], [1, 2]])
     targets = torch.tensor([7, 7, 7, 7, 7, 8])  # the last row aims elsewhere: its own statistics

@@ -17,9 +17,9 @@ from prorlbench.cli import main
 from prorlbench.errors import ConfigError
 from prorlbench.executors import expand_grid
 from prorlbench.plugins import load_registry
-from prorlbench.runconfig import RunConfig, apply_overrides, parse_config_text, read_config_file
-from prorlbench.runner import resolve, run
-from prorlbench.sweeps import parse_set, parse_value, split_values
+from prorlbench.settings.runconfig import RunConfig, apply_overrides, parse_config_text, read_config_file
+from prorlbench.engine.runner import resolve, run
+from prorlbench.settings.sweeps import parse_set, parse_value, split_values
 
 from runner_support import BUILTINS_FOR_FAKES, fake_env
 

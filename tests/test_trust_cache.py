@@ -11,11 +11,11 @@ import time
 import pytest
 import torch
 
-from prorlbench import seqtrain
+from prorlbench.seq import seqtrain
 from prorlbench.api import Interactions
 from prorlbench.config import build_config
 from prorlbench.errors import UserError
-from prorlbench.seqtrain import _sha256_file, train_or_load
+from prorlbench.seq.seqtrain import _sha256_file, train_or_load
 from prorlbench_plugins.simulators.sasrec import SASRec, SASRecConfig
 
 

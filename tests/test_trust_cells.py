@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from prorlbench.errors import UserError
-from prorlbench.results import RunFolder
-from prorlbench.runconfig import apply_overrides
-from prorlbench.runner import run
+from prorlbench.folder.results import RunFolder
+from prorlbench.settings.runconfig import apply_overrides
+from prorlbench.engine.runner import run
 
 from trust_support import fits, setup, with_method_mode
 
@@ -127,7 +127,7 @@ def test_malformed_status_json_is_recomputed(tmp_path, monkeypatch):
 
 def test_second_run_on_one_out_folder_exits_or_waits(tmp_path, monkeypatch):
     """Item 9: a lock per run folder."""
-    from prorlbench.guards import run_lock
+    from prorlbench.engine.guards import run_lock
 
     reg, cfg = setup(tmp_path, monkeypatch, methods=["pop"])
     Path(cfg.out).mkdir(parents=True)
@@ -168,7 +168,7 @@ def test_each_cell_records_its_platform_and_a_resume_warns_about_another(tmp_pat
     cell stores where it ran, and resuming a folder whose finished cells came from elsewhere says so."""
     import logging
 
-    from prorlbench.devices import platform_identity
+    from prorlbench.engine.devices import platform_identity
 
     reg, cfg = setup(tmp_path, monkeypatch, methods=["pop", "random"])
     run(cfg, reg, report=False)

@@ -88,7 +88,7 @@ def test_cache_dir_that_is_a_file(tmp_path, capsys, monkeypatch):
 
 def test_toml_with_a_byte_order_mark_is_accepted(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PRORLBENCH_PLUGINS", "synthetic,sasrec,simple_baselines,metrics")
-    from prorlbench.runconfig import read_config_file
+    from prorlbench.settings.runconfig import read_config_file
 
     p = tmp_path / "bom.toml"
     p.write_bytes(b"\xef\xbb\xbf" + TINY.encode())

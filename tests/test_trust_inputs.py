@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from prorlbench.plugins import load_registry
-from prorlbench.runconfig import apply_overrides, parse_config_text
-from prorlbench.runner import run
+from prorlbench.settings.runconfig import apply_overrides, parse_config_text
+from prorlbench.engine.runner import run
 
 from runner_support import BUILTINS_FOR_FAKES, write_fakes
 

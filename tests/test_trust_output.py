@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from prorlbench import runner
+from prorlbench.engine import runner
 from prorlbench.cli import main
 from prorlbench.errors import UserError
-from prorlbench.results import RunFolder
-from prorlbench.runconfig import apply_overrides
-from prorlbench.runner import run
+from prorlbench.folder.results import RunFolder
+from prorlbench.settings.runconfig import apply_overrides
+from prorlbench.engine.runner import run
 
 from trust_support import fits, setup
 
@@ -94,7 +94,7 @@ def test_oracle_without_a_ground_truth_world_is_refused_before_training(tmp_path
     reg = load_registry(cfg.plugins_dirs)
     import importlib.util
 
-    mod = importlib.import_module("prorlbench.prepare") if importlib.util.find_spec("prorlbench.prepare") \
+    mod = importlib.import_module("prorlbench.engine.prepare") if importlib.util.find_spec("prorlbench.engine.prepare") \
         else runner  # where prepare_dataset lives
     built = []
     real = mod._build_simulator

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from prorlbench.errors import ConfigError
-from prorlbench.runconfig import apply_overrides, read_config_file
-from prorlbench.runner import run
+from prorlbench.settings.runconfig import apply_overrides, read_config_file
+from prorlbench.engine.runner import run
 
 from trust_support import setup
 

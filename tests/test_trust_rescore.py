@@ -14,11 +14,11 @@ import torch
 
 from prorlbench.cli import main
 from prorlbench.errors import UserError
-from prorlbench.rescore import rescore, show_paths
-from prorlbench.results import RunFolder
-from prorlbench.runconfig import apply_overrides
-from prorlbench.runner import run
-from prorlbench.store import read_paths
+from prorlbench.engine.rescore import rescore, show_paths
+from prorlbench.folder.results import RunFolder
+from prorlbench.settings.runconfig import apply_overrides
+from prorlbench.engine.runner import run
+from prorlbench.folder.store import read_paths
 
 from trust_support import fits, setup
 
@@ -129,7 +129,7 @@ def test_rescore_cli(tmp_path, monkeypatch, capsys):
 
 
 def test_a_failed_rescore_keeps_the_stored_paths(tmp_path, monkeypatch):
-    from prorlbench import evaluate
+    from prorlbench.seq import evaluate
 
     reg, cfg = setup(tmp_path, monkeypatch, methods=["behaving"])
     run(cfg, reg, report=False)
@@ -149,7 +149,7 @@ def test_a_failed_rescore_keeps_the_stored_paths(tmp_path, monkeypatch):
 
 def test_rescore_with_an_unused_simulator_table_uses_it(tmp_path, monkeypatch):
     """config.toml keeps [simulators.NAME] tables the run did not use, for a later rescore."""
-    from prorlbench.runconfig import read_config_file
+    from prorlbench.settings.runconfig import read_config_file
 
     reg, cfg = setup(tmp_path, monkeypatch, methods=["pop"])
     cfg.plugin_tables["simulators"]["fakesim2"] = {"dim": 4}
@@ -173,7 +173,7 @@ def test_a_changed_backbone_config_recomputes_only_the_cells_that_used_it(tmp_pa
 
 def test_paths_labels_items_with_raw_ids_and_titles():
     from prorlbench.api import Interactions
-    from prorlbench.rescore import _label
+    from prorlbench.engine.rescore import _label
 
     data = Interactions(name="d", n_items=2, sequences={}, item_ids=("50", "7"),
                         item_names=("Star Wars (1977)", ""))

@@ -12,15 +12,16 @@ import pandas as pd
 import pytest
 import torch
 
-from prorlbench import api, seqtrain
+from prorlbench import api
+from prorlbench.seq import seqtrain
 from prorlbench.plugins import load_registry
-from prorlbench.rescore import rescore
-from prorlbench.runconfig import apply_overrides, parse_config_text
-from prorlbench.runner import run
-from prorlbench.store import read_paths
+from prorlbench.engine.rescore import rescore
+from prorlbench.settings.runconfig import apply_overrides, parse_config_text
+from prorlbench.engine.runner import run
+from prorlbench.folder.store import read_paths
 
 # Both simulators learn (lr 1e-2, 3 epochs of at least 4 steps) and beat popularity: a weak one
-# would fail the dataset's cells (prorlbench.strength).
+# would fail the dataset's cells (prorlbench.seq.strength).
 CONFIG = textwrap.dedent('''
     [run]
     methods = ["pop", "sft"]

@@ -8,8 +8,8 @@ from prorlbench.cli import main
 from prorlbench.errors import ConfigError
 from prorlbench.executors import CellJob
 from prorlbench.plugins import load_registry
-from prorlbench.runconfig import parse_config_text, write_toml
-from prorlbench.runner import resolve
+from prorlbench.settings.runconfig import parse_config_text, write_toml
+from prorlbench.engine.runner import resolve
 
 CONFIG = """
 [run]
@@ -61,7 +61,7 @@ def test_written_config_recreates_the_variants():
 
 
 def test_a_variant_with_datasets_runs_on_those_only_and_keeps_them_in_config_toml():
-    from prorlbench.dryrun import dry_run
+    from prorlbench.commands.dryrun import dry_run
     from prorlbench.executors import expand_grid
 
     text = CONFIG.replace('[variants."grpo+position"]', 'datasets = ["movielens"]\n\n[variants."grpo+position"]')

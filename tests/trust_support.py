@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 from prorlbench.plugins import load_registry
-from prorlbench.runconfig import apply_overrides, read_config_file
+from prorlbench.settings.runconfig import apply_overrides, read_config_file
 
 from runner_support import BUILTINS_FOR_FAKES, write_fakes
 

@@ -15,7 +15,7 @@ The world:
 All users step in parallel (one ``[n_users, n_items]`` logit matrix per step); sampling uses the
 Gumbel-max trick with a seeded ``torch.Generator`` on the CPU, so a seed gives the same data on
 every machine. Every user gets ``seq_len`` items. Users are split user-disjointly with
-:func:`prorlbench.cases.split_users`. ``Interactions.world`` holds a :class:`SyntheticWorld`, which
+:func:`prorlbench.seq.cases.split_users`. ``Interactions.world`` holds a :class:`SyntheticWorld`, which
 the ``oracle`` simulator replays.
 
 Deviation from a "real" log: no timestamps or ratings; sequence order is the consumption order.

@@ -28,7 +28,7 @@ being the objective itself (this is how the model learns to reach T and stop).
 Generation (``generate``): greedy. Read the scores at slot W − 2 (the last item before the
 objective), drop items of the history and the path, take the best; if it is T the path ends,
 otherwise the item is written just before the objective slot (the window shifts left by one) and
-the next step runs. At most ``max_path_len`` items. Candidates: :mod:`prorlbench.decoding` (candidate 0 is the
+the next step runs. At most ``max_path_len`` items. Candidates: :mod:`prorlbench.seq.decoding` (candidate 0 is the
 paper's path).
 
 Deviations:

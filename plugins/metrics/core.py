@@ -1,4 +1,4 @@
-"""The core per-path metrics of SPEC section 3, computed from :class:`prorlbench.scoring.PathScores`.
+"""The core per-path metrics of SPEC section 3, computed from :class:`prorlbench.seq.scoring.PathScores`.
 
 With ``S_0 = H`` and ``S_k = H + (i_1..i_k)`` and m the path length (after unknown ids were
 dropped):
@@ -24,8 +24,8 @@ Coherence 0. Names are lowercase identifiers; each spec carries how reports prin
 IoI, IoR, CTR, Coherence, SR@10, Len, Invalid; ``decimals``; ``headline``: shown in metrics.png).
 
 Everything is vectorised over paths. Coherence uses a boolean ``[n_items, n_attributes]`` matrix
-(:func:`prorlbench.scoring.attribute_matrix`); ``PathScores.item_attributes`` may hold that matrix already (what
-:func:`prorlbench.evaluate.evaluate_paths` passes, built once per call) or the per-item sets.
+(:func:`prorlbench.seq.scoring.attribute_matrix`); ``PathScores.item_attributes`` may hold that matrix already (what
+:func:`prorlbench.seq.evaluate.evaluate_paths` passes, built once per call) or the per-item sets.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A single-layer GRU over item embeddings, as RecBole's GRU4Rec: embedding 64, dropout 0.3 on the
 embeddings during training, GRU hidden 64, a dense layer mapping the GRU output to d = 64 so that
 ``score(S) = u(S) . E`` shares the input item embedding (RecBole's ``CE`` loss setting).
-Trained with full-softmax cross-entropy by :mod:`prorlbench.seqtrain`.
+Trained with full-softmax cross-entropy by :mod:`prorlbench.seq.seqtrain`.
 
 Deviations from RecBole: the quick profile (the default) trains 20 epochs at lr 3e-3 without
 early stopping (at RecBole's lr 1e-3 a GRU sits at popularity level for ~15 epochs on ML-100K;

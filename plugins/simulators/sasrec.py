@@ -5,12 +5,12 @@ and positional embeddings summed, LayerNorm + dropout, ``n_layers`` post-LN tran
 (multi-head causal self-attention with attention dropout, then a GELU feed-forward layer), item
 embedding shared between input and output (``score(S) = u(S) . E``), weights initialised from
 N(0, 0.02), LayerNorm eps 1e-12, dropout 0.5 on hidden states and attention during training.
-Trained with full-softmax cross-entropy by :mod:`prorlbench.seqtrain` (RecBole's ``CE`` loss).
+Trained with full-softmax cross-entropy by :mod:`prorlbench.seq.seqtrain` (RecBole's ``CE`` loss).
 
 Deviations from RecBole: the ``paper`` profile keeps RecBole's batch of 2048 windows only where
 an epoch still has 20 optimizer steps (``min_epoch_steps``; the shipped datasets have 800 to 3,300
 windows, an epoch of one or two steps), and patience never ends training while the model is no
-better than popularity (``wait_for_popularity``; :mod:`prorlbench.seqfit`); sequences are right-padded with the id ``n_items`` (RecBole pads with
+better than popularity (``wait_for_popularity``; :mod:`prorlbench.seq.seqfit`); sequences are right-padded with the id ``n_items`` (RecBole pads with
 0 and shifts item ids by one); the padding row of the embedding is zero and is never a target.
 Position ids count from 0 at the first real item, as in RecBole's right-padded batches; padded
 positions come *after* the sequence, so the causal mask alone keeps them out of every real row

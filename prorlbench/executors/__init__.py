@@ -7,6 +7,8 @@ A plugin adds one with the ``register_executors`` hook (an
 :class:`~prorlbench.api.ExecutorSpec` whose ``factory()`` returns an :class:`Executor`); the
 registry lists the built-ins too (provider ``prorlbench``), so a plugin cannot take their names,
 and the runner passes every registered factory to :func:`make_executor`.
+
+May import: the contract (prorlbench.errors, prorlbench.api, prorlbench.config), console, folder.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ The runner prepares a dataset once (data, simulators, cases) and hands an execut
   folders, given explicitly, so an executor never reaches inside the work.
 
 The executor decides where and in which order ``work`` runs and yields each cell's
-:class:`~prorlbench.results.CellStatus` as it finishes. Cells write only their own files, so they
+:class:`~prorlbench.folder.results.CellStatus` as it finishes. Cells write only their own files, so they
 are independent and a parallel executor may run them concurrently.
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
 
-from ..results import CellStatus, cell_name
+from ..folder.results import CellStatus, cell_name
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """What an executor reports, checked before the runner believes it.
 
 An executor may come from a plugin. One that raises, yields something that is not a
-:class:`~prorlbench.results.CellStatus`, reports a cell it was not given (or one cell twice), or
+:class:`~prorlbench.folder.results.CellStatus`, reports a cell it was not given (or one cell twice), or
 stops before it reported every cell would otherwise end the run with a traceback, or leave
 cells without a status. :func:`checked_statuses` passes the good statuses on and, at the first
 such fault, stops listening to the executor: every cell it did not report fails with a one-line
@@ -16,7 +16,7 @@ import logging
 from typing import Any, Iterator, Sequence
 
 from ..errors import UserError, one_line
-from ..results import CellStatus, cell_name
+from ..folder.results import CellStatus, cell_name
 from .base import CellJob, ExecutorContext, Work
 
 log = logging.getLogger("prorlbench")

@@ -5,7 +5,7 @@ method does reaches another cell: a method that calls ``os._exit``, is killed (S
 kernel's out-of-memory killer), crashes the interpreter, mutates the data or the cases it was
 given, or changes process-wide state fails at most its own cell. The grid goes on and its
 summary is written. A cell that runs past ``cell_timeout`` is stopped inside the worker
-(:func:`prorlbench.guards.deadline`); one whose method swallows that, or blocks in C, is killed
+(:func:`prorlbench.engine.guards.deadline`); one whose method swallows that, or blocks in C, is killed
 from outside ``KILL_GRACE`` seconds later and stored as timed out.
 
 Workers. ``workers`` (``--workers N``, ``[run] workers``) cells run at once (default 1). On CPU
@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..errors import one_line
-from ..files import OutputError
-from ..results import CellStatus
+from ..folder.files import OutputError
+from ..folder.results import CellStatus
 from .base import CellJob, ExecutorContext, Work
 
 log = logging.getLogger("prorlbench")
@@ -123,7 +123,7 @@ def _spawn_worker(blob: bytes, job: CellJob, device: str, log_path: str | None, 
     """A spawn worker's body (CUDA): load the shipped work onto ``device`` and compute the cell."""
     import torch
 
-    from ..logs import run_log
+    from ..console.logs import run_log
     from .shipping import load_work
 
     if threads > 0:

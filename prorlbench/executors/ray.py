@@ -10,7 +10,7 @@ folders). This executor serialises the work once per dataset
 (:mod:`.shipping`: ``torch.save`` through cloudpickle, so tensors can be mapped to the worker's device), puts the
 bytes in the Ray object store, and starts one task per (method, dataset, seed) cell. A task
 deserialises the work, moves it to its device (``work.on_device``), calls ``work(job)`` (which seeds the cell, fits, generates, evaluates and
-writes the cell's files, status last) and returns the :class:`~prorlbench.results.CellStatus`.
+writes the cell's files, status last) and returns the :class:`~prorlbench.folder.results.CellStatus`.
 Statuses are yielded as tasks finish (``ray.wait``), so the order differs from the grid order;
 the merged tables do not, and the numbers equal the ``local`` executor's (the cell's seeding
 happens inside ``work``; on CPU a task runs torch with one thread, which gives the same values
@@ -52,8 +52,8 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..errors import ConfigError, UserError, one_line
-from ..logs import run_log
-from ..results import CellStatus
+from ..console.logs import run_log
+from ..folder.results import CellStatus
 from .base import CellJob, ExecutorContext, Work
 from .shipping import dump_work, load_work
 

@@ -31,6 +31,9 @@ directions), :mod:`.stats` (summaries, per-case means, paired test, ranks), :mod
 :mod:`.texlayout`, :mod:`.csvfiles`), the figures (:mod:`.colors`, :mod:`.figures`, :mod:`.plots`,
 :mod:`.training`), and :mod:`.build` (``write_report``). The report reads the run
 folder only; it never loads the plugin registry. See ``docs/report.md`` for the exact rules.
+
+May import: the contract (prorlbench.errors, prorlbench.api, prorlbench.config), folder, settings
+(the report reads the run folder only: never prorlbench.plugins, never engine).
 """
 
 from __future__ import annotations

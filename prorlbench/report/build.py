@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, did_you_mean
-from ..files import atomic_write_text
-from ..runconfig import STYLES
+from ..folder.files import atomic_write_text
+from ..settings.runconfig import STYLES
 from .csvfiles import write_paper_csv, write_summary_csv
 from .colors import display_colors, method_styles
 from .latex import WIDTHS, check_label, label_prefix, render_combined_tex, render_paper_tex, render_summary_tex

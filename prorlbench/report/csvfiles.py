@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..files import atomic_write
+from ..folder.files import atomic_write
 from .metadata import LEGACY, Metadata
 from .stats import SUMMARY_COLUMNS
 from .table import Block

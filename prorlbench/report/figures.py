@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from ..files import atomic_write
+from ..folder.files import atomic_write
 from .colors import MethodStyle
 
 DPI = 120
@@ -41,7 +41,7 @@ def save_figure(fig: Figure, path: Path, dpi: int = DPI) -> list[Path]:
 
 
 def _savefig(fig: Figure, path: Path, **kw: Any) -> None:
-    """``fig.savefig`` into memory, then :func:`~prorlbench.files.atomic_write`: the file is
+    """``fig.savefig`` into memory, then :func:`~prorlbench.folder.files.atomic_write`: the file is
     replaced, never written through a link someone put in the folder."""
     buf = io.BytesIO()
     fig.savefig(buf, **kw)

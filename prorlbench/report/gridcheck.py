@@ -3,7 +3,7 @@ fingerprints agree.
 
 A dataset's block of the tables compares methods on the same test cases, scored the same way,
 against a training simulator trained the same way. Every cell records that as
-``CellStatus.grid`` (``data``, ``simulator``, ``score``: :func:`prorlbench.fingerprint.grid_fingerprints`)
+``CellStatus.grid`` (``data``, ``simulator``, ``score``: :func:`prorlbench.folder.fingerprint.grid_fingerprints`)
 and ``metadata.json`` keeps it per dataset (``"grid"``). ``prorlbench report --all-cells``
 (:func:`merge_all_cells`) refuses, with one line naming two cells, to merge a cell whose files do
 not match the SHA-256 its status stores, a status stored under another cell's name, or cells of
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..files import atomic_write_text, cell_name
-from ..results import CellStatus, RunFolder
+from ..folder.files import atomic_write_text, cell_name
+from ..folder.results import CellStatus, RunFolder
 
 GRID_PARTS = {"data": "other data, dataset config or [cases]",
               "simulator": "another training simulator or simulator config",

@@ -104,7 +104,7 @@ def _k_text(ks: list[int]) -> str:
 def _profile_text(profile: str) -> str:
     if not profile:
         return ""
-    from ..display import profile_note
+    from ..settings.display import profile_note
 
     return " Profile: " + latex_escape(profile_note(profile)) + "."
 

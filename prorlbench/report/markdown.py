@@ -75,7 +75,7 @@ def _md_document(lines: list[str], blocks: list[Block], metrics: list[str], ks: 
 def _profile_line(profile: str) -> list[str]:
     if not profile:
         return []
-    from ..display import profile_note
+    from ..settings.display import profile_note
 
     return [f"Profile: {profile_note(profile)}.", ""]
 

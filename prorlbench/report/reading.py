@@ -1,4 +1,4 @@
-"""Reading a run folder (the layout of :class:`prorlbench.results.RunFolder`) for the report.
+"""Reading a run folder (the layout of :class:`prorlbench.folder.results.RunFolder`) for the report.
 
 Files are checked as they are read: a missing column, a non-number or a non-integer is a
 :class:`~prorlbench.errors.DataError` naming the file and line. Per-case string columns become
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..results import CASE_COLUMNS, CELL_COLUMNS, TRAIN_LOG_COLUMNS, RunFolder
+from ..folder.results import CASE_COLUMNS, CELL_COLUMNS, TRAIN_LOG_COLUMNS, RunFolder
 from .metadata import LEGACY, Metadata, read_metadata
 
 log = logging.getLogger("prorlbench")

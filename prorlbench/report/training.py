@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..files import safe_name
+from ..folder.files import safe_name
 from . import figures
 from .colors import MethodStyle, method_styles
 from .figures import legend_height, line_handle, method_legend, mpl_text, panel_grid

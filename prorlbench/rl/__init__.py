@@ -11,4 +11,6 @@ Methods differ only in the advantage estimator (``plugins/methods/rl_family.py``
 * :mod:`.method`     ``RLMethod`` and ``method_from_estimator`` (the RL family plugin makes
   every registered estimator a method with it).
 * :mod:`.config`     ``RLConfig`` with the ``quick`` and ``paper`` profiles.
+
+May import: the contract (prorlbench.errors, prorlbench.api, prorlbench.config), console, folder, seq.
 """

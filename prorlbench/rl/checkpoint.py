@@ -39,7 +39,7 @@ import torch
 
 from ..api import EstimatorSpec, FitContext, TrainLogger
 from ..config import to_dict
-from ..files import atomic_write
+from ..folder.files import atomic_write
 
 log = logging.getLogger("prorlbench")
 
@@ -75,7 +75,7 @@ def code_digest(*objects: Any) -> str:
     """SHA-256 of the source files the RL training runs: ``prorlbench/rl/``, the scoring
     modules, and the files defining ``objects`` (the estimator, the simulator's class)."""
     here = Path(__file__).resolve().parent
-    files = sorted(here.glob("*.py")) + [here.parent / "scoring.py", here.parent / "rowshare.py"]
+    files = sorted(here.glob("*.py")) + [here.parent / "seq" / "scoring.py", here.parent / "seq" / "rowshare.py"]
     for obj in objects:
         try:
             files.append(Path(inspect.getsourcefile(obj) or ""))

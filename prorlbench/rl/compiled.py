@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 from torch._dynamo.exc import BackendCompilerFailed
 
-from .. import rowshare
+from ..seq import rowshare
 from ..errors import ConfigError, one_line
 from .decode import draw, sampling_head
 from .policy import PathPolicy, _Cache

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import rowshare
+from ..seq import rowshare
 from .taken import base_bans
 
 GREEDY_RULES = ("threshold", "greedy")

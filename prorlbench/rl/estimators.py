@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from .. import rowshare
+from ..seq import rowshare
 
 COMPONENTS = ("ctr", "ioi", "ior")
 """The reward components, in the order used everywhere."""
@@ -170,7 +170,7 @@ class RewardNormalizer:
 
     On the CPU the statistics are Python floats (each batch's mean read on the host). On an
     accelerator they are 0-d float64 tensors on the device, updated with masked sums, so an RL
-    step never waits for the device (:func:`prorlbench.rowshare.host_reads_cheap`); ``mu``,
+    step never waits for the device (:func:`prorlbench.seq.rowshare.host_reads_cheap`); ``mu``,
     ``sigma`` and ``state`` then hold or read those tensors.
     """
 

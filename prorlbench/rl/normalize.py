@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .. import rowshare
+from ..seq import rowshare
 from .estimators import COMPONENTS, RewardNormalizer
 
 

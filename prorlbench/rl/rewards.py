@@ -1,6 +1,6 @@
 """Per-step raw rewards of sampled paths from the training simulator (SPEC section 5).
 
-One batched forward pass per path (:func:`prorlbench.scoring.score_paths`, tensor form) gives
+One batched forward pass per path (:func:`prorlbench.seq.scoring.score_paths`, tensor form) gives
 ``log p(T | S_k)``, ``rank(T | S_k)`` and ``accept(S_{k-1}, i_k)``; step ``k`` (prefix
 ``S_{k-1} -> S_k``) then earns
 
@@ -27,7 +27,7 @@ import inspect
 
 from ..api import SequenceModel
 from ..errors import ConfigError
-from ..scoring import PathScores, _validity, build_sequences, score_paths, target_stats
+from ..seq.scoring import PathScores, _validity, build_sequences, score_paths, target_stats
 
 
 def raw_step_rewards(scores: PathScores) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import rowshare
+from ..seq import rowshare
 from .decode import draw
 
 NEG = float("-inf")

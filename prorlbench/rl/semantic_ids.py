@@ -35,7 +35,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..files import safe_name
+from ..folder.files import safe_name
 
 log = logging.getLogger("prorlbench")
 

@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-from ..progress import tqdm
+from ..console.progress import tqdm
 
 from ..api import Case, FitContext
-from ..files import OutputError, atomic_write, entry_lock, safe_name
-from ..fingerprint import state_fingerprint
+from ..folder.files import OutputError, atomic_write, entry_lock, safe_name
+from ..folder.fingerprint import state_fingerprint
 from .config import SFT_FIELDS, RLConfig
 from .policies import build_policy, codes_digest, policy_codes
 from .policy import CaseTensors, PathPolicy

@@ -4,7 +4,7 @@
 tensor (:class:`StepStats`): nothing in it calls ``.item()``, ``.cpu()``, ``.tolist()``, ``int`` /
 ``float`` / ``bool`` of a tensor, or branches on a tensor's value, so on an accelerator the host
 never waits for the device during a step (the CPU keeps a few shortcuts that read values,
-behind :func:`prorlbench.rowshare.host_reads_cheap`; ``tests/rl/test_no_sync.py`` checks both).
+behind :func:`prorlbench.seq.rowshare.host_reads_cheap`; ``tests/rl/test_no_sync.py`` checks both).
 :class:`PendingLog` keeps the steps' values on the device and reads them all in one transfer per
 logging interval; the rows it logs are the ones a per-step read would log, in the same order.
 """

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from ..scoring import default_chunk_rows
+from ..seq.scoring import default_chunk_rows
 
 
 def ban_index(base: torch.Tensor | None, gen: torch.Tensor | None, n_actions: int, stop_id: int

@@ -20,7 +20,7 @@ class CaseTensors:
     """A list of cases as device tensors (built once per fit / generate call)."""
 
     hist: torch.Tensor
-    """``[N, H]`` right-padded histories (the layout :mod:`prorlbench.scoring` uses)."""
+    """``[N, H]`` right-padded histories (the layout :mod:`prorlbench.seq.scoring` uses)."""
     hist_len: torch.Tensor
     """``[N]``."""
     hist_left: torch.Tensor

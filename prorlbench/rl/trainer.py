@@ -44,10 +44,10 @@ import math
 from typing import Callable, Sequence
 
 import torch
-from ..progress import tqdm
+from ..console.progress import tqdm
 
 from ..api import Case, EstimatorSpec, FitContext, SequenceModel
-from ..scoring import score_paths
+from ..seq.scoring import score_paths
 from .checkpoint import Checkpointer, global_rng_state, recording, set_global_rng_state, to_device
 from .config import RLConfig
 from .decode import candidates

@@ -463,7 +463,7 @@ class NoEmbModel(EmbModel):
 
 def test_item_embeddings_fallback_reads_affine_head():
     emb = torch.randn(7, 3, generator=torch.Generator().manual_seed(0))
-    from prorlbench.scoring import item_embedding_matrix
+    from prorlbench.seq.scoring import item_embedding_matrix
 
     assert torch.allclose(item_embedding_matrix(NoEmbModel(emb)), emb, atol=1e-5)
     assert torch.equal(item_embedding_matrix(EmbModel(emb)), emb)

@@ -316,7 +316,7 @@ def test_prorl_json_split_without_targets_gets_the_case_rule(tmp_path, caplog):
     natural next items; the released test cases stay as they are."""
     import logging
 
-    from prorlbench.cases import CaseConfig, build_cases
+    from prorlbench.seq.cases import CaseConfig, build_cases
     from tests.rl.fakes import DriftModel
 
     prorl_files(tmp_path / "no", target_key=False)

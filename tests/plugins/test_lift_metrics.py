@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 
 from prorlbench.api import Case, MetricContext
-from prorlbench.evaluate import evaluate_paths, per_path_values
+from prorlbench.seq.evaluate import evaluate_paths, per_path_values
 from prorlbench.plugins import load_registry
-from prorlbench.scoring import histories_tensor, score_paths
+from prorlbench.seq.scoring import histories_tensor, score_paths
 from prorlbench_plugins.metrics.core import ioi, ior
 from prorlbench_plugins.metrics.lift import (_M1, SAMPLES, case_key, lift_metric, mix64, random_baseline,
                                              random_valid_paths)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from prorlbench.plugins import load_registry
-from prorlbench.scoring import PathScores, attribute_matrix
+from prorlbench.seq.scoring import PathScores, attribute_matrix
 from prorlbench_plugins.metrics import core
 
 PAD = 6  # n_items = 6

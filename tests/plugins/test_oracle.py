@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from prorlbench.api import Case, Interactions, SequenceModel
-from prorlbench.cases import CaseConfig, build_cases
+from prorlbench.seq.cases import CaseConfig, build_cases
 from prorlbench.errors import ConfigError, UserError
 from prorlbench.plugins import load_registry
-from prorlbench.scoring import score_paths
+from prorlbench.seq.scoring import score_paths
 from prorlbench_plugins.datasets.synthetic import SyntheticConfig, load
 from prorlbench_plugins.simulators.oracle import OracleConfig, build
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from prorlbench import seqtrain
+from prorlbench.seq import seqtrain
 from prorlbench.api import Interactions, SequenceModel
 from prorlbench.config import build_config
 from prorlbench.plugins import load_registry

@@ -22,7 +22,7 @@ from prorlbench.cli import main
 from prorlbench.config import build_config, check_bounds
 from prorlbench.errors import ConfigError
 from prorlbench.plugins import KINDS, load_registry
-from prorlbench.results import RunFolder
+from prorlbench.folder.results import RunFolder
 
 from runner_support import BUILTINS_FOR_FAKES, REPO, fake_env
 
@@ -114,7 +114,7 @@ def test_every_declared_default_and_profile_value_is_in_its_range(monkeypatch):
     """A range that the shipped defaults or profiles break would refuse every run."""
     monkeypatch.delenv("PRORLBENCH_PLUGINS", raising=False)
     reg = load_registry(())
-    from prorlbench.cases import CaseConfig
+    from prorlbench.seq.cases import CaseConfig
 
     classes = {CaseConfig} | {reg.get(k, n).config_cls for k in KINDS for n in reg.names(k)
                               if dataclasses.is_dataclass(getattr(reg.get(k, n), "config_cls", None))}
@@ -265,7 +265,7 @@ def _git(*args: str) -> str | None:
 
 
 def test_cells_and_config_record_version_commit_and_dirty_flag(env, capsys, monkeypatch):
-    from prorlbench import runner
+    from prorlbench.engine import runner
 
     calls = []
     real = runner.code_identity
@@ -292,7 +292,7 @@ def test_cells_and_config_record_version_commit_and_dirty_flag(env, capsys, monk
 
 
 def test_provenance_never_fails_without_git(monkeypatch):
-    from prorlbench import devices
+    from prorlbench.engine import devices
 
     def no_git(*a, **kw):
         raise FileNotFoundError(2, "No such file or directory", "git")
@@ -303,7 +303,7 @@ def test_provenance_never_fails_without_git(monkeypatch):
 
 
 def test_provenance_ignores_a_repository_that_is_not_prorlbench(monkeypatch, tmp_path):
-    from prorlbench import devices
+    from prorlbench.engine import devices
 
     real = subprocess.run
 

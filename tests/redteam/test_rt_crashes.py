@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from prorlbench.cli import main
-from prorlbench.results import RunFolder
+from prorlbench.folder.results import RunFolder
 
 from runner_support import BUILTINS_FOR_FAKES, REPO, fake_env
 

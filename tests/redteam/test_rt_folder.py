@@ -203,7 +203,7 @@ def test_dataset_variant_names_that_are_paths_are_refused(env, capsys, name):
 
 def test_safe_names_keep_their_file_names():
     """Committed results folders keep working: an already-safe name maps to itself."""
-    from prorlbench.results import cell_name
+    from prorlbench.folder.results import cell_name
 
     assert cell_name("prorl+semid", "prorl-json", 2) == "prorl+semid__prorl-json__s2"
     assert cell_name("shortest-path", "ml-1m.v2", 0) == "shortest-path__ml-1m.v2__s0"

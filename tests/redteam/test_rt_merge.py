@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import splice, splice_safe
-from prorlbench import fingerprint
+from prorlbench.folder import fingerprint
 from prorlbench.cli import main
 from prorlbench.errors import DataError
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from prorlbench.executors import local
-from prorlbench.runner import run
+from prorlbench.engine.runner import run
 
 from trust_support import setup
 
@@ -148,7 +148,7 @@ def test_a_path_breaking_the_rules_fails_the_cell_naming_the_first_bad_case(tmp_
     assert [c.method for c in res.failed] == ["attacker"]
     first = json.loads((tmp_path / "out" / "cells" / "pop__tinyfake__s0.json").read_text())
     assert first["status"] == "ok"
-    from prorlbench.runner import resolve, prepare_dataset
+    from prorlbench.engine.runner import resolve, prepare_dataset
 
     test = prepare_dataset(resolve(cfg, reg), "tinyfake", False).cases.test
     free = [i for i in range(30) if i not in test[0].history and i != test[0].target]
@@ -193,7 +193,7 @@ def test_mutating_cases_and_data_changes_no_other_cell_and_not_its_own_scoring(t
     res = run(cfg, reg, report=False)
     assert not res.failed
     pd.testing.assert_frame_equal(_pop_cases(tmp_path / "out"), clean_pop)
-    from prorlbench.store import read_paths
+    from prorlbench.folder.store import read_paths
 
     stored, _ = read_paths(tmp_path / "out" / "cells" / "attacker__tinyfake__s0.paths.json.gz")
     assert all(c.history for c in stored)  # scored on the harness's cases, not the mutated copies
@@ -250,7 +250,7 @@ def test_forged_stored_paths_are_refused_when_rescored(tmp_path, monkeypatch):
     """Stored paths rewritten to [target], with the checksum in the status updated to match."""
     import gzip
 
-    from prorlbench.results import RunFolder
+    from prorlbench.folder.results import RunFolder
 
     reg, cfg = _setup(tmp_path, monkeypatch, "", methods=["pop"])
     assert not run(cfg, reg, report=False).failed

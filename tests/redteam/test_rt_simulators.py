@@ -29,11 +29,11 @@ import torch
 from prorlbench.api import SimulatorInfo
 from prorlbench.config import build_config
 from prorlbench.plugins import load_registry
-from prorlbench.results import RunFolder
-from prorlbench.runconfig import apply_overrides, parse_config_text
-from prorlbench.runner import run
-from prorlbench.seqfit import epoch_batch, train_model
-from prorlbench.strength import WeakSimulator, check_strength
+from prorlbench.folder.results import RunFolder
+from prorlbench.settings.runconfig import apply_overrides, parse_config_text
+from prorlbench.engine.runner import run
+from prorlbench.seq.seqfit import epoch_batch, train_model
+from prorlbench.seq.strength import WeakSimulator, check_strength
 
 from benchmarks.simulator_quality import MARGIN, measure
 
@@ -119,7 +119,7 @@ def test_allow_weak_simulator_scores_and_marks_the_rows(tmp_path, registry, capl
 def test_weak_simulator_from_the_cache_is_refused_too(tmp_path, registry, monkeypatch):
     run(_cfg(tmp_path, "first", methods=["random"], allow_weak_simulator=True), registry)
     hr, pop = _cached_figures(tmp_path, "sasrec", 0)
-    from prorlbench import seqtrain
+    from prorlbench.seq import seqtrain
 
     def no_training(*a, **k):
         raise AssertionError("the cached simulator must be loaded, not trained")
@@ -274,7 +274,7 @@ def test_a_plugin_without_popularity_figure_is_judged_against_the_harness_one():
     """A simulator plugin that reports its own HR@10 but not popularity's is still judged: the
     harness computes popularity on the same validation users (here 1.0: the target is the most
     popular item); one that reports no HR@10 at all cannot be judged."""
-    from prorlbench.strength import with_popularity
+    from prorlbench.seq.strength import with_popularity
 
     info = with_popularity(_world(), SimulatorInfo(name="plug", hr10=0.25))
     assert info.popularity_hr10 == 1.0

@@ -3,7 +3,7 @@
 On the CPU, every tensor method that reads a value on the host (``.item()``, ``.tolist()``,
 ``.cpu()``, ``.numpy()``, ``bool`` / ``int`` / ``float`` / ``index`` of a tensor) is wrapped
 for one step and every call made from prorlbench's own code (or its plugins') is counted, with the
-CPU-only shortcuts (:func:`prorlbench.rowshare.host_reads_cheap`) switched off, so the step takes
+CPU-only shortcuts (:func:`prorlbench.seq.rowshare.host_reads_cheap`) switched off, so the step takes
 the path it takes on an accelerator; torch's internals (AdamW's step counter on the host) are
 not counted. On CUDA, ``torch.cuda.set_sync_debug_mode("error")`` makes any synchronising call
 inside a step raise.
@@ -18,7 +18,7 @@ import sys
 import pytest
 import torch
 
-from prorlbench import rowshare
+from prorlbench.seq import rowshare
 from prorlbench.config import build_config
 from prorlbench.rl.config import RLConfig
 from prorlbench.rl.normalize import make_normalizer

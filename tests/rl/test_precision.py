@@ -14,7 +14,7 @@ import copy
 import pytest
 import torch
 
-from prorlbench.evaluate import evaluate_paths
+from prorlbench.seq.evaluate import evaluate_paths
 from prorlbench.plugins import load_registry
 from prorlbench.rl.config import RLConfig
 from prorlbench.rl.step import read_steps

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from prorlbench.rl.rewards import path_rewards
-from prorlbench.scoring import histories_tensor, score_paths
+from prorlbench.seq.scoring import histories_tensor, score_paths
 
 from .fakes import DriftModel, make_cases
 

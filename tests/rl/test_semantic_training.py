@@ -85,7 +85,7 @@ def test_every_switch_works_with_the_semantic_policy(tmp_path, switch):
 
 
 def test_free_decoding_reports_invalid_codes_to_the_metrics(tmp_path):
-    from prorlbench.scoring import score_paths
+    from prorlbench.seq.scoring import score_paths
     from prorlbench_plugins.metrics.core import invalid
 
     ctx = sem_ctx(tmp_path)
