@@ -24,6 +24,7 @@ ROOMS: list[tuple[str, tuple[str, ...]]] = [
     ("report", ("prorlbench.report",)),
     ("registry", ("prorlbench.plugins",)),
     ("engine", ("prorlbench.engine",)),
+    ("study", ("prorlbench.study",)),
     ("entry", ("prorlbench.commands", "prorlbench.cli", "prorlbench.pyapi")),
 ]
 
@@ -44,9 +45,11 @@ ALLOWED: dict[str, set[str]] = {
     "prorlbench.engine": CONTRACT | {"prorlbench.hookspecs", "prorlbench.plugins", "prorlbench.console",
                                      "prorlbench.folder", "prorlbench.seq", "prorlbench.settings",
                                      "prorlbench.executors", "prorlbench.report"},
+    "prorlbench.study": CONTRACT | {"prorlbench.console", "prorlbench.folder", "prorlbench.settings",
+                                    "prorlbench.report", "prorlbench.engine", "prorlbench.executors"},
     "prorlbench.commands": CONTRACT | {"prorlbench.plugins", "prorlbench.console", "prorlbench.folder",
                                        "prorlbench.seq", "prorlbench.settings", "prorlbench.report",
-                                       "prorlbench.engine"},
+                                       "prorlbench.engine", "prorlbench.study"},
 }
 # The top level holds only the package faces (what plugins and users import) and the entry modules.
 FACES = {"__init__", "api", "hookspecs", "toolkit", "config", "errors", "plugins"}

@@ -1,5 +1,5 @@
-"""The science tools of issue 24: the compact per-case table (benchmarks.percase), the budget axis
-(benchmarks.budget_axis) and the verdict rule of docs/findings.md's first table (benchmarks.verdicts),
+"""The science tools of issue 24: the compact per-case table (prorlbench.study.percase), the budget axis
+(prorlbench.study.budget_axis) and the verdict rule of docs/findings.md's first table (prorlbench.study.verdicts),
 on a small hand-made run folder whose differences are known."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import budget_axis, percase, study, verdicts
+from prorlbench.study import budget_axis, percase, claims as study, verdicts
 
 CONFIG = """\
 [run]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks.gpu_study import CONFIG, MAX_BYTES, MAX_FILES, blocks, study_config
+from prorlbench.study.gpu import CONFIG, MAX_BYTES, MAX_FILES, blocks, study_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,7 @@ def test_the_blocks_are_the_issues_scope():
 def _dry_run(tmp_path: Path) -> tuple[int, str]:
     env = dict(os.environ, PRORLBENCH_CACHE_DIR=str(tmp_path / "cache"), OMP_NUM_THREADS="1",
                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    cmd = [sys.executable, "-m", "benchmarks.gpu_study", "--tiny", "--device", "cpu", "--workers", "2",
+    cmd = [sys.executable, "-m", "prorlbench.study.gpu", "--tiny", "--device", "cpu", "--workers", "2",
            "--run", str(tmp_path / "run"), "--pack", str(tmp_path / "pack")]
     p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     return p.returncode, p.stdout + p.stderr
@@ -64,7 +64,7 @@ def test_cpu_dry_run_end_to_end_resumes_and_packs_small(tmp_path):
         assert row in cmp, row
 
     # every comparison recomputes from the packed per-case table alone (a committed folder)
-    from benchmarks.study import build
+    from prorlbench.study.claims import build
 
     committed = tmp_path / "committed"
     with tarfile.open(pack / "run.tar.gz") as t:

@@ -1,4 +1,4 @@
-"""benchmarks.study (the paired comparisons of docs/findings.md) and benchmarks.rl_table on a
+"""prorlbench.study.claims (the paired comparisons of docs/findings.md) and benchmarks.rl_table on a
 hand-made run folder whose per-case values are known."""
 
 from __future__ import annotations
@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import findings, rl_table, splice, splice_md, study
+from benchmarks import rl_table
+
+from prorlbench.study import findings, splice, splice_md, claims as study
 
 METHODS = ["sft", "noise-pg", "naive-pg", "prorl"]
 SHIFT = {"sft": 0.0, "noise-pg": -0.1, "naive-pg": 0.2, "prorl": 0.5}
@@ -100,8 +102,8 @@ def test_splice_replaces_one_dataset_block_and_keeps_the_others(tmp_path):
     text = (tmp_path / "old" / "comparisons.md").read_text()
     assert "old-ml1m" not in text and "| synthetic | sasrec | old-syn |" in text
     a = text.split("## (a) x")[1].split("## (b)")[0]
-    assert a.index("new-ml1m") < a.index("old-syn")  # ML-1M rows first, as benchmarks.study orders them
-    assert "only-new" in text.split("## (b) y")[1] and "The rows of prorl-json were replaced by those of a later run (benchmarks.splice): Run `new`" in text
+    assert a.index("new-ml1m") < a.index("old-syn")  # ML-1M rows first, as prorlbench.study.claims orders them
+    assert "only-new" in text.split("## (b) y")[1] and "The rows of prorl-json were replaced by those of a later run (prorlbench.study.splice): Run `new`" in text
 
 
 def test_splice_refuses_a_block_the_new_run_lacks(tmp_path, capsys):

@@ -138,7 +138,7 @@ def grid_fingerprints(res: Any, dataset: str) -> dict[str, str]:
     training simulator, its config and ``simulator_seed``) and ``score`` (metrics, eval
     simulators and their configs, ks: ``Resolved.score_fingerprint``). Cells store them
     (``CellStatus.grid``), and so does ``metadata.json`` per dataset: ``report --all-cells`` and
-    ``benchmarks.splice`` refuse to merge cells or folders where they differ."""
+    ``prorlbench.study.splice`` refuse to merge cells or folders where they differ."""
     from ..config import to_dict
     from .configpaths import without_paths
 

@@ -7,7 +7,7 @@ against a training simulator trained the same way. Every cell records that as
 and ``metadata.json`` keeps it per dataset (``"grid"``). ``prorlbench report --all-cells``
 (:func:`merge_all_cells`) refuses, with one line naming two cells, to merge a cell whose files do
 not match the SHA-256 its status stores, a status stored under another cell's name, or cells of
-one dataset whose fingerprints differ; ``benchmarks.splice`` compares two folders' records
+one dataset whose fingerprints differ; ``prorlbench.study.splice`` compares two folders' records
 (:func:`grid_difference`). Cells and folders written before grids were recorded carry none: they
 are merged, and the notes say so.
 """

@@ -12,7 +12,7 @@ logged key stays in ``train_log.csv``; ``mode="all"`` (``report --plots all``) a
 ``train_dynamics`` (:func:`plot_dynamics`).
 
 ``plot_dynamics`` draws one row per dataset (sampled path length, raw reward components, KL,
-validation IoI@1 of the decode and of sampled paths); ``benchmarks/study.py`` uses it for the
+validation IoI@1 of the decode and of sampled paths); ``prorlbench/study/claims.py`` uses it for the
 claims plots. Every line is a method's, drawn in its :class:`~.colors.MethodStyle` and named in
 the figure legend.
 """

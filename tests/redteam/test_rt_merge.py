@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks import splice, splice_safe
+from prorlbench.study import splice, splice_safe
 from prorlbench.folder import fingerprint
 from prorlbench.cli import main
 from prorlbench.errors import DataError
@@ -192,7 +192,7 @@ def test_a_file_shared_by_two_datasets_is_read_once_per_run(tmp_path, monkeypatc
 
 
 # --------------------------------------------------------------------------------------------
-# benchmarks.splice: one grid, all or nothing
+# prorlbench.study.splice: one grid, all or nothing
 # --------------------------------------------------------------------------------------------
 
 CONFIG = textwrap.dedent('''

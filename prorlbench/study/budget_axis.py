@@ -1,6 +1,6 @@
 """The budget axis of the ProRL study (issue 24): RL verdicts against the RL stage's budget.
 
-    python -m benchmarks.budget_axis results/budget-axis [--out results/budget-axis/budget_axis.md]
+    python -m prorlbench.study.budget_axis results/budget-axis [--out results/budget-axis/budget_axis.md]
 
 From a run of ``experiments/budget_axis.toml`` (its cells, or its committed ``percase*.csv.gz``),
 for every dataset, evaluating simulator and RL budget (``x1`` = the quick profile, ``x4``, ``x16``
@@ -9,7 +9,7 @@ and the official batch shape), at K = 1:
 * Δ(prorl − sft), Δ(prorl − noise-pg) and Δ(naive-pg − sft) on IoI@1 and IoI-lift@1: paired over
   test cases (each averaged over the seeds), bootstrap 95 % interval, two-sided Wilcoxon p with
   Holm's correction over all rows of the dataset, and the seeds whose mean difference has Δ's
-  sign (``benchmarks.study.compare``); a verdict holds where the sign is the same in every seed
+  sign (``prorlbench.study.claims.compare``); a verdict holds where the sign is the same in every seed
   and the Holm p is below 0.05;
 * Len@1 of every method at every budget (mean ± std over seeds).
 
@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .study import _ms, _p, compare, holm, read_cases
+from .claims import _ms, _p, compare, holm, read_cases
 
 BUDGETS = {"": "x1", "+x4": "x4", "+x16": "x16", "+official-shape": "official-shape"}
 COMPARISONS = (("prorl", "sft"), ("prorl", "noise-pg"), ("naive-pg", "sft"))
 METRICS = (("ioi", "IoI@1"), ("ioi-lift", "IoI-lift@1"))
 QUICK = {"epochs": 10, "max_train_cases": 512, "samples_per_case": 8}
-EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "budget_axis.toml"
+EXPERIMENT = Path(__file__).resolve().parents[2] / "experiments" / "budget_axis.toml"
 LENGTH_METHODS = ("sft", "prorl", "noise-pg", "naive-pg")
 
 
@@ -246,7 +246,7 @@ def plot(run: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.budget_axis", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m prorlbench.study.budget_axis", description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path, help="a run folder of experiments/budget_axis.toml")
     ap.add_argument("--out", type=Path, help="the Markdown table (default RUN/budget_axis.md)")
     ap.add_argument("--no-plot", action="store_true", help="leave out budget_axis.png / .pdf")

@@ -1,8 +1,8 @@
 """The one-glance verdict table of docs/findings.md: claim × dataset × budget × evaluator.
 
-    python -m benchmarks.verdicts            # print the table
+    python -m prorlbench.study.verdicts            # print the table
 
-Every number comes from a committed table: a run folder's ``comparisons.md`` (``benchmarks.study``),
+Every number comes from a committed table: a run folder's ``comparisons.md`` (``prorlbench.study.claims``),
 its ``summary.csv`` (Len@1) and ``grad_variance_*.md`` (claim (c)), or, for the official budget on
 a GPU until the repository's own GPU block replaces it, the external measurement of issue 24 (kept
 below with its command, commit and hardware).
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DATASETS = (("prorl-json", "ML-1M (ProRL's cases)"), ("movielens", "ML-100K"), ("synthetic", "toy world"))
 HELD_OUT = {"prorl-json": "gru4rec", "movielens": "gru4rec", "synthetic": "oracle"}
 STRONG = ("random", "pop", "rec2inf", "ipg", "irn", "shortest-path")

@@ -1,7 +1,7 @@
 """The official-budget study of ProRL's ML-1M on one GPU, in one short window (issue 24).
 
-    python -m benchmarks.gpu_study [--device cuda] [--workers 4] [--deadline-min 13] [--pack gpu_out]
-    python -m benchmarks.gpu_study --tiny --device cpu --run /tmp/r --pack /tmp/p   # CPU dry run
+    python -m prorlbench.study.gpu [--device cuda] [--workers 4] [--deadline-min 13] [--pack gpu_out]
+    python -m prorlbench.study.gpu --tiny --device cpu --run /tmp/r --pack /tmp/p   # CPU dry run
 
 It runs the blocks of ``experiments/prorl_study_gpu.toml`` in order, cells in parallel worker
 processes on the one device (``prorlbench run --workers N``: each worker has its own CUDA context):
@@ -12,8 +12,8 @@ processes on the one device (``prorlbench run --workers N``: each worker has its
    estimate (three times the item block's slowest RL cell, over the workers).
 
 Each block is one ``prorlbench run`` of the same folder, so a second call resumes where the first
-stopped (finished cells are skipped). Then it writes ``comparisons.md`` (``benchmarks.study``),
-the compact per-case table at K = 1 and 10 (``benchmarks.percase``) and the report of every cell,
+stopped (finished cells are skipped). Then it writes ``comparisons.md`` (``prorlbench.study.claims``),
+the compact per-case table at K = 1 and 10 (``prorlbench.study.percase``) and the report of every cell,
 and packs at most 8 small files into ``--pack``: ``summary.csv``, ``comparisons.md``,
 ``percase*.csv.gz``, ``run.tar.gz`` (the run folder with its report, tables and figures, its
 config, metadata, cell statuses and training logs, but without checkpoints, stored paths and the
@@ -36,7 +36,7 @@ import time
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "experiments" / "prorl_study_gpu.toml"
 MAX_FILES, MAX_BYTES = 8, 16 * 2**20
 LEFT_OUT = (".pt", ".paths.json.gz", ".cases.csv.gz")
@@ -127,7 +127,7 @@ def pack(run: Path, out: Path, log: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.gpu_study", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m prorlbench.study.gpu", description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", type=Path, default=CONFIG, help="the study grid (default %(default)s)")
     ap.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu")
     ap.add_argument("--workers", type=int, default=4, help="cells at once, each in its own process (default 4)")
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         print(f"gpu_study: {args.config}: {exc}", file=sys.stderr)
         return 2
-    from prorlbench.folder.tomlwriter import write_toml
+    from ..folder.tomlwriter import write_toml
 
     cfg = args.pack.parent / f".{args.pack.name}.study.toml"
     cfg.write_text(write_toml(doc), encoding="utf-8")
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             status = status or rc
         report = [sys.executable, "-m", "prorlbench.cli", "report", str(args.run), "--all-cells"]
         rc = subprocess.run(report, stdout=lf, stderr=subprocess.STDOUT).returncode
-        from .study import build
+        from .claims import build
 
         if (args.run / "config.toml").exists():
             (args.run / "comparisons.md").write_text(build(args.run) + "\n", encoding="utf-8")

@@ -2,9 +2,9 @@
 # The official-budget study of ProRL's ML-1M on one GPU (issue 24; docs/findings.md). Run from the
 # repository root on the GPU machine, with ProRL's ML-1M files at DATA_DIR:
 #
-#     bash benchmarks/gpu_study.sh
+#     bash experiments/gpu_study.sh
 #
-# It installs the project (unless SKIP_PIP=1), then runs `python -m benchmarks.gpu_study`: the
+# It installs the project (unless SKIP_PIP=1), then runs `python -m prorlbench.study.gpu`: the
 # item-policy block, then the semantic-ID trio if the time left allows, cells in WORKERS processes
 # on the one GPU, into results/prorl-study-gpu (a second call resumes). The files that come back
 # (at most 8, each under 16 MiB) are written to $OUT. Settings (environment variables):
@@ -27,7 +27,7 @@ if [ "${SKIP_PIP:-0}" != 1 ]; then
 fi
 echo "install: $(( $(date +%s) - start )) s"
 # shellcheck disable=SC2086
-python3 -m benchmarks.gpu_study --device "$DEVICE" --workers "$WORKERS" --data-dir "$DATA_DIR" \
+python3 -m prorlbench.study.gpu --device "$DEVICE" --workers "$WORKERS" --data-dir "$DATA_DIR" \
     --pack "$OUT" --deadline-min "$DEADLINE_MIN" --blocks "$BLOCKS" $EXTRA
 status=$?
 echo "gpu_study.sh: $(( $(date +%s) - start )) s in all, exit $status"

@@ -1,9 +1,9 @@
 """A compact per-case table of a run: the study's metrics at K = 1 and 10, one row per (method,
 dataset, evaluating simulator, seed, case, K), gzip. Committed beside a study's tables, it is
 enough to recompute every interval and p-value of ``comparisons.md`` from the repository
-(``python -m benchmarks.study RUN`` reads it when the run folder has no per-cell files).
+(``python -m prorlbench.study.claims RUN`` reads it when the run folder has no per-cell files).
 
-    python -m benchmarks.percase RUN [--out RUN/percase.csv.gz] [--ks 1,10] [--max-mb 15]
+    python -m prorlbench.study.percase RUN [--out RUN/percase.csv.gz] [--ks 1,10] [--max-mb 15]
 
 A table larger than ``--max-mb`` is split by evaluating simulator (``percase.sasrec.csv.gz``, ...),
 so each file stays under the limit of a file that comes back from a GPU machine.
@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 METRICS = ("ioi", "ior", "ctr", "coherence", "len", "invalid", "ioi-lift", "ior-lift")
-"""The metrics the study's comparisons and verdicts read (``benchmarks.study.METRICS``) and ``invalid``."""
+"""The metrics the study's comparisons and verdicts read (``prorlbench.study.claims.METRICS``) and ``invalid``."""
 KEYS = ["method", "dataset", "simulator", "seed", "case", "k"]
 PATTERN = "percase*.csv.gz"
 
@@ -75,7 +75,7 @@ def read(run: Path, k: int | None = None) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.percase", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m prorlbench.study.percase", description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path, help="a run folder with per-cell files (cells/*.cases.csv.gz)")
     ap.add_argument("--out", type=Path, help="output file (default RUN/percase.csv.gz)")
     ap.add_argument("--ks", default="1,10", help="comma list of K (default 1,10)")

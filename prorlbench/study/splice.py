@@ -1,6 +1,6 @@
 """Put one block of a grid, run elsewhere or later, into a committed study folder.
 
-    python -m benchmarks.splice NEW_RUN INTO_RUN --datasets prorl-json
+    python -m prorlbench.study.splice NEW_RUN INTO_RUN --datasets prorl-json
 
 A study grid such as ``experiments/prorl_study.toml`` is often run in parts (one dataset per
 sitting, or on another machine), and a committed run folder (``results/prorl-study``) keeps its
@@ -10,7 +10,7 @@ script replaces, in ``INTO_RUN``, the rows of the named datasets by those of ``N
 every other dataset's rows as they are:
 
 * ``summary.csv``, ``paper.csv`` and ``cells.csv`` (row for row, the other datasets unchanged);
-* ``comparisons.md`` (``python -m benchmarks.study``'s tables; run it on ``NEW_RUN`` first). This
+* ``comparisons.md`` (``python -m prorlbench.study.claims``'s tables; run it on ``NEW_RUN`` first). This
   is exact, not an approximation: every statistic of a row uses that dataset's cases only, and
   Holm's correction is done per dataset;
 * ``run.log``: ``NEW_RUN``'s log is appended.
@@ -20,7 +20,7 @@ Then ``prorlbench report INTO_RUN --style paper`` rebuilds the Markdown, LaTeX a
 folders must come from the same grid: the splice refuses folders whose ``config.toml`` differ in
 the training simulator or its config, the scoring (metrics, ks, eval simulators) or the spliced
 datasets' config, or whose ``metadata.json`` records other data for them
-(``benchmarks/splice_safe.py``); ``INTO_RUN/config.toml`` is kept. The splice is built in a
+(``prorlbench/study/splice_safe.py``); ``INTO_RUN/config.toml`` is kept. The splice is built in a
 temporary copy of ``INTO_RUN`` and moved into place only when complete, so a write error leaves
 the committed folder unchanged.
 
@@ -35,7 +35,7 @@ re-run, or added, in a later sitting, when the other cells of the block are no l
   printed, a kept row's stored value scaled by how far the splice moves it, so a row whose rank
   and family size stay keeps its value exactly), which the note at the top of
   ``comparisons.md`` says;
-* ``seeds_*.md`` (``benchmarks.study --seeds-table``) rows of those methods, when both folders
+* ``seeds_*.md`` (``prorlbench.study.claims --seeds-table``) rows of those methods, when both folders
   have the file;
 * ``--same C`` names methods NEW re-ran only so that they can be paired with the spliced ones
   (their per-case files were gone too): their ``summary.csv`` rows must agree in both folders
@@ -57,9 +57,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.splice_md import splice_markdown, splice_seeds_table, stranded
-from benchmarks.splice_safe import commit, grid_mismatch, staged
-from prorlbench.report.gridcheck import read_grid_record, update_grid_record
+from .splice_md import splice_markdown, splice_seeds_table, stranded
+from .splice_safe import commit, grid_mismatch, staged
+from ..report.gridcheck import read_grid_record, update_grid_record
 
 TABLES = ("summary.csv", "paper.csv", "cells.csv")
 
@@ -125,7 +125,7 @@ def differing_rows(new: pd.DataFrame, into: pd.DataFrame, datasets: set[str], sa
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.splice", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m prorlbench.study.splice", description=__doc__.split("\n\n")[0])
     ap.add_argument("new", type=Path, help="the run folder that holds the new block (with its report written)")
     ap.add_argument("into", type=Path, help="the committed study folder to update in place")
     ap.add_argument("--datasets", required=True, help="comma-separated datasets whose rows NEW replaces")
@@ -200,12 +200,12 @@ def _write(args: argparse.Namespace, work: Path, spliced: dict[str, pd.DataFrame
     what = f"{', '.join(sorted(datasets))}" + (f" for {', '.join(sorted(methods))}" if methods else "")
     if both:
         first = comp_new.read_text().splitlines()[0]
-        note = (f"The rows of {what} were replaced by those of a later run (benchmarks.splice): "
+        note = (f"The rows of {what} were replaced by those of a later run (prorlbench.study.splice): "
                 f"{first} The other rows are from the run above.")
         if methods:
             note += (f" p (Holm) of {', '.join(sorted(datasets))} is redone over the spliced family: a new row's "
                      "from the p column as printed, a kept row's stored value scaled by how far the splice moves "
-                     "it (benchmarks/splice_md.py).")
+                     "it (prorlbench/study/splice_md.py).")
         if same:
             note += (f" {', '.join(sorted(same))} was re-run beside them, its rows equal to the run above's "
                      f"(checked to {ATOL:g} + {RTOL:g} x value), for the comparisons that pair it with them.")
@@ -232,7 +232,7 @@ def _rebuild_report(into: Path, datasets: set[str], methods: set[str], shown: Pa
     """The report of ``into`` rebuilt, then the significance marks no single run tested cleared
     (messages name ``shown``, the study folder ``into`` is a staged copy of)."""
     shown = shown or into
-    from prorlbench.report import write_report
+    from ..report import write_report
 
     write_report(into, style="paper")
     paper, cleared = check_marks(pd.read_csv(into / "paper.csv", dtype=str, keep_default_na=False),

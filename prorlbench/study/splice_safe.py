@@ -1,4 +1,4 @@
-"""What ``benchmarks.splice`` checks before it splices, and how it writes: one grid, all or nothing.
+"""What ``prorlbench.study.splice`` checks before it splices, and how it writes: one grid, all or nothing.
 
 * :func:`grid_mismatch`: the two folders must come from one grid. Their ``config.toml`` must agree
   on the training simulator and its table, ``simulator_seed``, the scoring (metrics, ks, eval
@@ -23,7 +23,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Iterator
 
-from prorlbench.report.gridcheck import grid_difference, read_grid_record
+from ..report.gridcheck import grid_difference, read_grid_record
 
 RUN_KEYS = ("simulator", "simulator_seed", "eval_simulators", "metrics", "ks", "eval_batch_size")
 """``[run]`` keys two spliced folders must share."""

@@ -1,6 +1,6 @@
 """Render docs/findings.md and the README's headline table from the committed study tables.
 
-    python -m benchmarks.findings [--check]
+    python -m prorlbench.study.findings [--check]
 
 ``docs/findings.template.md`` is the prose; every number in it that comes from the study is a
 marker, filled from ``results/prorl-study``:
@@ -10,9 +10,9 @@ marker, filled from ``results/prorl-study``:
   (``A``, ``B``, ``delta``, ``p_holm`` or ``seeds``);
 * ``[[len:DATASET|METHOD]]``: the training-dynamics row, ``first → last`` (sampled length over
   the first and the last 16 RL steps, mean ± std over seeds);
-* ``[[verdicts]]``: the one-glance verdict table (``benchmarks.verdicts``);
+* ``[[verdicts]]``: the one-glance verdict table (``prorlbench.study.verdicts``);
 * ``[[axis:DATASET|EVAL|BUDGET|A − B|Metric@1]]``: that row of ``results/budget-axis/budget_axis.md``
-  (``benchmarks.budget_axis``), written ``Δ d [lo, hi], Holm p p, n/m seeds``;
+  (``prorlbench.study.budget_axis``), written ``Δ d [lo, hi], Holm p p, n/m seeds``;
 * ``[[include:PATH]]``: the committed file PATH (relative to the repository root), as it is.
 
 The README's table between ``<!-- headline:start -->`` and ``<!-- headline:end -->`` is the ML-1M
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "results" / "prorl-study"
 TEMPLATE = ROOT / "docs" / "findings.template.md"
 FINDINGS = ROOT / "docs" / "findings.md"
@@ -70,7 +70,8 @@ def axis_rows(text: str) -> dict[tuple[str, ...], str]:
     return out
 
 
-def render_text(template: str, comparisons: str) -> str:
+def render_text(template: str, comparisons: str, root: Path = ROOT) -> str:
+    """``template`` with every marker filled; ``[[include:PATH]]`` reads ``root / PATH``."""
     cmp, dyn = comparison_rows(comparisons)
 
     axis: dict[tuple[str, ...], str] | None = None
@@ -83,7 +84,7 @@ def render_text(template: str, comparisons: str) -> str:
             return table(default_sources()).rstrip("\n")
         kind, parts = m.group(1), m.group(2).split("|")
         if kind == "include":
-            path = ROOT / m.group(2)
+            path = root / m.group(2)
             if not path.is_file():
                 raise MarkerError(f"{m.group(0)}: no file {path}")
             return path.read_text(encoding="utf-8").rstrip("\n")
@@ -131,22 +132,25 @@ def headline_table(summary: pd.DataFrame, methods: list[str], dataset: str = "pr
     return "\n".join(lines) + "\n"
 
 
-def render(run: Path = RUN) -> tuple[str, str]:
-    """The rendered ``docs/findings.md`` and ``README.md``."""
-    from prorlbench.settings.runconfig import read_config_file
+def render(run: Path = RUN, template: Path = TEMPLATE, readme_path: Path | None = README,
+           root: Path = ROOT) -> tuple[str, str | None]:
+    """The rendered ``docs/findings.md`` and ``README.md`` (``None`` without ``readme_path``)."""
+    from ..settings.runconfig import read_config_file
 
-    findings = render_text(TEMPLATE.read_text(), (run / "comparisons.md").read_text())
+    findings = render_text(template.read_text(), (run / "comparisons.md").read_text(), root)
+    if readme_path is None:
+        return findings, None
     summary = pd.read_csv(run / "summary.csv", keep_default_na=False)
     methods = list(read_config_file(run / "config.toml").methods)
-    readme = README.read_text()
+    readme = readme_path.read_text()
     if not HEADLINE.search(readme):
-        raise MarkerError(f"{README}: no <!-- headline:start --> ... <!-- headline:end --> block")
+        raise MarkerError(f"{readme_path}: no <!-- headline:start --> ... <!-- headline:end --> block")
     readme = HEADLINE.sub(lambda m: m.group(1) + headline_table(summary, methods) + m.group(3), readme)
     return findings, readme
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.findings", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m prorlbench.study.findings", description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file differs from its rendering")
     args = ap.parse_args(argv)
     try:
@@ -157,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     stale = [p for p, text in ((FINDINGS, findings), (README, readme)) if p.read_text() != text]
     if args.check:
         for p in stale:
-            print(f"findings: {p} differs from its rendering; run python -m benchmarks.findings", file=sys.stderr)
+            print(f"findings: {p} differs from its rendering; run python -m prorlbench.study.findings", file=sys.stderr)
         return 1 if stale else 0
     for p, text in ((FINDINGS, findings), (README, readme)):
         p.write_text(text)

@@ -1,12 +1,12 @@
-"""The Markdown side of ``benchmarks.splice``: the tables of ``comparisons.md`` and
+"""The Markdown side of ``prorlbench.study.splice``: the tables of ``comparisons.md`` and
 ``seeds_*.md``, row by row (which rows a splice replaces, and Holm's correction redone over a
-dataset's family). See ``python -m benchmarks.splice --help``."""
+dataset's family). See ``python -m prorlbench.study.splice --help``."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.study import _p, holm
+from .claims import _p, holm
 
 
 def _sections(text: str) -> tuple[list[str], dict[str, list[str]]]:
@@ -104,7 +104,7 @@ def splice_markdown(new: str, into: str, datasets: set[str], note: str,
                 if _row_dataset(line) is not None and not _replaced(line, datasets, methods, same)]
         rows += [line for line in body_new if _row_dataset(line) is not None and _replaced(line, datasets, methods, same)]
         rank = {d: i for i, d in enumerate(order)}
-        # benchmarks.study's order: dataset, then evaluating simulator (comparison rows), stable
+        # prorlbench.study.claims's order: dataset, then evaluating simulator (comparison rows), stable
         rows.sort(key=lambda line: (rank.get(_row_dataset(line) or "", len(order)),
                                     _cells(line)[1] if len(_cells(line)) == 11 else ""))
         if rows:

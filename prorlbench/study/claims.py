@@ -1,7 +1,7 @@
 """The comparisons of the ProRL study (docs/findings.md), from a run folder of
 ``experiments/prorl_study.toml`` (complete or still running).
 
-    python -m benchmarks.study results/prorl-study [--out results/prorl-study/comparisons.md] [--plot]
+    python -m prorlbench.study.claims results/prorl-study [--out results/prorl-study/comparisons.md] [--plot]
 
 For every claim (a)-(e) of the paper it lists the paired comparisons that test it, per dataset and
 evaluating simulator, at K = 1 (the official @1):
@@ -75,7 +75,7 @@ def read_cases(run: Path, k: int = 1) -> pd.DataFrame:
     files = sorted((run / "cells").glob("*.cases.csv.gz"))
     if not files and (run / "cases.csv.gz").exists():
         files = [run / "cases.csv.gz"]
-    if not files:  # a committed folder: its compact per-case table (benchmarks.percase)
+    if not files:  # a committed folder: its compact per-case table (prorlbench.study.percase)
         from .percase import read
 
         d = read(run, k)
@@ -156,7 +156,7 @@ PLOTTED = ("noise-pg", "naive-pg", "prorl-no-centering", "prorl", "prorl-no-posi
 
 def plot_claims(run: Path) -> Path | None:
     """``RUN/claims_dynamics.png``: the training dynamics of the methods in :data:`PLOTTED`."""
-    from prorlbench.report.plots import plot_dynamics
+    from ..report.plots import plot_dynamics
 
     files = sorted((run / "cells").glob("*.train_log.csv"))
     logs = [pd.read_csv(f) for f in files if f.name.split("__")[0] in PLOTTED]
@@ -178,7 +178,7 @@ def _ms(x: pd.Series, digits: int) -> str:
 
 
 def build(run: Path) -> str:
-    from prorlbench.settings.runconfig import read_config_file
+    from ..settings.runconfig import read_config_file
 
     cfg = read_config_file(run / "config.toml")
     cases = read_cases(run)
@@ -241,7 +241,7 @@ def per_seed(run: Path, dataset: str = "prorl-json", simulator: str = "sasrec") 
     seeds = sorted(part["seed"].unique())
     head = " | ".join(f"{name} s{s}" for name in ("IoI@1", "IoI-lift@1", "Len@1") for s in seeds)
     lines = [f"Per-seed test means on `{dataset}`, K = 1, scored by {simulator} "
-             "(`python -m benchmarks.study RUN --seeds-table OUT`).", "",
+             "(`python -m prorlbench.study.claims RUN --seeds-table OUT`).", "",
              f"| method | {head} |", "|---|" + "---|" * (3 * len(seeds))]
     for method in dict.fromkeys(part["method"]):
         vals = []
@@ -253,7 +253,7 @@ def per_seed(run: Path, dataset: str = "prorl-json", simulator: str = "sasrec") 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.study", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m prorlbench.study.claims", description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path, help="a run folder of experiments/prorl_study.toml")
     ap.add_argument("--out", type=Path, help="also write the tables to this Markdown file")
     ap.add_argument("--plot", action="store_true", help="also write RUN/claims_dynamics.png")
