@@ -1,4 +1,4 @@
-"""The ``prorlbench`` command: ``run``, ``report``, ``rescore``, ``paths``, ``list`` and ``fetch``.
+"""The ``prorlbench`` command: ``run``, ``report``, ``rescore``, ``paths``, ``list``, ``fetch`` and ``study``.
 
 Exit codes: 0 success; 1 some cells failed (or the report could not be built); 2 bad input or
 output: a UserError, or a file-system error on a path the user gave (a name too long, a
@@ -19,6 +19,7 @@ from .commands.run import cmd_report, cmd_run, console_logging, os_error
 from . import __version__
 from .commands.parse import Parser, subparser, unknown_flags_message
 from .commands.fetch import add_fetch_parser
+from .commands.study import add_study_parser
 from .errors import UserError
 from .settings.runconfig import PROFILES, RUN_KEYS, STYLES, RunConfig, int_list, split_list
 
@@ -33,6 +34,7 @@ examples:
   prorlbench report results/random+pop_synthetic
   prorlbench list methods
   prorlbench fetch ml-100k --to data           download a data set (checksums checked)
+  prorlbench study experiments/prorl_study.toml  a study grid, its comparisons and findings (docs/findings.md)
 
 Run `prorlbench COMMAND --help` for a command's options. Writing plugins: docs/plugins.md.
 Exit codes: 0 ok, 1 some cells failed, 2 bad input, 130 interrupted (re-run to resume).
@@ -125,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_rescore_parsers(sub, names=_names, ints=_ints, plugins_arg=_plugins_arg)
     add_fetch_parser(sub)
+    add_study_parser(sub, add_run_flags)
 
     ls = sub.add_parser("list", help="list registered plugins (and plugins that failed to load)",
                         description="Show every registered dataset, simulator, method, metric, "
@@ -198,6 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_rescore(args, console_logging)
         if args.command == "paths":
             return cmd_paths(args)
+        if args.command == "study":
+            from .commands.study import cmd_study
+
+            return cmd_study(args)
     except UserError as exc:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)

@@ -45,10 +45,8 @@ def console_logging(level: int) -> tuple[logging.Handler, int]:
     return h, old
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from ..plugins import load_registry
-    from ..engine.runner import run
-
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The RunConfig of ``--config`` (or the defaults) with the command's flags applied."""
     cfg = read_config_file(args.config) if args.config else RunConfig()
     overrides: dict[str, Any] = {}
     for key in RUN_KEYS:
@@ -58,7 +56,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     for key in ("plugins_dirs", "sets"):  # repeatable flags add to the config file's list
         if getattr(args, key, None):
             overrides[key] = list(getattr(cfg, key)) + list(getattr(args, key))
-    cfg = apply_overrides(cfg, overrides)
+    return apply_overrides(cfg, overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..plugins import load_registry
+    from ..engine.runner import run
+
+    cfg = config_from_args(args)
     handler, old_level = console_logging(console_level(cfg))
     try:
         registry = load_registry(cfg.plugins_dirs)

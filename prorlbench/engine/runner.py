@@ -145,6 +145,15 @@ def _why_not_rescorable(res: Resolved, folder: RunFolder, job: CellJob) -> str |
     return folder.verify(job.name, st, kinds=REUSED_FILES) or "no paths are stored"
 
 
+def write_run_documents(res: Resolved, folder: RunFolder) -> None:
+    """``config.toml`` and ``metadata.json`` of the run (call with the run lock held); metadata.json
+    keeps each dataset's grid fingerprints (report.gridcheck), for splices and merges."""
+    atomic_write_text(folder.config, write_toml(res.config_document(), {"run": f"written by {code_line(folder.code)}"}))
+    grids = {d: grid_fingerprints(res, d) for d in res.cfg.datasets}
+    meta = {**res.metadata_document(), "grid": {**(read_grid_record(folder.metadata) or {}), **grids}}
+    atomic_write_text(folder.metadata, json.dumps(meta, indent=1) + "\n")
+
+
 def run(cfg: RunConfig, registry: Registry | None = None, *, progress: bool | None = None,
         report: bool = True, rescore_only: bool = False) -> RunResult:
     """Run (or resume) the grid of ``cfg`` and write the run folder; see the module docstring.
@@ -206,11 +215,7 @@ def _locked_run(res: Resolved, folder: RunFolder, executor: Any, jobs: list[Cell
                     raise UserError(f"cell {j.name} cannot be re-scored: {why}; run `prorlbench run` "
                                     "to compute it")
         folder.remove_stale_tmp()
-        atomic_write_text(folder.config, write_toml(res.config_document(), {"run": f"written by {code_line(folder.code)}"}))
-        # metadata.json keeps each dataset's grid fingerprints (report.gridcheck), for splices
-        grids = {d: grid_fingerprints(res, d) for d in res.cfg.datasets}
-        meta = {**res.metadata_document(), "grid": {**(read_grid_record(folder.metadata) or {}), **grids}}
-        atomic_write_text(folder.metadata, json.dumps(meta, indent=1) + "\n")
+        write_run_documents(res, folder)
         try:
             log_cm = run_log(folder.log)
             log_cm.__enter__()
