@@ -143,3 +143,13 @@ def test_study_bad_input_is_one_line(tmp_path, capsys):
     (tmp_path / "s.toml").write_text(CONFIG)
     assert main(["study", str(tmp_path / "s.toml"), "--merge", str(tmp_path / "missing")]) == 2
     assert f"--merge {tmp_path / 'missing'}: not a folder" in capsys.readouterr().err
+
+
+def test_study_refuses_to_merge_cells_into_a_folder_of_tables_only(tmp_path, capsys):
+    (tmp_path / "s.toml").write_text(CONFIG)
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "summary.csv").write_text("method,dataset\n")
+    assert main(["study", str(tmp_path / "s.toml"), "--merge", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "holds tables without cells" in err and "prorlbench.study.splice" in err
+    assert not (tmp_path / "study" / "cells").exists()

@@ -49,6 +49,10 @@ def merge(cfg, registry, runs: list[Path], config: str) -> tuple[Path, list[Path
     from .merge import check_target, copy_cells, plan_merge, tables_only
 
     res = resolve(cfg, registry)
+    if (res.out / "summary.csv").is_file() and not (res.out / "cells").is_dir():
+        raise UserError(f"{res.out} holds tables without cells (a committed folder): the tables are rebuilt from "
+                        "cells, so merging into it would drop every other block; merge into a new --out, then "
+                        f"python -m prorlbench.study.splice NEW {res.out} --datasets NAME")
     plan = plan_merge(res, runs, config)
     for note in plan.notes:
         print(f"{PROG}: note: {note}", file=sys.stderr)
