@@ -71,7 +71,10 @@ def merge(cfg, registry, runs: list[Path], config: str) -> tuple[Path, list[Path
 
 def build(out: Path, spliced: list[Path], files: FindingsFiles, plot: bool = True) -> list[Path]:
     """Steps 2-4 on the study folder ``out``; returns the files written."""
+    import pandas as pd
+
     from ..engine.guards import run_lock
+    from ..engine.selection import write_selection
     from ..folder.files import atomic_write_text
     from ..folder.results import RunFolder
     from ..report import write_report
@@ -87,14 +90,17 @@ def build(out: Path, spliced: list[Path], files: FindingsFiles, plot: bool = Tru
     print(f"merged {sum(c.ok for c in cells)} finished cell(s) of {out / 'cells'}")
     write_report(out, style="paper")
     written = [out / "summary.csv", out / "paper.csv"]
+    try:  # --select-on valid: the chosen variants, as prorlbench report writes them
+        if write_selection(out):
+            written.append(out / "selection.md")
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"{PROG}: note: no variant selection ({' '.join(str(exc).split())})", file=sys.stderr)
     atomic_write_text(out / "comparisons.md", claims.build(out) + "\n")
     written.append(out / "comparisons.md")
     if plot:
         png = claims.plot_claims(out)
         written += [png] if png is not None else []
     for run in spliced:
-        import pandas as pd
-
         datasets = sorted(set(pd.read_csv(run / "summary.csv", keep_default_na=False)["dataset"]))
         log = io.StringIO()
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
