@@ -257,3 +257,18 @@ def test_each_room_says_what_lives_there_and_what_it_may_import():
         if "the contract" in said:
             named |= CONTRACT
         assert named == allowed, (path, sorted(named ^ allowed))
+
+
+def test_architecture_page_shows_every_room_and_the_allowed_imports():
+    """docs/architecture.md's tree has a line per room, and its "may import" table is ALLOWED."""
+    import re
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    for pkg in sorted(p.parent.name for p in CORE.glob("*/__init__.py")):
+        assert re.search(rf"^   {pkg}/ ", text, re.M), f"no tree line for {pkg}/"
+    shown = {}
+    for m in re.finditer(r"^   (\w+) +-> ([\w, ]+?)(?: +\(.*\))?$", text, re.M):
+        names = {w.strip() for w in m.group(2).split(",")}
+        room = {f"prorlbench.{n}" for n in names - {"contract"}} | (CONTRACT if "contract" in names else set())
+        shown[f"prorlbench.{m.group(1)}"] = room
+    assert shown == ALLOWED
