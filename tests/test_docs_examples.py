@@ -121,7 +121,7 @@ def test_library_examples_run(tmp_path, monkeypatch):
 def test_shell_commands_parse(where, line):
     argv = shlex.split(line.split("#", 1)[0])[1:]
     args = build_parser().parse_args(argv)
-    assert args.command in ("run", "report", "list", "rescore", "paths", "fetch"), f"{where}: {line}"
+    assert args.command in ("run", "report", "list", "rescore", "paths", "fetch", "study"), f"{where}: {line}"
 
 
 @pytest.mark.parametrize("where,text", blocks("toml"))
