@@ -13,7 +13,7 @@
 #   4. one official-profile RL cell, item policy (prorl; its SFT stage cached by an sft cell first)
 #                                                                     (python -m benchmarks.gpu_cell)
 #   5. with BASELINE_DIR, items 2 and 3 (eager) again with the code of that checkout, side by side
-#   6. with STUDY=1, the official-budget study of issue 24 (bash benchmarks/gpu_study.sh), timed;
+#   6. with STUDY=1, the official-budget study of issue 24 (bash experiments/gpu_study.sh), timed;
 #      its pack goes to $OUT/study (5 files: bring back only what fits the window's 8-file limit)
 #
 # Logs go to $OUT/<name>.log (OUT defaults to ./gpu_out). Settings (environment variables):
@@ -92,12 +92,12 @@ if [ -n "${BASELINE_DIR:-}" ]; then
 fi
 
 if [ "${STUDY:-0}" = 1 ]; then
-    echo "== 6. the official-budget study (benchmarks/gpu_study.sh) ($DEVICE) =="
+    echo "== 6. the official-budget study (experiments/gpu_study.sh) ($DEVICE) =="
     t0=$(date +%s)
     study_extra=""
     [ "${TINY:-0}" = 1 ] && study_extra="--tiny --run $OUT/study_run"
     SKIP_PIP=1 DEVICE="$DEVICE" DATA_DIR="$DATA_DIR" OUT="$OUT/study" EXTRA="$study_extra ${STUDY_ARGS:-}" \
-        bash benchmarks/gpu_study.sh 2>&1 | tee "$OUT/study.log" || status=1
+        bash experiments/gpu_study.sh 2>&1 | tee "$OUT/study.log" || status=1
     echo "-- official-budget study: $(( $(date +%s) - t0 )) s wall" | tee -a "$OUT/study.log"
 fi
 

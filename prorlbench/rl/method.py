@@ -72,7 +72,7 @@ class RLMethod:
             ct = CaseTensors.from_cases(part, pol.n_items, self.device)
             paths, lengths = candidates(pol, ct.hist_left, ct.target, k, self.config, gen)
             # a code of no item (free semantic-ID decoding, ``-1 - key`` inside the policy) is shown
-            # as the unknown item -1 (prorlbench.pathrules.UNKNOWN_ITEM): dropped and counted invalid
+            # as the unknown item -1 (prorlbench.engine.pathrules.UNKNOWN_ITEM): dropped and counted invalid
             paths, lengths = paths.clamp(min=-1).cpu().tolist(), lengths.cpu().tolist()
             for c in range(len(part)):
                 out.append([tuple(paths[c * k + j][: lengths[c * k + j]]) for j in range(k)])
