@@ -152,4 +152,6 @@ def test_study_refuses_to_merge_cells_into_a_folder_of_tables_only(tmp_path, cap
     assert main(["study", str(tmp_path / "s.toml"), "--merge", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "holds tables without cells" in err and "prorlbench.study.splice" in err
+    assert main(["study", str(tmp_path / "s.toml")]) == 2  # nor runs cells into it
+    assert "holds tables without cells" in capsys.readouterr().err
     assert not (tmp_path / "study" / "cells").exists()

@@ -56,7 +56,7 @@ def add_study_parser(sub: Any, add_run_flags: Callable[[argparse.ArgumentParser]
 def cmd_study(args: argparse.Namespace) -> int:
     from ..plugins import load_registry
     from ..settings.runconfig import out_dir
-    from ..study.pipeline import FindingsFiles, build, merge
+    from ..study.pipeline import FindingsFiles, build, merge, refuse_tables_only
     from .run import cmd_run, config_from_args
 
     if not Path(args.config).is_file():
@@ -71,6 +71,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     if args.merge:
         out, spliced = merge(cfg, load_registry(cfg.plugins_dirs), list(args.merge), args.config)
     else:
+        refuse_tables_only(Path(out_dir(cfg)))
         args.dry_run = False
         code = cmd_run(args)
         if code not in (0, 1):

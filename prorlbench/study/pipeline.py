@@ -39,6 +39,15 @@ class FindingsFiles:
     """``[[include:PATH]]`` markers read ``root / PATH``."""
 
 
+def refuse_tables_only(out: Path) -> None:
+    """A study folder of tables without cells (a committed one) is never the study's target: its
+    tables are rebuilt from cells, so every block without cells would be dropped."""
+    if (out / "summary.csv").is_file() and not (out / "cells").is_dir():
+        raise UserError(f"{out} holds tables without cells (a committed folder): the study rebuilds its tables "
+                        "from cells, which would drop every other block; study into a new --out, then "
+                        f"python -m prorlbench.study.splice NEW {out} --datasets NAME")
+
+
 def merge(cfg, registry, runs: list[Path], config: str) -> tuple[Path, list[Path]]:
     """Merge the cells of ``runs`` into the study folder; returns the folder and the tables-only RUNs."""
     from ..engine.devices import code_identity
@@ -49,10 +58,7 @@ def merge(cfg, registry, runs: list[Path], config: str) -> tuple[Path, list[Path
     from .merge import check_target, copy_cells, plan_merge, tables_only
 
     res = resolve(cfg, registry)
-    if (res.out / "summary.csv").is_file() and not (res.out / "cells").is_dir():
-        raise UserError(f"{res.out} holds tables without cells (a committed folder): the tables are rebuilt from "
-                        "cells, so merging into it would drop every other block; merge into a new --out, then "
-                        f"python -m prorlbench.study.splice NEW {res.out} --datasets NAME")
+    refuse_tables_only(res.out)
     plan = plan_merge(res, runs, config)
     for note in plan.notes:
         print(f"{PROG}: note: {note}", file=sys.stderr)
