@@ -1,57 +1,51 @@
-"""``prorlbench study`` (issue 29): one command gives the comparisons and the findings page that the
-old manual pipeline gave on the same cells (copy the cells of several runs into one folder by hand,
+"""``prorlbench study`` (issue 29), on experiments/prorl_study.toml made tiny: one command gives the
+comparisons and the findings page that the old manual pipeline gave on the same cells (copy the cells of several runs into one folder by hand,
 edit its config.toml, ``report --all-cells --style paper``, the claims' comparisons, the findings
 renderer); merging checks every cell first, and merging again changes nothing."""
 
 from __future__ import annotations
 
 import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from prorlbench.cli import main
+from prorlbench.folder.tomlwriter import write_toml
 from prorlbench.study import claims, findings
 
 pytestmark = pytest.mark.slow
 
-TINY_RL = ('d_model = 16\nn_heads = 2\nn_layers = 1\nsft_epochs = 1\nepochs = 1\nmax_train_cases = 16\n'
-           'batch_cases = 8\nsamples_per_case = 2\nn_valid_cases = 16\ngrad_var_every = 0\n')
-CONFIG = """[run]
-name = "tiny-study"
-out = "study"
-methods = ["random", "pop", "sft", "naive-pg", "prorl", "noise-pg"]
-datasets = ["synthetic"]
-seeds = [0, 1]
-simulator = "sasrec"
-eval_simulators = ["sasrec"]
-metrics = ["ioi", "ior", "ctr", "coherence", "len", "ioi-lift"]
-ks = [1]
-profile = "quick"
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = ROOT / "experiments" / "prorl_study.toml"
+METHODS = ["random", "pop", "sft", "naive-pg", "prorl", "noise-pg", "prorl+center-position"]
+TINY_RL = {"d_model": 16, "n_heads": 2, "n_layers": 1, "sft_epochs": 1, "epochs": 1, "max_train_cases": 16,
+           "batch_cases": 8, "samples_per_case": 2, "n_valid_cases": 16, "grad_var_every": 0}
 
-[datasets.synthetic]
-n_users = 120
-n_items = 60
-seq_len = 20
 
-[simulators.sasrec]
-epochs = 3
-lr = 1e-2
-min_epoch_steps = 4
-hidden = 16
-n_layers = 1
-inner = 32
+def tiny_study(n_users: int = 120) -> str:
+    """experiments/prorl_study.toml made tiny: its [run] (metrics, profile, style), its variants and
+    methods, on a small synthetic world with tiny models, two seeds, some of its methods, K = 1."""
+    doc = tomllib.loads(STUDY.read_text())
+    doc["run"].update(name="tiny-study", out="study", methods=METHODS, datasets=["synthetic"], seeds=[0, 1],
+                      eval_simulators=["sasrec"], ks=[1])
+    doc["datasets"] = {"synthetic": {"n_users": n_users, "n_items": 60, "seq_len": 20}}
+    doc["simulators"] = {"sasrec": {"epochs": 3, "lr": 1e-2, "min_epoch_steps": 4, "hidden": 16, "n_layers": 1,
+                                    "inner": 32}}
+    doc["cases"] = {"max_cases_per_split": 20, "max_path_len": 5}
+    doc["methods"] = {m: dict(TINY_RL) for m in ("sft", "naive-pg", "prorl", "noise-pg")}
+    return write_toml(doc)
 
-[cases]
-max_cases_per_split = 20
-max_path_len = 5
-""" + "".join(f"\n[methods.{m}]\n{TINY_RL}" for m in ("sft", "naive-pg", "prorl", "noise-pg"))
+
+CONFIG = tiny_study()
 
 TEMPLATE = """# Findings of the tiny study
 
 The length shortcut: [[cmp:synthetic|sasrec|naive-pg|sft|Len@1]].
 ProRL against the placebo, Holm p: [[cmp:synthetic|sasrec|prorl|noise-pg|IoI@1|p_holm]].
 Sampled length of naive-pg over training: [[len:synthetic|naive-pg]].
+Centring by position against ProRL: [[cmp:synthetic|sasrec|prorl+center-position|prorl|IoI@1]].
 """
 
 
@@ -131,7 +125,7 @@ def test_study_merge_refuses_a_cell_whose_files_do_not_match(sittings, tmp_path,
 
 def test_study_merge_refuses_cells_of_another_grid(sittings, tmp_path, capsys):
     d = sittings
-    (tmp_path / "study.toml").write_text(CONFIG.replace("n_users = 120", "n_users = 130"))
+    (tmp_path / "study.toml").write_text(tiny_study(n_users=130))
     assert cli("study", tmp_path / "study.toml", "--merge", d / "a", "--cache-dir", d / "cache") == 2
     err = capsys.readouterr().err
     assert f"--merge {d / 'a'}: cell" in err and "other data, dataset config or [cases]" in err
