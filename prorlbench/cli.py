@@ -14,11 +14,11 @@ import sys
 import typing
 from typing import Any, Sequence
 
+from . import __version__
+from .commands.fetch import add_fetch_parser
+from .commands.parse import Parser, subparser, unknown_flags_message
 from .commands.rescore import add_rescore_parsers, cmd_paths, cmd_rescore
 from .commands.run import cmd_report, cmd_run, console_logging, os_error
-from . import __version__
-from .commands.parse import Parser, subparser, unknown_flags_message
-from .commands.fetch import add_fetch_parser
 from .commands.study import add_study_parser
 from .errors import UserError
 from .settings.runconfig import PROFILES, RUN_KEYS, STYLES, RunConfig, int_list, split_list

@@ -24,15 +24,17 @@ built-ins keep to it. The names below are re-exported from where they live:
 
 from __future__ import annotations
 
-from .seq import decoding
-from .seq.cases import split_users
 from .config import opt
+from .console.progress import tqdm
 from .errors import ConfigError, DataError, UserError
 from .executors import CellJob, ExecutorContext
 from .folder.files import atomic_write, entry_lock, regular_file
-from .console.progress import tqdm
-from .seq.scoring import (PathScores, attribute_matrix, histories_tensor, item_embedding_matrix, last_states, model_device, score_paths)
-from .seq.seqtrain import (SeqTrainConfig, SharedEmbeddingHead, evaluate_next_item, simulator_build, train_model, train_or_load)
+from .seq import decoding
+from .seq.cases import split_users
+from .seq.scoring import (PathScores, attribute_matrix, histories_tensor, item_embedding_matrix, last_states,
+                          model_device, score_paths)
+from .seq.seqtrain import (SeqTrainConfig, SharedEmbeddingHead, evaluate_next_item, simulator_build, train_model,
+                           train_or_load)
 
 __all__ = [
     "opt", "ConfigError", "DataError", "UserError", "atomic_write", "entry_lock", "regular_file",
