@@ -24,13 +24,13 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from ..settings.display import profile_note
+from ..engine.resolve import Resolved, expand_grid, resolve
 from ..errors import UserError
 from ..folder.fingerprint import is_path_key
-from ..plugins import Registry
-from ..engine.resolve import Resolved, expand_grid, resolve
-from ..settings.runconfig import RunConfig
 from ..folder.tomlwriter import write_toml
+from ..plugins import Registry
+from ..settings.display import profile_note
+from ..settings.runconfig import RunConfig
 
 _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
           (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISREG, "a regular file"))

@@ -30,8 +30,8 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
-from .datasources import SOURCES, Remote, Source, source
 from ..errors import UserError
+from .datasources import SOURCES, Remote, Source, source
 
 MARKER = ".prorlbench-fetch.json"
 CHUNK = 1 << 16

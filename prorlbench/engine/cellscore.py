@@ -17,15 +17,15 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..seq import evaluate
+from ..console.logs import NonFiniteError
 from ..errors import one_line
 from ..executors import CellJob
 from ..folder.files import OutputError
-from ..console.logs import NonFiniteError
+from ..folder.results import CASE_COLUMNS, CellStatus, RunFolder
+from ..seq import evaluate
 from .pathrules import PathRuleViolation, check_paths
 from .prepare import DatasetContext
 from .resolve import Resolved
-from ..folder.results import CASE_COLUMNS, CellStatus, RunFolder
 
 log = logging.getLogger("prorlbench")
 

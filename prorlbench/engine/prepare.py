@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..api import CaseSplits, Interactions, SequenceModel, SimulatorInfo
-from ..seq.cases import build_cases
 from ..config import to_dict
 from ..errors import UserError
+from ..seq.cases import build_cases
 from .resolve import Resolved
 from .seeding import preserved_rng, seed_everything
 

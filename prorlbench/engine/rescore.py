@@ -25,8 +25,8 @@ from typing import Any, Sequence
 import pandas as pd
 
 from ..errors import UserError
-from ..plugins import load_registry
 from ..folder.results import RunFolder, cell_name, read_cases
+from ..plugins import load_registry
 from ..settings.runconfig import RunConfig, apply_overrides, read_config_file
 
 

@@ -17,19 +17,19 @@ from typing import Any, Sequence
 
 import torch
 
-from ..seq.cases import CaseConfig
-from .devices import resolve_device  # noqa: F401  (re-exported)
 from ..config import build_config, fingerprint_dict, to_dict
-from ..folder.configpaths import warn_data_dir_overrides, without_paths
-from ..settings.dsvariants import add_dataset_variants, variant_table
-from ..settings.display import check_display
 from ..errors import ConfigError, UnknownNameError, UserError
+from ..executors import CellJob, ExecutorContext, expand_grid, make_executor
+from ..folder.configpaths import warn_data_dir_overrides, without_paths
 from ..folder.files import check_grid_names
 from ..folder.fingerprint import FileHashes, input_locations, inputs_fingerprint
-from ..executors import CellJob, ExecutorContext, expand_grid, make_executor
 from ..plugins import Registry, load_registry
-from ..settings.variants import add_variants, variant_configs
+from ..seq.cases import CaseConfig
+from ..settings.display import check_display
+from ..settings.dsvariants import add_dataset_variants, variant_table
 from ..settings.runconfig import PLUGIN_TABLES, PROFILES, STYLES, RunConfig, default_cache_dir, out_dir
+from ..settings.variants import add_variants, variant_configs
+from .devices import resolve_device  # noqa: F401  (re-exported)
 
 log = logging.getLogger("prorlbench")
 

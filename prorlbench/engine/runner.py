@@ -44,24 +44,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cell import (REUSED_FILES, CellWork, backbones_match, reusable_paths, run_cell, store_failure,
-                   write_traceback)
-from .devices import code_identity, code_line, platform_difference, platform_identity
+from ..console.logs import run_log
+from ..console.progress import tqdm
 from ..errors import UserError, one_line
 from ..executors import CellJob, make_executor
 from ..executors.guard import checked_statuses, executor_name
 from ..folder.files import OutputError, atomic_write_text
 from ..folder.fingerprint import grid_fingerprints
-from ..console.logs import run_log
+from ..folder.results import CellStatus, RunFolder, cell_name
+from ..folder.tomlwriter import write_toml
 from ..plugins import Registry, load_registry
-from ..console.progress import tqdm
-from .prepare import BACKBONE_SEED_OFFSET, DatasetContext, make_backbone_factory, prepare_dataset
 from ..report import write_report
 from ..report.gridcheck import read_grid_record
-from .resolve import Resolved, expand_grid, resolve, resolve_device
-from ..folder.results import CellStatus, RunFolder, cell_name
 from ..settings.runconfig import RunConfig
-from ..folder.tomlwriter import write_toml
+from .cell import (REUSED_FILES, CellWork, backbones_match, reusable_paths, run_cell, store_failure,
+                   write_traceback)
+from .devices import code_identity, code_line, platform_difference, platform_identity
+from .prepare import BACKBONE_SEED_OFFSET, DatasetContext, make_backbone_factory, prepare_dataset
+from .resolve import Resolved, expand_grid, resolve, resolve_device
 from .seeding import preserved_rng, seed_everything, torch_threads
 
 __all__ = ["run", "RunResult", "resolve", "resolve_device", "expand_grid", "Resolved", "prepare_dataset",

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from ..api import Interactions
-from ..errors import UserError
 from ..console.progress import tqdm
+from ..errors import UserError
 from .seqdata import evaluate_next_item, popularity_hr, right_pad, training_windows
 
 log = logging.getLogger("prorlbench")

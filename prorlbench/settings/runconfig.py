@@ -24,12 +24,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from ..folder.configpaths import dataset_table_from_file, run_value_from_file
 from ..errors import ConfigError, did_you_mean
-from .runfields import (LOG_LEVELS, MAX_K, NOT_WRITTEN, PLUGIN_TABLES, PROFILES, RUN_KEYS, SELECT_ON,  # noqa: F401
-                        STYLES, TOP_TABLES, RunConfig, coerce_run_value, int_list, split_list)
+from ..folder.configpaths import dataset_table_from_file, run_value_from_file
 from ..folder.runnames import default_cache_dir, default_run_name, out_dir
 from ..folder.tomlwriter import _value, write_toml
+from .runfields import (LOG_LEVELS, MAX_K, NOT_WRITTEN, PLUGIN_TABLES, PROFILES, RUN_KEYS, SELECT_ON,  # noqa: F401
+                        STYLES, TOP_TABLES, RunConfig, coerce_run_value, int_list, split_list)
 
 
 def parse_config(doc: dict[str, Any], source: str = "", *, trusted: bool = False) -> RunConfig:

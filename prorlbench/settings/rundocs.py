@@ -10,9 +10,9 @@ from typing import Any
 
 from ..config import to_dict
 from ..folder.configpaths import absolute_paths
+from ..folder.tomlwriter import Table
 from .dsvariants import BASE_KEY
 from .runconfig import NOT_WRITTEN, PLUGIN_TABLES, RUN_KEYS
-from ..folder.tomlwriter import Table
 from .variants import variants_document
 
 
