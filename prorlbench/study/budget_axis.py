@@ -203,7 +203,8 @@ def plot(run: Path) -> list[Path]:
     if res.empty:
         return []
     panels = [(c, m) for c in ("prorl − sft", "prorl − noise-pg") for _, m in METRICS]
-    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.2 * (len(panels) + 1), 3.0), constrained_layout=True)
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.2 * (len(panels) + 1), 3.6), constrained_layout=True)
+    ticks = sorted({(v, b) for (_, b), v in paths.items() if b != "official-shape"})
     series = sorted(set(zip(res["dataset"], res["simulator"])))
     styles = {s: (f"C{i}", ("o", "s", "^", "D", "v", "P")[i % 6]) for i, s in enumerate(series)}
     for ax, (comp, metric) in zip(axes, panels):
@@ -224,20 +225,28 @@ def plot(run: Path) -> list[Path]:
         ax.set_xlabel("RL sampled paths (log scale)")
         ax.set_ylabel(f"Δ {metric} (95 % CI)")
     ax = axes[-1]
-    for i, m in enumerate(("sft", "prorl", "noise-pg", "naive-pg")):
+    from ..report.colors import method_colors
+
+    colors = method_colors(LENGTH_METHODS)  # each method's colour in every figure of the harness
+    for m in LENGTH_METHODS:
         g = lens[(lens["method"] == m) & (lens["simulator"] == "sasrec") & (lens["budget"] != "official-shape")]
         for j, ds in enumerate(sorted(g["dataset"].unique())):
             h = g[g["dataset"] == ds]
             x = np.array([paths[(ds, b)] for b in h["budget"]], float)
             order = np.argsort(x)
-            ax.plot(x[order], h["len_mean"].to_numpy()[order], marker="os"[j % 2], color=f"C{i}",
+            ax.plot(x[order], h["len_mean"].to_numpy()[order], marker="os"[j % 2], color=colors[m],
                     ls="-" if j == 0 else "--", label=f"{m} ({ds})")
     ax.set_xscale("log")
     ax.set_title("Len@1 (items)", fontsize=9)
     ax.set_xlabel("RL sampled paths (log scale)")
     ax.set_ylabel("Len@1 (items)")
-    for a in axes:
-        a.legend(fontsize=6)
+    for a in axes:  # the budgets as ticks (×1, ×4, ×16 and their paths), no log-scale minor labels
+        a.set_xticks([v for v, _ in ticks], [f"{b}\n{v / 1000:,.0f}k" for v, b in ticks], fontsize=7)
+        a.minorticks_off()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=7,
+               title="Δ panels: dataset / evaluator", title_fontsize=7)
+    axes[-1].legend(fontsize=6, loc="lower right")
     out = [run / "budget_axis.png", run / "budget_axis.pdf"]
     for f in out:
         fig.savefig(f, dpi=110, metadata={"CreationDate": None} if f.suffix == ".pdf" else None)
